@@ -1,0 +1,114 @@
+"""Start and stop Azurite's table service from the project's own ``node_modules``.
+
+Used by ``python -m devhost`` (persistent data under ``.data/azurite``) and by the
+test suite (in memory, on a free loopback port).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+AZURITE_TABLE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-table"
+
+# The well-known development account every Azurite ships with; not a secret.
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105 - public Azurite key
+
+
+def connection_string(port: int, host: str = "127.0.0.1") -> str:
+    """The explicit connection string for an Azurite table endpoint on ``host:port``."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"TableEndpoint=http://{host}:{port}/{DEV_ACCOUNT};"
+    )
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def is_listening(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+        return True
+    return False
+
+
+def wait_until_listening(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
+    """Wait with a bounded retry until something accepts connections on ``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_listening(port, host):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+@dataclass
+class Azurite:
+    port: int
+    process: subprocess.Popen[bytes] | None
+
+    @property
+    def connection_string(self) -> str:
+        return connection_string(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(port: int | None = None, location: Path | None = None) -> Azurite:
+    """Start ``azurite-table`` on loopback: in memory, or persisted under ``location``."""
+    if not AZURITE_TABLE.exists():
+        raise FileNotFoundError(f"{AZURITE_TABLE} is missing: run `npm ci` (make does it)")
+    port = port or free_port()
+    args = [
+        str(AZURITE_TABLE),
+        "--tableHost", "127.0.0.1",
+        "--tablePort", str(port),
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+        "--silent",
+    ]
+    if location is None:
+        args.append("--inMemoryPersistence")
+    else:
+        location.mkdir(parents=True, exist_ok=True)
+        args += ["--location", str(location)]
+    node = shutil.which("node")
+    if node is None:
+        raise FileNotFoundError("node is not on PATH")
+    process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=PROJECT_ROOT
+    )
+    try:
+        wait_until_listening(port)
+    except TimeoutError:
+        process.kill()
+        raise
+    return Azurite(port=port, process=process)
+
+
+@contextlib.contextmanager
+def running(port: int | None = None, location: Path | None = None) -> Iterator[Azurite]:
+    azurite = start(port, location)
+    try:
+        yield azurite
+    finally:
+        azurite.stop()
