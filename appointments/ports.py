@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from appointments.model import Appointment, Expert, Phase
+
 
 @dataclass(frozen=True)
 class MeetingRequest:
@@ -101,3 +103,92 @@ class PermanentGatewayError(GatewayError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class SlotTaken(Exception):
+    """The expert already has an appointment in (part of) this time."""
+
+
+class StaleRecord(Exception):
+    """A conditional write lost a race (the ETag no longer matches)."""
+
+
+class IdempotencyMismatch(Exception):
+    """An Idempotency-Key was reused with a different request."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    booking_code: str
+    at: datetime
+    actor: str  # "customer", "expert:<id>", "system", "ops" — never a name or phone number
+    action: str
+    detail: str = ""
+
+
+class AppointmentRepository(Protocol):
+    """Appointments, booking codes, expert slots, experts and audit (DESIGN §4). Synchronous."""
+
+    def get(self, customer_id: str, booking_code: str) -> Appointment | None: ...
+
+    def get_by_code(self, booking_code: str) -> Appointment | None: ...
+
+    def phone_hmac(self, booking_code: str) -> str | None: ...
+
+    def list_for_customer(self, customer_id: str) -> list[Appointment]: ...
+
+    def list_for_expert(self, expert_id: str, start: datetime, end: datetime) -> list[Appointment]: ...
+
+    def create(
+        self, appointment: Appointment, *, phone_hmac: str, cells: list[datetime],
+        idempotency_key: str | None, fingerprint: str,
+    ) -> Appointment:
+        """Claim the cells, then write the code index and the record. Idempotent per key.
+
+        Raises SlotTaken when another booking holds a cell; IdempotencyMismatch when
+        the key was used for a different request (the stored booking is returned otherwise).
+        """
+        ...
+
+    def find_by_idempotency_key(self, customer_id: str, key: str) -> tuple[str, str] | None:
+        """(booking code, fingerprint) stored for this key, if any."""
+        ...
+
+    def move(self, appointment: Appointment, new: Appointment, old_cells: list[datetime],
+             new_cells: list[datetime]) -> Appointment:
+        """Reschedule/re-topic: claim new cells, update the record (If-Match), release the old cells."""
+        ...
+
+    def update(self, appointment: Appointment) -> Appointment:
+        """Replace the record if its ETag still matches; raises StaleRecord otherwise."""
+        ...
+
+    def release_cells(self, expert_id: str, booking_code: str, cells: list[datetime]) -> None: ...
+
+    def set_phase(self, booking_code: str, phase: Phase, since: datetime, *, revision: int | None = None,
+                  attention: str | None = None) -> None: ...
+
+    def set_meeting(self, booking_code: str, meeting_id: str, join_url: str) -> None: ...
+
+    def audit(self, entry: AuditEntry) -> None: ...
+
+    def audit_trail(self, booking_code: str) -> list[AuditEntry]: ...
+
+    def list_experts(self) -> list[Expert]: ...
+
+    def get_expert(self, expert_id: str) -> Expert | None: ...
+
+    def put_expert(self, expert: Expert) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, aware UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        from datetime import UTC
+
+        return datetime.now(UTC)

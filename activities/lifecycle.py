@@ -1,0 +1,97 @@
+"""Activities of the appointment lifecycle. Each is idempotent: Durable may run it again.
+
+They receive booking codes, never personal data, and look up what they need.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import azure.durable_functions as df
+
+import bootstrap
+from appointments.catalogue import topic_label
+from appointments.model import Phase
+from appointments.ports import MeetingRequest, PermanentGatewayError
+from appointments.timerules import parse_utc
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.activity_trigger(input_name="payload")
+def record_phase(payload: dict[str, Any]) -> None:
+    """Write the orchestration's phase to the Appointments record (portal reads never ask Durable)."""
+    bootstrap.services().repo.set_phase(
+        payload["bookingCode"], Phase(payload["phase"]), parse_utc(payload["since"]),
+        revision=payload.get("revision"), attention=payload.get("attention"),
+    )
+
+
+@bp.activity_trigger(input_name="payload")
+async def create_meeting(payload: dict[str, Any]) -> dict[str, Any]:
+    """createOrGet the Teams meeting (keyed by booking code) and store its join link.
+
+    A transient failure raises, so Durable retries; a permanent one (a 4xx) returns
+    ``ok: false`` with a reason, so the lifecycle records it instead of retrying in vain.
+    """
+    services = bootstrap.services()
+    code = payload["bookingCode"]
+    a = services.repo.get_by_code(code)
+    if a is None:
+        return {"ok": False, "reason": "appointment_missing"}
+    gateway = bootstrap.meetings()
+    request = MeetingRequest(
+        booking_code=code, organizer_id=a.expert_id,
+        # The subject comes from the topic only: the customer's name never goes to Graph.
+        subject=f"{topic_label(a.topic_id, a.language)} ({code})", start=a.start, end=a.end,
+    )
+    try:
+        meeting = await gateway.create_or_get(request)
+        if not meeting.created:
+            # An existing meeting (a retry, or a reschedule since): make sure the times are current.
+            await gateway.update_times(a.expert_id, meeting.meeting_id, a.start, a.end)
+    except PermanentGatewayError as exc:
+        log.error("creating the meeting for %s failed: %s", code, exc)
+        return {"ok": False, "reason": "meeting_creation_failed"}
+    services.repo.set_meeting(code, meeting.meeting_id, meeting.join_url)
+    await bootstrap.subscribe_meeting_end(a, meeting)
+    return {"ok": True, "meetingId": meeting.meeting_id, "created": meeting.created}
+
+
+@bp.activity_trigger(input_name="payload")
+async def update_meeting(payload: dict[str, Any]) -> dict[str, Any]:
+    a = bootstrap.services().repo.get_by_code(payload["bookingCode"])
+    if a is None or not a.meeting_id:
+        return {"ok": True, "skipped": True}
+    try:
+        await bootstrap.meetings().update_times(a.expert_id, a.meeting_id, parse_utc(payload["start"]),
+                                                parse_utc(payload["end"]))
+    except PermanentGatewayError as exc:
+        log.error("updating the meeting for %s failed: %s", a.booking_code, exc)
+        return {"ok": False, "reason": "meeting_update_failed"}
+    return {"ok": True}
+
+
+@bp.activity_trigger(input_name="payload")
+async def delete_meeting(payload: dict[str, Any]) -> dict[str, Any]:
+    a = bootstrap.services().repo.get_by_code(payload["bookingCode"])
+    if a is None or not a.meeting_id:
+        return {"ok": True, "skipped": True}
+    try:
+        await bootstrap.meetings().delete(a.expert_id, a.meeting_id)
+    except PermanentGatewayError as exc:
+        log.error("deleting the meeting for %s failed: %s", a.booking_code, exc)
+        return {"ok": False, "reason": "meeting_delete_failed"}
+    return {"ok": True}
+
+
+@bp.activity_trigger(input_name="payload")
+async def send_notification(payload: dict[str, Any]) -> dict[str, Any]:
+    """Render and send one notification, once per key (a retried activity sends nothing twice)."""
+    sent = await bootstrap.notifier().send(
+        booking_code=payload["bookingCode"], kind=payload["kind"], recipient=payload["recipient"],
+        key=payload["key"],
+    )
+    return {"sent": sent}

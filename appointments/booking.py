@@ -1,0 +1,193 @@
+"""Parsing and validating what customers send: every field, all errors at once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from appointments.catalogue import LANGUAGES, TOPICS, Channel
+from appointments.errors import Problems
+from appointments.settings import Settings
+from appointments.timerules import is_on_grid, parse_utc
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+MAX_EXTRA_INFO = 500
+BOOKING_FIELDS = {"expertId", "topic", "channel", "start", "durationMinutes", "language", "phone", "email",
+                  "extraInfo"}
+CHANGE_FIELDS = {"start", "durationMinutes", "topic", "expertId"}
+ANY_EXPERT = "any"
+
+
+def normalize_phone(raw: str) -> str:
+    """Drop the spaces and hyphens people type; the result must then be E.164."""
+    return re.sub(r"[\s\-()]", "", raw)
+
+
+def phone_hmac(phone: str, key: str) -> str:
+    """A keyed hash of a phone number: a plain hash of a phone number is easily reversed."""
+    return hmac.new(key.encode(), normalize_phone(phone).encode(), hashlib.sha256).hexdigest()
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    """A stable digest of a request body, to spot an Idempotency-Key reused for another request."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    expert_id: str  # or ANY_EXPERT
+    topic_id: str
+    channel: Channel
+    start: datetime
+    duration_minutes: int
+    language: str
+    phone: str
+    email: str | None
+    extra_info: str
+
+
+def _require_object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        p = Problems()
+        p.add("body", "must be a JSON object")
+        p.raise_if_any(malformed=True)
+    assert isinstance(payload, dict)
+    return payload
+
+
+def _check_unknown(payload: dict[str, Any], allowed: set[str], p: Problems) -> None:
+    for key in sorted(set(payload) - allowed):
+        p.add(key, "unknown field")
+
+
+def check_start(start: datetime, now: datetime, settings: Settings, p: Problems, field: str = "start") -> None:
+    if start <= now:
+        p.add(field, "must be in the future")
+    elif start < now + timedelta(minutes=settings.min_lead_minutes):
+        p.add(field, f"must be at least {settings.min_lead_minutes} minutes from now")
+    elif start > now + timedelta(days=settings.max_advance_days):
+        p.add(field, f"must be at most {settings.max_advance_days} days ahead")
+    if not is_on_grid(start, settings.slot_interval_minutes):
+        p.add(field, f"must be on the {settings.slot_interval_minutes}-minute slot grid")
+
+
+def _parse_start(value: Any, p: Problems, field: str = "start") -> datetime | None:
+    if not isinstance(value, str):
+        p.add(field, "must be an ISO 8601 timestamp with an offset")
+        return None
+    try:
+        return parse_utc(value)
+    except ValueError:
+        p.add(field, "must be an ISO 8601 timestamp with an offset, e.g. 2026-12-01T10:00:00Z")
+        return None
+
+
+def _parse_duration(value: Any, settings: Settings, p: Problems) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in settings.allowed_durations:
+        p.add("durationMinutes", f"must be one of {', '.join(map(str, settings.allowed_durations))}")
+        return None
+    return value
+
+
+def _parse_topic(value: Any, p: Problems) -> str | None:
+    if not isinstance(value, str) or value not in TOPICS:
+        p.add("topic", "must be a topic id from GET /api/topics")
+        return None
+    return value
+
+
+def parse_booking(payload: Any, now: datetime, settings: Settings) -> BookingRequest:
+    body = _require_object(payload)
+    p = Problems()
+    _check_unknown(body, BOOKING_FIELDS, p)
+    expert_id = body.get("expertId", ANY_EXPERT)
+    if not isinstance(expert_id, str) or not expert_id.strip() or len(expert_id) > 64:
+        p.add("expertId", "must be an expert id or \"any\"")
+    topic = _parse_topic(body.get("topic"), p)
+    channel: Channel | None = None
+    try:
+        channel = Channel(body.get("channel"))
+    except ValueError:
+        p.add("channel", "must be one of online, phone, branch")
+    start = _parse_start(body.get("start"), p)
+    if start is not None:
+        check_start(start, now, settings, p)
+    duration = _parse_duration(body.get("durationMinutes"), settings, p)
+    language = body.get("language")
+    if language not in LANGUAGES:
+        p.add("language", "must be fi, sv or en")
+    phone_raw = body.get("phone")
+    phone = normalize_phone(phone_raw) if isinstance(phone_raw, str) else ""
+    if not E164.match(phone):
+        p.add("phone", "must be a phone number in E.164 form, e.g. +358401234567")
+    email = body.get("email")
+    if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
+        p.add("email", "must be an e-mail address")
+    extra = body.get("extraInfo", "")
+    if not isinstance(extra, str) or len(extra) > MAX_EXTRA_INFO:
+        p.add("extraInfo", f"must be text of at most {MAX_EXTRA_INFO} characters")
+    p.raise_if_any()
+    assert topic and channel and start and duration and isinstance(language, str) and isinstance(extra, str)
+    return BookingRequest(expert_id.strip(), topic, channel, start, duration, language, phone,
+                          email if isinstance(email, str) else None, extra.strip())
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    start: datetime | None
+    duration_minutes: int | None
+    topic_id: str | None
+    expert_id: str | None
+
+
+def parse_change(payload: Any, now: datetime, settings: Settings) -> ChangeRequest:
+    body = _require_object(payload)
+    p = Problems()
+    _check_unknown(body, CHANGE_FIELDS, p)
+    if not set(body) & CHANGE_FIELDS:
+        p.add("body", "give at least one of start, durationMinutes, topic, expertId")
+    start = duration = topic = None
+    if "start" in body:
+        start = _parse_start(body["start"], p)
+        if start is not None:
+            check_start(start, now, settings, p)
+    if "durationMinutes" in body:
+        duration = _parse_duration(body["durationMinutes"], settings, p)
+    if "topic" in body:
+        topic = _parse_topic(body["topic"], p)
+    expert_id = body.get("expertId")
+    if expert_id is not None and (not isinstance(expert_id, str) or not expert_id.strip()):
+        p.add("expertId", "must be an expert id")
+    p.raise_if_any()
+    return ChangeRequest(start, duration, topic, expert_id)
+
+
+@dataclass(frozen=True)
+class LookupRequest:
+    booking_code: str
+    phone: str
+
+
+def parse_lookup(payload: Any) -> LookupRequest:
+    from appointments.codes import normalize_booking_code
+
+    body = _require_object(payload)
+    p = Problems()
+    _check_unknown(body, {"bookingCode", "phone"}, p)
+    raw_code = body.get("bookingCode")
+    code = normalize_booking_code(raw_code) if isinstance(raw_code, str) else None
+    if code is None:
+        p.add("bookingCode", "must be the 8-character booking code")
+    phone_raw = body.get("phone")
+    phone = normalize_phone(phone_raw) if isinstance(phone_raw, str) else ""
+    if not E164.match(phone):
+        p.add("phone", "must be a phone number in E.164 form, e.g. +358401234567")
+    p.raise_if_any()
+    assert code is not None
+    return LookupRequest(code, phone)

@@ -1,0 +1,279 @@
+"""Use cases for customers and experts, on the ports. No HTTP, no Durable, no Azure here."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from appointments import booking as rules
+from appointments.catalogue import TOPICS, Channel
+from appointments.codes import new_booking_code, normalize_booking_code
+from appointments.errors import Conflict, Gone, IllegalTransition, NotFound, Problems, ValidationFailed
+from appointments.lifecycle import EventType, is_allowed
+from appointments.model import IN_MEETING_PHASES, Appointment, Expert, Phase
+from appointments.ports import (
+    AppointmentRepository,
+    AuditEntry,
+    Clock,
+    IdempotencyMismatch,
+    SlotTaken,
+    StaleRecord,
+)
+from appointments.settings import Settings
+from appointments.timerules import cell_minutes, claimed_cells, iso
+
+MAX_IDEMPOTENCY_KEY = 128
+
+
+@dataclass(frozen=True)
+class Booked:
+    appointment: Appointment
+    created: bool  # False when an Idempotency-Key replay returned an earlier booking
+
+
+class AppointmentService:
+    def __init__(self, repo: AppointmentRepository, clock: Clock, settings: Settings) -> None:
+        self.repo = repo
+        self.clock = clock
+        self.settings = settings
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def cells(self, start: datetime, duration_minutes: int) -> list[datetime]:
+        s = self.settings
+        cell = cell_minutes(s.slot_interval_minutes, s.allowed_durations, s.buffer_minutes)
+        return list(claimed_cells(start, duration_minutes, cell, s.buffer_minutes))
+
+    def _audit(self, code: str, actor: str, action: str, detail: str = "") -> None:
+        self.repo.audit(AuditEntry(code, self.clock.now(), actor, action, detail))
+
+    def join_window_opens_at(self, a: Appointment) -> datetime:
+        return a.start - self.settings.join_window
+
+    # --- catalogue ---------------------------------------------------------------------------
+
+    def experts(self, topic: str | None = None, language: str | None = None,
+                channel: Channel | None = None) -> list[Expert]:
+        if topic is not None and topic not in TOPICS:
+            p = Problems()
+            p.add("topic", "unknown topic")
+            p.raise_if_any()
+        return [x for x in self.repo.list_experts()
+                if x.active and (topic is None or x.serves(topic, language, channel))]
+
+    # --- customer ----------------------------------------------------------------------------
+
+    def book(self, customer_id: str, payload: Any, idempotency_key: str | None) -> Booked:
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY
+                                                and idempotency_key.isprintable()):
+            raise ValidationFailed([rules.FieldError("Idempotency-Key", "must be 1-128 printable characters")],
+                                   malformed=True)
+        fp = rules.fingerprint(payload) if isinstance(payload, dict) else ""
+        if idempotency_key is not None:
+            # A replay returns the earlier answer even if, say, the start is no longer in the future.
+            found = self.repo.find_by_idempotency_key(customer_id, idempotency_key)
+            if found is not None:
+                code, stored_fp = found
+                if stored_fp != fp:
+                    raise IdempotencyConflict()
+                existing = self.repo.get(customer_id, code)
+                if existing is not None:
+                    return Booked(existing, created=False)
+        now = self.clock.now()
+        req = rules.parse_booking(payload, now, self.settings)
+        candidates = self._candidates(req)
+        last_taken: SlotTaken | None = None
+        for expert in candidates:
+            appointment = Appointment(
+                booking_code=new_booking_code(), customer_id=customer_id, expert_id=expert.expert_id,
+                channel=req.channel, topic_id=req.topic_id, start=req.start,
+                duration_minutes=req.duration_minutes, language=req.language, phone=req.phone,
+                email=req.email, extra_info=req.extra_info, phase=Phase.BOOKED, phase_since=now, created_at=now,
+            )
+            try:
+                stored = self.repo.create(
+                    appointment, phone_hmac=rules.phone_hmac(req.phone, self.settings.phone_hmac_key.value),
+                    cells=self.cells(req.start, req.duration_minutes), idempotency_key=idempotency_key,
+                    fingerprint=fp,
+                )
+            except SlotTaken as exc:
+                last_taken = exc
+                continue
+            except IdempotencyMismatch:
+                raise IdempotencyConflict() from None
+            created = stored.booking_code == appointment.booking_code
+            if created:
+                self._audit(stored.booking_code, "customer", "booked",
+                            f"{stored.channel.value} {iso(stored.start)} {stored.duration_minutes} min")
+            return Booked(stored, created=True)
+        raise Conflict("The chosen time is no longer free. Please choose another time.",
+                       reason="slot_taken") from last_taken
+
+    def _candidates(self, req: rules.BookingRequest) -> list[Expert]:
+        if req.expert_id == rules.ANY_EXPERT:
+            experts = self.experts(req.topic_id, req.language, req.channel)
+            if not experts:
+                raise ValidationFailed([rules.FieldError("topic", "no expert serves this topic in this language")])
+            return experts
+        expert = self.repo.get_expert(req.expert_id)
+        if expert is None or not expert.active:
+            raise ValidationFailed([rules.FieldError("expertId", "unknown expert")])
+        problems = Problems()
+        if req.topic_id not in expert.topics:
+            problems.add("topic", "this expert does not serve this topic")
+        if req.language not in expert.languages:
+            problems.add("language", "this expert does not serve this language")
+        if req.channel not in expert.channels:
+            problems.add("channel", "this expert does not serve this channel")
+        problems.raise_if_any()
+        return [expert]
+
+    def upcoming(self, customer_id: str) -> list[Appointment]:
+        now = self.clock.now()
+        return [a for a in self.repo.list_for_customer(customer_id)
+                if not a.phase.is_terminal and a.end + self.settings.end_grace > now]
+
+    def get(self, customer_id: str, code: str) -> Appointment:
+        normalized = normalize_booking_code(code)
+        found = self.repo.get(customer_id, normalized) if normalized else None
+        if found is None:
+            raise NotFound("No such appointment.")
+        return found
+
+    def lookup(self, payload: Any) -> Appointment:
+        """Booking code + phone number, no login. Wrong phone and unknown code look the same."""
+        req = rules.parse_lookup(payload)
+        stored = self.repo.phone_hmac(req.booking_code)
+        given = rules.phone_hmac(req.phone, self.settings.phone_hmac_key.value)
+        if stored is None or not hmac.compare_digest(stored, given):
+            raise NotFound("No appointment matches this booking code and phone number.")
+        found = self.repo.get_by_code(req.booking_code)
+        if found is None:
+            raise NotFound("No appointment matches this booking code and phone number.")
+        return found
+
+    def _check_change_allowed(self, a: Appointment, event: EventType) -> None:
+        if a.phase in IN_MEETING_PHASES:
+            raise Conflict("The meeting is in progress and can no longer be changed.", phase=a.phase.value)
+        if a.phase.is_terminal:
+            raise Gone(f"The appointment is {a.phase.value}.", phase=a.phase.value)
+        if not is_allowed(a.phase, event, a.channel):
+            raise IllegalTransition(a.phase.value, event.value)
+        notice = timedelta(hours=self.settings.change_notice_hours)
+        if a.start - self.clock.now() < notice:
+            raise Conflict(
+                f"Appointments can be changed or cancelled online until {self.settings.change_notice_hours} h "
+                "before the start. Please call us to change it.", reason="notice_period",
+            )
+
+    def change(self, customer_id: str, code: str, payload: Any) -> tuple[Appointment, Appointment]:
+        """Reschedule and/or change the topic or expert. Returns (before, after)."""
+        current = self.get(customer_id, code)
+        req = rules.parse_change(payload, self.clock.now(), self.settings)
+        new = current.with_changes(
+            start=req.start or current.start,
+            duration_minutes=req.duration_minutes or current.duration_minutes,
+            topic_id=req.topic_id or current.topic_id,
+            expert_id=req.expert_id or current.expert_id,
+        )
+        if (new.start, new.duration_minutes, new.topic_id, new.expert_id) == (
+                current.start, current.duration_minutes, current.topic_id, current.expert_id):
+            return current, current  # a retried PATCH: already done
+        self._check_change_allowed(current, EventType.RESCHEDULED)
+        expert = self.repo.get_expert(new.expert_id)
+        problems = Problems()
+        if expert is None or not expert.active:
+            problems.add("expertId", "unknown expert")
+        elif not expert.serves(new.topic_id, current.language, current.channel):
+            problems.add("topic", "the expert does not serve this topic, language and channel")
+        problems.raise_if_any()
+        times_changed = (new.start, new.duration_minutes) != (current.start, current.duration_minutes)
+        if times_changed:
+            new = new.with_changes(revision=current.revision + 1)
+        try:
+            stored = self.repo.move(current, new, self.cells(current.start, current.duration_minutes),
+                                    self.cells(new.start, new.duration_minutes))
+        except SlotTaken:
+            raise Conflict("The chosen time is no longer free. Please choose another time.",
+                           reason="slot_taken") from None
+        except StaleRecord:
+            raise Conflict("The appointment changed meanwhile. Please reload and try again.",
+                           reason="concurrent_change") from None
+        self._audit(stored.booking_code, "customer", "rescheduled" if times_changed else "changed",
+                    f"{iso(current.start)} -> {iso(stored.start)}" if times_changed else f"topic {stored.topic_id}")
+        return current, stored
+
+    def cancel(self, customer_id: str, code: str) -> tuple[Appointment, bool]:
+        """Cancel; returns (appointment, changed). Cancelling a cancelled one changes nothing."""
+        current = self.get(customer_id, code)
+        if current.phase is Phase.CANCELLED:
+            return current, False
+        self._check_change_allowed(current, EventType.CANCELLED)
+        now = self.clock.now()
+        try:
+            stored = self.repo.update(current.with_changes(phase=Phase.CANCELLED, phase_since=now))
+        except StaleRecord:
+            raise Conflict("The appointment changed meanwhile. Please reload and try again.",
+                           reason="concurrent_change") from None
+        self.repo.release_cells(current.expert_id, current.booking_code,
+                                self.cells(current.start, current.duration_minutes))
+        self._audit(current.booking_code, "customer", "cancelled")
+        return stored, True
+
+    def join(self, customer_id: str, code: str) -> tuple[Appointment, bool]:
+        """Check that the customer may join now. Returns (appointment, raise CustomerJoined?)."""
+        a = self.get(customer_id, code)
+        now = self.clock.now()
+        if a.channel is not Channel.ONLINE:
+            raise Conflict("Only online meetings can be joined.", reason="not_online")
+        if a.phase.is_terminal or now >= a.end + self.settings.end_grace:
+            raise Gone("The meeting has ended.", phase=a.phase.value)
+        opens = self.join_window_opens_at(a)
+        if now < opens:
+            raise Conflict("The meeting can be started at the earliest "
+                           f"{self.settings.join_window_minutes} minutes before its start.",
+                           reason="too_early", joinWindowOpensAt=iso(opens))
+        if a.phase is Phase.BOOKED or not a.join_url:
+            raise MeetingNotReady()
+        first_join = a.phase is Phase.JOIN_OPEN
+        if first_join:
+            self._audit(a.booking_code, "customer", "joined")
+        return a, first_join
+
+    # --- expert ------------------------------------------------------------------------------
+
+    def expert_day(self, expert_id: str, day_start: datetime, day_end: datetime) -> list[Appointment]:
+        return self.repo.list_for_expert(expert_id, day_start, day_end)
+
+    def expert_appointment(self, expert_id: str, code: str) -> Appointment:
+        normalized = normalize_booking_code(code)
+        found = self.repo.get_by_code(normalized) if normalized else None
+        if found is None or found.expert_id != expert_id:
+            raise NotFound("No such appointment.")
+        return found
+
+    def end_meeting(self, expert_id: str, code: str) -> Appointment:
+        a = self.expert_appointment(expert_id, code)
+        if not is_allowed(a.phase, EventType.MEETING_ENDED, a.channel):
+            raise IllegalTransition(a.phase.value, EventType.MEETING_ENDED.value)
+        self._audit(a.booking_code, f"expert:{expert_id}", "ended")
+        return a
+
+
+class IdempotencyConflict(Conflict):
+    status = 422
+    title = "Idempotency-Key reused"
+    type_slug = "idempotency-key-reused"
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was already used for a different request.")
+
+
+class MeetingNotReady(Conflict):
+    title = "Meeting is being prepared"
+    type_slug = "meeting-not-ready"
+
+    def __init__(self) -> None:
+        super().__init__("The meeting is being prepared. Please try again in a few seconds.", retryAfter=5)

@@ -1,0 +1,123 @@
+"""Wiring: builds the real parts from ``Settings.from_env()`` on first use, and takes fakes in tests.
+
+Nothing is built at import time (cold start), and Graph is only imported when a
+meeting or a mail is needed. The local host hands in its virtual clock with
+``use_clock``; tests replace parts with ``override``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from appointments.ports import AppointmentRepository, Clock, SystemClock
+from appointments.service import AppointmentService
+from appointments.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    repo: AppointmentRepository
+    appointments: AppointmentService
+    extras: dict[str, Any] = field(default_factory=dict)  # lazily built adapters (Graph, mail, renderer)
+
+
+_lock = threading.RLock()
+_services: Services | None = None
+_clock: Clock = SystemClock()
+_overrides: dict[str, Any] = {}
+
+
+def _build_repo(settings: Settings) -> AppointmentRepository:
+    from adapters.tables import TableRepository
+
+    if settings.tables_endpoint:
+        from azure.data.tables import TableServiceClient
+        from azure.identity import DefaultAzureCredential
+
+        return TableRepository(TableServiceClient(settings.tables_endpoint, credential=DefaultAzureCredential()))
+    return TableRepository.from_connection_string(settings.storage_connection_string.value)
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                settings = _overrides.get("settings") or Settings.from_env()
+                repo = _overrides.get("repo") or _build_repo(settings)
+                clock = _overrides.get("clock") or _clock
+                _services = Services(settings, clock, repo, AppointmentService(repo, clock, settings))
+    return _services
+
+
+def use_clock(clock: Clock) -> None:
+    """Let the local host's (virtual) clock drive the app's notion of now."""
+    global _clock, _services
+    with _lock:
+        _clock = clock
+        if _services is not None:
+            _services = replace(_services, clock=clock,
+                                appointments=AppointmentService(_services.repo, clock, _services.settings))
+
+
+def override(**parts: Any) -> None:
+    """Tests: replace settings, repo or clock, and rebuild on next use."""
+    global _services
+    with _lock:
+        _overrides.clear()
+        _overrides.update(parts)
+        _services = None
+
+
+def reset() -> None:
+    override()
+
+
+def _extra(name: str, build: Any) -> Any:
+    s = services()
+    with _lock:
+        if name not in s.extras:
+            s.extras[name] = _overrides.get(name) or build(s)
+        return s.extras[name]
+
+
+def _graph_client(s: Services) -> Any:
+    from adapters.graph import build_graph_client
+
+    return build_graph_client(s.settings)
+
+
+def meetings() -> Any:
+    """The MeetingGateway (Graph, or whatever a test put in with ``override(meetings=...)``)."""
+    from adapters.graph import GraphMeetingGateway
+
+    return _extra("meetings", lambda s: GraphMeetingGateway(_extra("graph_client", _graph_client)))
+
+
+def mailer() -> Any:
+    from adapters.graph import GraphMailSender
+
+    return _extra("mailer", lambda s: GraphMailSender(_extra("graph_client", _graph_client),
+                                                      s.settings.graph_sender_mailbox))
+
+
+def notifier() -> Any:
+    from adapters.notifier import Notifier
+
+    return _extra("notifier", lambda s: Notifier(s.repo, mailer(), s.settings, s.clock))
+
+
+async def subscribe_meeting_end(appointment: Any, meeting: Any) -> None:
+    """Ask Graph to tell us when the meeting's call ends (the expert's End and the timer stay as fallbacks)."""
+    s = services()
+    if not s.settings.graph_notification_url or not s.settings.graph_client_state:
+        return
+    from adapters.graph_webhook import client_state_for
+
+    await meetings().subscribe_call_events(
+        appointment.expert_id, meeting, s.settings.graph_notification_url,
+        client_state_for(s.settings.graph_client_state.value, appointment.booking_code))

@@ -1,0 +1,1 @@
+"""Thin HTTP functions: parse and validate, call the domain or the durable client, answer."""

@@ -1,0 +1,101 @@
+"""The customer's API (portal web and mobile app). Every route acts only on the caller's own
+appointments: someone else's booking code answers 404, exactly like an unknown one."""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+import azure.functions as func
+
+import bootstrap
+from appointments.lifecycle import EventType
+from appointments.timerules import iso
+from http_triggers.common import (
+    appointment_view,
+    call,
+    customer,
+    ensure_lifecycle,
+    raise_lifecycle_event,
+)
+from http_triggers.problem import json_response, problems_as_responses, read_json
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@bp.route(route="appointments", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problems_as_responses
+async def book_appointment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    who = customer(req)
+    body = read_json(req)
+    booked = await call(bootstrap.services().appointments.book, who.user_id, body,
+                        req.headers.get("idempotency-key"))
+    await ensure_lifecycle(client, booked.appointment)
+    view = await call(appointment_view, booked.appointment)
+    return json_response(view, status=201 if booked.created else 200,
+                         headers={"Location": f"/api/appointments/{booked.appointment.booking_code}"})
+
+
+@bp.route(route="appointments", methods=["GET"])
+@problems_as_responses
+async def list_appointments(req: func.HttpRequest) -> func.HttpResponse:
+    who = customer(req)
+    services = bootstrap.services()
+    upcoming = await call(services.appointments.upcoming, who.user_id)
+    experts = {x.expert_id: x for x in await call(services.repo.list_experts)}
+    views = [appointment_view(a, experts) for a in upcoming]
+    return json_response({"appointments": views})
+
+
+@bp.route(route="appointments/lookup", methods=["POST"])
+@problems_as_responses
+async def lookup_appointment(req: func.HttpRequest) -> func.HttpResponse:
+    body = read_json(req)
+    found = await call(bootstrap.services().appointments.lookup, body)
+    return json_response(await call(appointment_view, found))
+
+
+@bp.route(route="appointments/{code}", methods=["GET"])
+@problems_as_responses
+async def get_appointment(req: func.HttpRequest) -> func.HttpResponse:
+    who = customer(req)
+    found = await call(bootstrap.services().appointments.get, who.user_id, req.route_params["code"])
+    return json_response(await call(appointment_view, found))
+
+
+@bp.route(route="appointments/{code}", methods=["PATCH"])
+@bp.durable_client_input(client_name="client")
+@problems_as_responses
+async def change_appointment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    who = customer(req)
+    body = read_json(req)
+    before, after = await call(bootstrap.services().appointments.change, who.user_id, req.route_params["code"],
+                               body)
+    if (before.start, before.end) != (after.start, after.end) or after.revision != before.revision:
+        await raise_lifecycle_event(client, after.booking_code, EventType.RESCHEDULED,
+                                    {"start": iso(after.start), "end": iso(after.end), "revision": after.revision})
+    return json_response(await call(appointment_view, after))
+
+
+@bp.route(route="appointments/{code}", methods=["DELETE"])
+@bp.durable_client_input(client_name="client")
+@problems_as_responses
+async def cancel_appointment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    who = customer(req)
+    cancelled, _changed = await call(bootstrap.services().appointments.cancel, who.user_id,
+                                     req.route_params["code"])
+    # Raised again on a retried DELETE too: a lost event must not leave the lifecycle running.
+    await raise_lifecycle_event(client, cancelled.booking_code, EventType.CANCELLED)
+    return json_response(await call(appointment_view, cancelled))
+
+
+@bp.route(route="appointments/{code}/join", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problems_as_responses
+async def join_meeting(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    who = customer(req)
+    appointment, first_join = await call(bootstrap.services().appointments.join, who.user_id,
+                                         req.route_params["code"])
+    if first_join:
+        await raise_lifecycle_event(client, appointment.booking_code, EventType.CUSTOMER_JOINED)
+    return json_response({"bookingCode": appointment.booking_code, "joinUrl": appointment.join_url,
+                          "phase": "lobby" if first_join else appointment.phase.value})

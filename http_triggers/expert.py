@@ -1,0 +1,63 @@
+"""The expert's API: the day's appointments with their live phase, and ending a meeting.
+An expert acts only on appointments assigned to them; any other code answers 404."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import azure.durable_functions as df
+import azure.functions as func
+
+import bootstrap
+from appointments.errors import Problems
+from appointments.lifecycle import EventType
+from appointments.localtime import local_day_bounds, to_local
+from http_triggers.common import appointment_view, call, expert, raise_lifecycle_event
+from http_triggers.problem import json_response, problems_as_responses
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+def expert_view(a: object) -> dict[str, object]:
+    from appointments.model import Appointment
+
+    assert isinstance(a, Appointment)
+    view = appointment_view(a)
+    view.pop("phone", None)
+    if a.channel.value == "phone":
+        view["customerPhone"] = a.phone  # the expert calls the customer
+    view["waitingInLobby"] = a.phase.value == "lobby"
+    view["joinUrl"] = a.join_url
+    return view
+
+
+@bp.route(route="expert/appointments", methods=["GET"])
+@problems_as_responses
+async def expert_day(req: func.HttpRequest) -> func.HttpResponse:
+    who = expert(req)
+    services = bootstrap.services()
+    raw = req.params.get("date")
+    if raw:
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            p = Problems()
+            p.add("date", "must be a date like 2026-12-01")
+            p.raise_if_any(malformed=True)
+    else:
+        day = to_local(services.clock.now()).date()
+    start, end = local_day_bounds(day)
+    found = await call(services.appointments.expert_day, who.user_id, start, end)
+    views = [await call(expert_view, a) for a in found]
+    return json_response({"date": day.isoformat(), "appointments": views,
+                          "waitingInLobby": [v["bookingCode"] for v in views if v["waitingInLobby"]]})
+
+
+@bp.route(route="expert/appointments/{code}/end", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problems_as_responses
+async def end_meeting(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    who = expert(req)
+    a = await call(bootstrap.services().appointments.end_meeting, who.user_id, req.route_params["code"])
+    await raise_lifecycle_event(client, a.booking_code, EventType.MEETING_ENDED, {"source": "expert"})
+    return json_response({"bookingCode": a.booking_code, "phase": "ended"}, status=202)

@@ -1,0 +1,1 @@
+"""Deterministic orchestrations. They carry out what ``appointments.lifecycle`` decides."""

@@ -1,0 +1,155 @@
+"""One orchestration per appointment: ``appt-<bookingCode>`` (DESIGN §3).
+
+The orchestrator is deterministic and thin. It asks the domain which timer to set
+(``next_deadline``), waits for that timer or any external event, turns the winner into
+a domain ``Event``, lets ``decide`` rule, and carries out the returned actions through
+activities. Illegal events (a race the HTTP gate could not see) are ignored, never fatal.
+
+Long waits: a Python durable timer may wait at most 6 days on the Azure Storage
+provider, so a wait is cut into legs of at most ``MAX_TIMER`` and the loop simply
+waits again until the real deadline. Every leg re-arms the event waits, which is why
+every phase waits for *every* external event: an event the SDK had to buffer would
+otherwise complete a later wait of the same name out of context.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from activities.lifecycle import create_meeting, delete_meeting, record_phase, send_notification, update_meeting
+from appointments import lifecycle
+from appointments.errors import IllegalTransition
+from appointments.lifecycle import (
+    EXTERNAL_EVENTS,
+    ActionType,
+    Decision,
+    Event,
+    EventType,
+    LifecycleState,
+)
+from appointments.timerules import iso, parse_utc
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+
+LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle"
+INSTANCE_PREFIX = "appt-"
+MAX_TIMER = timedelta(days=3)
+# Graph and Table Storage fail transiently (throttling, outages): retry with backoff, bounded.
+RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2_000, max_number_of_attempts=6)
+RETRY.backoff_coefficient = 2.0
+RETRY.max_retry_interval_in_milliseconds = 60_000
+
+
+def instance_id(booking_code: str) -> str:
+    return INSTANCE_PREFIX + booking_code
+
+
+Work = Generator[Any, Any, Any]
+
+
+def _event_from(name: str, payload: Any, at: Any) -> Event:
+    data = payload if isinstance(payload, dict) else {}
+    event_type = EventType(name)
+    start = parse_utc(data["start"]) if data.get("start") else None
+    end = parse_utc(data["end"]) if data.get("end") else None
+    expires = parse_utc(data["expiresAt"]) if data.get("expiresAt") else None
+    revision = int(data["revision"]) if data.get("revision") is not None else None
+    return Event(event_type, at=at, start=start, end=end, expires_at=expires, revision=revision,
+                 reason=data.get("source"))
+
+
+def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, decision: Decision) -> Work:
+    """Run the decision's actions; returns the state to continue with."""
+    state = decision.state
+    code = state.booking_code
+    actions = list(decision.actions)
+
+    # The meeting first: once the record says join_open, the join link must exist.
+    for action in [a for a in actions if a.type is ActionType.CREATE_MEETING]:
+        actions.remove(action)
+        result = yield context.call_activity_with_retry(create_meeting, RETRY, {"bookingCode": code})
+        if not result.get("ok"):
+            failed = lifecycle.decide(state, Event(EventType.MEETING_FAILED, at=context.current_utc_datetime,
+                                                   reason=result.get("reason", "meeting_creation_failed")))
+            state = failed.state
+            actions += list(failed.actions)
+
+    if state.phase is not before.phase or state.attention != before.attention or before.since is None:
+        context.set_custom_status(state.custom_status())
+        yield context.call_activity_with_retry(record_phase, RETRY, {
+            "bookingCode": code, "phase": state.phase.value, "since": iso(state.since or context.current_utc_datetime),
+            "revision": state.revision, "attention": state.attention,
+        })
+
+    notifications = []
+    for action in actions:
+        if action.type is ActionType.UPDATE_MEETING:
+            assert action.start and action.end
+            yield context.call_activity_with_retry(update_meeting, RETRY, {
+                "bookingCode": code, "start": iso(action.start), "end": iso(action.end)})
+        elif action.type is ActionType.DELETE_MEETING:
+            yield context.call_activity_with_retry(delete_meeting, RETRY, {"bookingCode": code})
+        elif action.type is ActionType.NOTIFY:
+            assert action.kind and action.recipient
+            notifications.append(context.call_activity_with_retry(send_notification, RETRY, {
+                "bookingCode": code, "kind": action.kind, "recipient": action.recipient.value,
+                "revision": before.revision,
+                # Replay-safe and unique per notification: the activity sends each key once.
+                "key": f"{code}/{context.new_guid()}",
+            }))
+    if notifications:
+        yield context.task_all(notifications)
+    return state
+
+
+@bp.function_name(LIFECYCLE_ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context")
+def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
+    initial = LifecycleState.from_input(context.get_input())
+    started = lifecycle.start(initial, context.current_utc_datetime)
+    state = yield from _carry_out(context, initial, started)
+
+    while not state.phase.is_terminal:
+        deadline = lifecycle.next_deadline(state)
+        waits = {name: context.wait_for_external_event(name.value) for name in EXTERNAL_EVENTS}
+        tasks = list(waits.values())
+        timer = None
+        if deadline is not None:
+            leg_end = min(deadline[0], context.current_utc_datetime + MAX_TIMER)
+            timer = context.create_timer(leg_end)
+            tasks.append(timer)
+        winner = yield context.task_any(tasks)
+        now = context.current_utc_datetime
+        if timer is not None and winner is timer:
+            assert deadline is not None
+            if leg_end < deadline[0]:
+                continue  # one leg of a long wait is over; wait again
+            event = Event(deadline[1], at=now)
+        else:
+            if timer is not None and not timer.is_completed:
+                timer.cancel()
+            name = next(n for n, task in waits.items() if task is winner)
+            try:
+                event = _event_from(name.value, winner.result, now)
+            except (KeyError, ValueError, TypeError):
+                if not context.is_replaying:
+                    log.warning("ignoring malformed %s event for %s", name.value, context.instance_id)
+                continue
+        try:
+            decision = lifecycle.decide(state, event)
+        except (IllegalTransition, ValueError) as err:
+            if not context.is_replaying:
+                log.info("ignoring %s for %s: %s", event.type.value, context.instance_id, err)
+            continue
+        before = state
+        state = yield from _carry_out(context, before, decision)
+        if any(a.type is ActionType.CONTINUE_AS_NEW for a in decision.actions):
+            context.continue_as_new(state.to_input())
+            return None
+    return {"phase": state.phase.value}
