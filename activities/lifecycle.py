@@ -90,8 +90,10 @@ async def delete_meeting(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 async def send_notification(payload: dict[str, Any]) -> dict[str, Any]:
     """Render and send one notification, once per key (a retried activity sends nothing twice)."""
+    previous = parse_utc(payload["previousStart"]) if payload.get("previousStart") else None
+    previous_end = parse_utc(payload["previousEnd"]) if payload.get("previousEnd") else None
     sent = await bootstrap.notifier().send(
         booking_code=payload["bookingCode"], kind=payload["kind"], recipient=payload["recipient"],
-        key=payload["key"],
+        key=payload["key"], previous_start=previous, previous_end=previous_end,
     )
     return {"sent": sent}

@@ -19,6 +19,7 @@ from typing import Any
 from appointments.catalogue import Channel
 from appointments.errors import IllegalTransition
 from appointments.model import Phase
+from appointments.notifications import NotificationKind, Recipient
 from appointments.timerules import iso, parse_utc
 
 
@@ -61,21 +62,16 @@ class ActionType(StrEnum):
     CONTINUE_AS_NEW = "continue_as_new"
 
 
-class Recipient(StrEnum):
-    CUSTOMER = "customer"
-    EXPERT = "expert"
-
-
 @dataclass(frozen=True)
 class Action:
     type: ActionType
-    kind: str | None = None  # the notification kind, for NOTIFY
+    kind: NotificationKind | None = None  # for NOTIFY
     recipient: Recipient | None = None
     start: datetime | None = None  # new times, for UPDATE_MEETING and CONTINUE_AS_NEW
     end: datetime | None = None
 
 
-def notify(kind: str, recipient: Recipient) -> Action:
+def notify(kind: NotificationKind, recipient: Recipient) -> Action:
     return Action(ActionType.NOTIFY, kind=kind, recipient=recipient)
 
 
@@ -209,7 +205,7 @@ def start(state: LifecycleState, at: datetime) -> Decision:
     """What happens when an orchestration (or a rescheduled one) starts."""
     new = replace(state, phase=Phase.BOOKED, since=at)
     if state.revision == 0:
-        return Decision(new, (notify("booking_confirmation", Recipient.CUSTOMER),))
+        return Decision(new, (notify(NotificationKind.BOOKING_CONFIRMATION, Recipient.CUSTOMER),))
     return Decision(new)
 
 
@@ -241,18 +237,18 @@ def decide(state: LifecycleState, event: Event) -> Decision:
     match event.type:
         case EventType.JOIN_WINDOW_OPENED:
             return to(Phase.JOIN_OPEN, Action(ActionType.CREATE_MEETING),
-                      notify("join_open", Recipient.EXPERT), notify("join_open", Recipient.CUSTOMER))
+                      notify(NotificationKind.JOIN_OPEN, Recipient.EXPERT), notify(NotificationKind.JOIN_OPEN, Recipient.CUSTOMER))
         case EventType.CUSTOMER_JOINED:
-            return to(Phase.LOBBY, notify("lobby", Recipient.EXPERT))
+            return to(Phase.LOBBY, notify(NotificationKind.CUSTOMER_IN_LOBBY, Recipient.EXPERT))
         case EventType.CODE_ISSUED:
             if event.expires_at is None:
                 raise ValueError("CodeIssued needs expires_at")
             return to(Phase.CODE_ISSUED, code_expires_at=event.expires_at)
         case EventType.CODE_VERIFIED:
-            return to(Phase.VERIFIED, notify("verified", Recipient.EXPERT), notify("verified", Recipient.CUSTOMER),
+            return to(Phase.VERIFIED, notify(NotificationKind.IDENTITY_VERIFIED, Recipient.EXPERT), notify(NotificationKind.IDENTITY_VERIFIED, Recipient.CUSTOMER),
                       code_expires_at=None)
         case EventType.CODE_LOCKED:
-            return to(Phase.LOBBY, notify("code_locked", Recipient.EXPERT), code_expires_at=None)
+            return to(Phase.LOBBY, notify(NotificationKind.CODE_LOCKED, Recipient.EXPERT), code_expires_at=None)
         case EventType.CODE_EXPIRED:
             return to(Phase.LOBBY, code_expires_at=None)
         case EventType.MEETING_ENDED | EventType.END_TIMEOUT:
@@ -262,12 +258,12 @@ def decide(state: LifecycleState, event: Event) -> Decision:
         case EventType.MEETING_FAILED:
             # Stay in the join window: the expert is told and can still phone the customer.
             return Decision(replace(state, attention=event.reason or "meeting_creation_failed"),
-                            (notify("meeting_failed", Recipient.EXPERT),))
+                            (notify(NotificationKind.MEETING_FAILED, Recipient.EXPERT),))
         case EventType.CANCELLED:
             actions: list[Action] = []
             if state.phase is Phase.JOIN_OPEN and state.channel is Channel.ONLINE:
                 actions.append(Action(ActionType.DELETE_MEETING))
-            actions += [notify("cancelled", Recipient.EXPERT), notify("cancelled", Recipient.CUSTOMER)]
+            actions += [notify(NotificationKind.CANCELLED, Recipient.EXPERT), notify(NotificationKind.CANCELLED, Recipient.CUSTOMER)]
             return to(Phase.CANCELLED, *actions)
         case EventType.RESCHEDULED:
             if event.start is None or event.end is None or event.end <= event.start:
@@ -278,8 +274,8 @@ def decide(state: LifecycleState, event: Event) -> Decision:
             if state.phase is Phase.JOIN_OPEN and state.channel is Channel.ONLINE:
                 actions.append(Action(ActionType.UPDATE_MEETING, start=event.start, end=event.end))
             actions += [
-                notify("rescheduled", Recipient.EXPERT),
-                notify("rescheduled", Recipient.CUSTOMER),
+                notify(NotificationKind.RESCHEDULED, Recipient.EXPERT),
+                notify(NotificationKind.RESCHEDULED, Recipient.CUSTOMER),
                 Action(ActionType.CONTINUE_AS_NEW, start=event.start, end=event.end),
             ]
             revision = event.revision if event.revision is not None else state.revision + 1

@@ -22,7 +22,7 @@ repeated hour.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Final, Literal, cast
+from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 HELSINKI: Final = ZoneInfo("Europe/Helsinki")
@@ -50,7 +50,7 @@ def require_language(lang: str) -> Language:
     """Return ``lang`` as a :data:`Language`; anything but fi, sv or en raises ValueError."""
     if lang not in LANGUAGES:
         raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(LANGUAGES)}")
-    return cast(Language, lang)
+    return lang
 
 
 def to_local(dt: datetime) -> datetime:
@@ -74,7 +74,9 @@ def format_date(day: date | datetime, lang: str, *, weekday: bool = False) -> st
     """``7.2.2022`` (fi, sv) or ``7 February 2022`` (en); with ``weekday=True`` prefixed by its name."""
     language = require_language(lang)
     d = _local_date(day)
-    text = f"{d.day} {_EN_MONTHS[d.month - 1]} {d.year}" if language == "en" else f"{d.day}.{d.month}.{d.year}"
+    text = (
+        f"{d.day} {_EN_MONTHS[d.month - 1]} {d.year}" if language == "en" else f"{d.day}.{d.month}.{d.year}"
+    )
     return f"{weekday_name(d, language)} {text}" if weekday else text
 
 

@@ -89,22 +89,31 @@ def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, 
 
     notifications = []
     for action in actions:
-        if action.type is ActionType.UPDATE_MEETING:
-            assert action.start and action.end
-            yield context.call_activity_with_retry(update_meeting, RETRY, {
-                "bookingCode": code, "start": iso(action.start), "end": iso(action.end)})
-        elif action.type is ActionType.DELETE_MEETING:
-            yield context.call_activity_with_retry(delete_meeting, RETRY, {"bookingCode": code})
+        if action.type in (ActionType.UPDATE_MEETING, ActionType.DELETE_MEETING):
+            activity, payload = (delete_meeting, {"bookingCode": code})
+            if action.type is ActionType.UPDATE_MEETING:
+                assert action.start and action.end
+                activity, payload = update_meeting, {**payload, "start": iso(action.start), "end": iso(action.end)}
+            try:
+                yield context.call_activity_with_retry(activity, RETRY, payload)
+            except Exception as err:  # retries exhausted: the appointment goes on; ops see the log
+                if not context.is_replaying:
+                    log.error("%s failed for %s after retries: %s", action.type.value, context.instance_id, err)
         elif action.type is ActionType.NOTIFY:
             assert action.kind and action.recipient
             notifications.append(context.call_activity_with_retry(send_notification, RETRY, {
                 "bookingCode": code, "kind": action.kind, "recipient": action.recipient.value,
-                "revision": before.revision,
                 # Replay-safe and unique per notification: the activity sends each key once.
                 "key": f"{code}/{context.new_guid()}",
+                "previousStart": iso(before.start),
+                "previousEnd": iso(before.end),
             }))
     if notifications:
-        yield context.task_all(notifications)
+        try:
+            yield context.task_all(notifications)
+        except Exception as err:  # a notification that cannot be sent must not stop the appointment
+            if not context.is_replaying:
+                log.error("a notification failed for %s after retries: %s", context.instance_id, err)
     return state
 
 

@@ -1,0 +1,122 @@
+"""Sends one notification once: renders it, delivers it, and remembers that it did.
+
+Experts get mail through Graph (DESIGN §8). Customers get an Outbox row for the bank's
+own SMS and push channels (Microsoft's SMS does not reach Finnish numbers), and mail
+too when they gave an address. A ``Notifications`` row per idempotency key makes a
+retried activity a no-op once the send is recorded; a crash between delivering and
+recording can still repeat a mail, so each mail carries its key in ``X-Idempotency-Key``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from adapters.renderer import Renderer
+from adapters.tables import TableRepository
+from appointments.catalogue import Channel, topic_label
+from appointments.model import Appointment, Expert
+from appointments.notifications import Notification, NotificationKind, Recipient
+from appointments.ports import Clock, MailMessage, MailSender
+from appointments.settings import Settings
+from appointments.timerules import iso
+
+log = logging.getLogger(__name__)
+NOTIFICATIONS = "Notifications"
+OUTBOX = "Outbox"
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class Notifier:
+    def __init__(self, repo: TableRepository, mailer: MailSender, settings: Settings, clock: Clock,
+                 renderer: Renderer | None = None) -> None:
+        self.repo = repo
+        self.mailer = mailer
+        self.settings = settings
+        self.clock = clock
+        self.renderer = renderer or Renderer()
+
+    def portal_url(self, a: Appointment) -> str:
+        return f"{self.settings.portal_base_url}/portal/#/appointments/{a.booking_code}"
+
+    def notification(self, a: Appointment, expert: Expert | None, kind: NotificationKind, recipient: Recipient,
+                     previous_start: datetime | None = None, previous_end: datetime | None = None,
+                     ) -> Notification | None:
+        to_expert = recipient is Recipient.EXPERT
+        join_url = (a.join_url if to_expert else self.portal_url(a) + "/meeting") if a.channel is Channel.ONLINE \
+            else None
+        if kind in (NotificationKind.JOIN_OPEN, NotificationKind.CUSTOMER_IN_LOBBY) and not join_url:
+            return None  # no meeting (its creation failed): the expert got "meeting failed" instead
+        previous_minutes = None
+        if previous_start and previous_end:
+            previous_minutes = int((previous_end - previous_start).total_seconds() // 60)
+        return Notification(
+            kind=kind, recipient=recipient, language=a.language, booking_code=a.booking_code, start=a.start,
+            duration_minutes=a.duration_minutes, topic=topic_label(a.topic_id, a.language),
+            expert_name=expert.display_name if expert else "", channel=a.channel,
+            manage_url=f"{self.settings.portal_base_url}/portal/#/expert" if to_expert else self.portal_url(a),
+            cancel_url=None if to_expert else self.portal_url(a),
+            join_url=join_url, join_window_minutes=self.settings.join_window_minutes,
+            recorded=a.channel is Channel.ONLINE,
+            previous_start=previous_start if kind is NotificationKind.RESCHEDULED else None,
+            previous_duration_minutes=previous_minutes if kind is NotificationKind.RESCHEDULED else None,
+            attempts=self.settings.code_max_attempts if kind is NotificationKind.CODE_LOCKED else None,
+            failure_reason=a.attention if kind is NotificationKind.MEETING_FAILED else None,
+        )
+
+    async def send(self, *, booking_code: str, kind: str, recipient: str, key: str,
+                   previous_start: datetime | None = None, previous_end: datetime | None = None) -> bool:
+        """Deliver the notification unless this key was delivered before. True if sent now."""
+        marker_table = self.repo.table(NOTIFICATIONS)
+        row_key = _key_hash(key)
+        try:
+            marker = marker_table.get_entity(booking_code, row_key)
+            if marker.get("State") == "sent":
+                return False
+        except ResourceNotFoundError:
+            pass
+        a = self.repo.get_by_code(booking_code)
+        if a is None:
+            log.warning("notification %s for unknown booking %s skipped", kind, booking_code)
+            return False
+        expert = self.repo.get_expert(a.expert_id)
+        n = self.notification(a, expert, NotificationKind(kind), Recipient(recipient), previous_start, previous_end)
+        if n is None:
+            return False
+        rendered = self.renderer.render_notification(n)
+        if n.recipient is Recipient.EXPERT:
+            if expert is None or not expert.email:
+                log.warning("expert of %s has no mail address; %s not sent", booking_code, kind)
+                return False
+            await self.mailer.send(MailMessage(to=expert.email, subject=rendered.subject, text=rendered.text,
+                                               html=rendered.html, idempotency_key=key))
+        else:
+            self._outbox(a, n, rendered.subject, rendered.text, row_key)
+            if a.email:
+                await self.mailer.send(MailMessage(to=a.email, subject=rendered.subject, text=rendered.text,
+                                                   html=rendered.html, idempotency_key=key))
+        marker_table.upsert_entity({
+            "PartitionKey": booking_code, "RowKey": row_key, "State": "sent", "Kind": str(n.kind),
+            "Recipient": str(n.recipient), "SentAt": iso(self.clock.now()),
+        }, mode=UpdateMode.REPLACE)
+        return True
+
+    def _outbox(self, a: Appointment, n: Notification, subject: str, text: str, row_key: str) -> None:
+        """SMS and push for the bank's own channels; the row key makes a retry overwrite, not add."""
+        table = self.repo.table(OUTBOX)
+        now = iso(self.clock.now())
+        for channel, to in (("sms", a.phone), ("push", a.customer_id)):
+            entity: dict[str, Any] = {
+                "PartitionKey": a.customer_id, "RowKey": f"{row_key}-{channel}", "Channel": channel, "To": to,
+                "BookingCode": a.booking_code, "Kind": str(n.kind), "Language": n.language,
+                "Subject": subject, "Text": text, "CreatedAt": now, "State": "pending",
+            }
+            table.upsert_entity(entity, mode=UpdateMode.REPLACE)

@@ -1,0 +1,257 @@
+"""The lifecycle state machine: every phase against every event, and what each transition does."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from appointments.catalogue import Channel
+from appointments.errors import IllegalTransition
+from appointments.lifecycle import (
+    ALLOWED,
+    ActionType,
+    Event,
+    EventType,
+    LifecycleState,
+    Policy,
+    decide,
+    is_allowed,
+    next_deadline,
+    start,
+)
+from appointments.model import Phase
+from appointments.notifications import NotificationKind, Recipient
+
+T0 = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
+NOW = T0 - timedelta(days=3)
+
+
+def state(phase: Phase = Phase.BOOKED, channel: Channel = Channel.ONLINE, **kw: object) -> LifecycleState:
+    base = LifecycleState("2KMEVE6X", channel, "expert-1", T0, T0 + timedelta(minutes=45),
+                          Policy(15, 30), phase=phase, since=NOW)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def event(kind: EventType, **kw: object) -> Event:
+    defaults: dict[str, object] = {}
+    if kind is EventType.CODE_ISSUED:
+        defaults["expires_at"] = T0 + timedelta(minutes=10)
+    if kind is EventType.RESCHEDULED:
+        defaults.update(start=T0 + timedelta(days=1), end=T0 + timedelta(days=1, minutes=45))
+    defaults.update(kw)
+    return Event(kind, at=T0, **defaults)  # type: ignore[arg-type]
+
+
+def kinds(decision_actions: tuple[object, ...]) -> list[tuple[str, str | None, str | None]]:
+    out = []
+    for a in decision_actions:
+        out.append((a.type.value, a.kind.value if a.kind else None,  # type: ignore[attr-defined]
+                    a.recipient.value if a.recipient else None))  # type: ignore[attr-defined]
+    return out
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+@pytest.mark.parametrize("kind", list(EventType))
+def test_every_phase_accepts_exactly_its_events_for_online_meetings(phase: Phase, kind: EventType) -> None:
+    """An online appointment accepts an event iff the table allows it; otherwise a typed error."""
+    s = state(phase)
+    allowed = kind in ALLOWED[phase] and not (phase is Phase.BOOKED and kind is EventType.END_TIMEOUT)
+    if allowed:
+        decide(s, event(kind))
+    else:
+        with pytest.raises(IllegalTransition) as err:
+            decide(s, event(kind))
+        assert err.value.phase == phase.value and err.value.event == kind.value
+
+
+@pytest.mark.parametrize("channel", [Channel.PHONE, Channel.BRANCH])
+@pytest.mark.parametrize("kind", list(EventType))
+def test_phone_and_branch_appointments_have_no_meeting_phases(channel: Channel, kind: EventType) -> None:
+    """Phone and branch bookings can only be changed, cancelled or end by their timer."""
+    ok = kind in {EventType.CANCELLED, EventType.RESCHEDULED, EventType.END_TIMEOUT}
+    assert is_allowed(Phase.BOOKED, kind, channel) is ok
+
+
+def test_terminal_phases_accept_nothing() -> None:
+    """Ended, cancelled and no-show are final."""
+    for phase in (Phase.ENDED, Phase.CANCELLED, Phase.NO_SHOW):
+        assert phase.is_terminal
+        for kind in EventType:
+            assert not is_allowed(phase, kind)
+
+
+def test_a_new_booking_confirms_to_the_customer_but_a_rescheduled_one_does_not() -> None:
+    """The confirmation goes out once; a continue-as-new after a reschedule starts quietly."""
+    first = start(state(), NOW)
+    assert first.state.phase is Phase.BOOKED and first.state.since == NOW
+    assert kinds(first.actions) == [("notify", "booking_confirmation", "customer")]
+    assert start(state(revision=1), NOW).actions == ()
+
+
+def test_join_window_creates_the_meeting_then_tells_both() -> None:
+    """Opening the window creates the Teams meeting and notifies expert and customer."""
+    d = decide(state(), event(EventType.JOIN_WINDOW_OPENED))
+    assert d.state.phase is Phase.JOIN_OPEN and d.state.since == T0
+    assert kinds(d.actions) == [("create_meeting", None, None), ("notify", "join_open", "expert"),
+                                ("notify", "join_open", "customer")]
+
+
+def test_customer_joining_puts_them_in_the_lobby_and_tells_the_expert() -> None:
+    """CustomerJoined moves to lobby and notifies only the expert."""
+    d = decide(state(Phase.JOIN_OPEN), event(EventType.CUSTOMER_JOINED))
+    assert d.state.phase is Phase.LOBBY
+    assert kinds(d.actions) == [("notify", "customer_in_lobby", "expert")]
+
+
+def test_issuing_a_code_sets_its_expiry_and_reissuing_replaces_it() -> None:
+    """CodeIssued records the expiry (never the code); a second code replaces the first."""
+    d = decide(state(Phase.LOBBY), event(EventType.CODE_ISSUED))
+    assert d.state.phase is Phase.CODE_ISSUED and d.state.code_expires_at == T0 + timedelta(minutes=10)
+    later = T0 + timedelta(minutes=25)
+    d2 = decide(d.state, event(EventType.CODE_ISSUED, expires_at=later))
+    assert d2.state.code_expires_at == later
+    assert "code" not in d2.state.custom_status()
+    assert d2.state.custom_status()["codeExpiresAt"] == "2026-12-07T10:55:00Z"
+
+
+def test_code_issued_without_expiry_is_refused() -> None:
+    """A CodeIssued event must carry its expiry."""
+    with pytest.raises(ValueError):
+        decide(state(Phase.LOBBY), Event(EventType.CODE_ISSUED, at=T0))
+
+
+def test_verification_notifies_both_sides() -> None:
+    """The right code verifies identity; expert and customer are told."""
+    d = decide(state(Phase.CODE_ISSUED, code_expires_at=T0), event(EventType.CODE_VERIFIED))
+    assert d.state.phase is Phase.VERIFIED and d.state.code_expires_at is None
+    assert kinds(d.actions) == [("notify", "identity_verified", "expert"), ("notify", "identity_verified", "customer")]
+
+
+def test_locked_code_returns_to_lobby_and_tells_the_expert() -> None:
+    """Too many wrong codes: back to the lobby so the expert can issue a new one."""
+    d = decide(state(Phase.CODE_ISSUED, code_expires_at=T0), event(EventType.CODE_LOCKED))
+    assert d.state.phase is Phase.LOBBY and d.state.code_expires_at is None
+    assert kinds(d.actions) == [("notify", "code_locked", "expert")]
+
+
+def test_expired_code_returns_to_lobby_quietly() -> None:
+    """An expired code needs a new one; nobody is mailed."""
+    d = decide(state(Phase.CODE_ISSUED, code_expires_at=T0), event(EventType.CODE_EXPIRED))
+    assert d.state.phase is Phase.LOBBY and d.actions == ()
+
+
+@pytest.mark.parametrize("phase", [Phase.JOIN_OPEN, Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED])
+def test_meeting_end_closes_every_meeting_phase(phase: Phase) -> None:
+    """MeetingEnded ends the appointment from any meeting phase."""
+    assert decide(state(phase), event(EventType.MEETING_ENDED)).state.phase is Phase.ENDED
+
+
+@pytest.mark.parametrize("phase", [Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED])
+def test_end_timer_closes_a_meeting_nobody_ended(phase: Phase) -> None:
+    """The end-plus-grace timer is the fallback when no end event comes."""
+    assert decide(state(phase), event(EventType.END_TIMEOUT)).state.phase is Phase.ENDED
+
+
+def test_no_show_when_the_customer_never_joins() -> None:
+    """Join window open until the end without a join: no-show."""
+    assert decide(state(Phase.JOIN_OPEN), event(EventType.NO_SHOW_TIMEOUT)).state.phase is Phase.NO_SHOW
+
+
+def test_cancel_before_the_window_notifies_both_without_touching_teams() -> None:
+    """No meeting exists yet in booked, so nothing is deleted."""
+    d = decide(state(), event(EventType.CANCELLED))
+    assert d.state.phase is Phase.CANCELLED and d.is_done
+    assert kinds(d.actions) == [("notify", "cancelled", "expert"), ("notify", "cancelled", "customer")]
+
+
+def test_cancel_in_the_window_deletes_the_meeting() -> None:
+    """Once the meeting exists, cancelling deletes it."""
+    d = decide(state(Phase.JOIN_OPEN), event(EventType.CANCELLED))
+    assert kinds(d.actions)[0] == ("delete_meeting", None, None)
+
+
+def test_reschedule_continues_as_new_with_the_new_times() -> None:
+    """Rescheduling notifies both and restarts the lifecycle (short history)."""
+    d = decide(state(), event(EventType.RESCHEDULED, revision=4))
+    assert d.is_done
+    assert d.state.phase is Phase.BOOKED and d.state.start == T0 + timedelta(days=1) and d.state.revision == 4
+    assert kinds(d.actions) == [("notify", "rescheduled", "expert"), ("notify", "rescheduled", "customer"),
+                                ("continue_as_new", None, None)]
+    assert d.actions[-1].start == T0 + timedelta(days=1)
+
+
+def test_reschedule_in_the_window_updates_the_existing_meeting() -> None:
+    """A meeting that exists gets its new times."""
+    d = decide(state(Phase.JOIN_OPEN), event(EventType.RESCHEDULED))
+    assert d.actions[0].type is ActionType.UPDATE_MEETING and d.actions[0].end == T0 + timedelta(days=1, minutes=45)
+
+
+def test_a_repeated_reschedule_to_the_same_times_does_nothing() -> None:
+    """A retried PATCH raises the same change again: no second continue-as-new, no mail."""
+    d = decide(state(), event(EventType.RESCHEDULED, start=T0, end=T0 + timedelta(minutes=45)))
+    assert d.actions == () and d.state == state()
+
+
+def test_reschedule_needs_a_proper_interval() -> None:
+    """An end before the start is refused."""
+    with pytest.raises(ValueError):
+        decide(state(), event(EventType.RESCHEDULED, start=T0, end=T0))
+
+
+def test_meeting_failure_keeps_the_window_open_and_alerts_the_expert() -> None:
+    """A Teams failure is recorded and the expert told; the appointment does not hang or die."""
+    d = decide(state(Phase.JOIN_OPEN), event(EventType.MEETING_FAILED, reason="meeting_creation_failed"))
+    assert d.state.phase is Phase.JOIN_OPEN and d.state.attention == "meeting_creation_failed"
+    assert kinds(d.actions) == [("notify", "meeting_failed", "expert")]
+    assert d.state.custom_status()["attention"] == "meeting_creation_failed"
+
+
+def test_deadlines_per_phase() -> None:
+    """Each phase sets the one timer the lifecycle table names."""
+    assert next_deadline(state()) == (T0 - timedelta(minutes=15), EventType.JOIN_WINDOW_OPENED)
+    assert next_deadline(state(channel=Channel.PHONE)) == (T0 + timedelta(minutes=45), EventType.END_TIMEOUT)
+    assert next_deadline(state(Phase.JOIN_OPEN)) == (T0 + timedelta(minutes=45), EventType.NO_SHOW_TIMEOUT)
+    grace = T0 + timedelta(minutes=75)
+    assert next_deadline(state(Phase.LOBBY)) == (grace, EventType.END_TIMEOUT)
+    assert next_deadline(state(Phase.VERIFIED)) == (grace, EventType.END_TIMEOUT)
+    expiry = T0 + timedelta(minutes=5)
+    assert next_deadline(state(Phase.CODE_ISSUED, code_expires_at=expiry)) == (expiry, EventType.CODE_EXPIRED)
+    assert next_deadline(state(Phase.CODE_ISSUED, code_expires_at=grace + timedelta(hours=1))) == (
+        grace, EventType.END_TIMEOUT)
+    for phase in (Phase.ENDED, Phase.CANCELLED, Phase.NO_SHOW):
+        assert next_deadline(state(phase)) is None
+
+
+def test_input_round_trips_and_carries_nothing_personal() -> None:
+    """The orchestration input holds identifiers and times only."""
+    s = state(revision=2)
+    data = s.to_input()
+    assert set(data) == {"bookingCode", "channel", "expertId", "start", "end", "revision", "policy"}
+    back = LifecycleState.from_input(data)
+    assert (back.booking_code, back.start, back.end, back.revision, back.policy) == (
+        s.booking_code, s.start, s.end, 2, s.policy)
+
+
+def test_custom_status_names_the_phase_and_join_window() -> None:
+    """Operators see the phase, since when, and when the window opens."""
+    cs = state().custom_status()
+    assert cs["phase"] == "booked" and cs["since"] == "2026-12-04T10:30:00Z"
+    assert cs["joinWindowOpensAt"] == "2026-12-07T10:15:00Z"
+    assert "joinWindowOpensAt" not in state(channel=Channel.BRANCH).custom_status()
+
+
+def test_notification_kinds_used_by_the_lifecycle_exist_for_their_recipients() -> None:
+    """Every notification the lifecycle asks for has a template pair in the catalogue of kinds."""
+    from appointments.notifications import RECIPIENTS
+
+    for phase in Phase:
+        for kind in EventType:
+            s = state(phase, code_expires_at=T0)
+            if not is_allowed(phase, kind):
+                continue
+            for action in decide(s, event(kind)).actions:
+                if action.type is ActionType.NOTIFY:
+                    assert action.recipient in RECIPIENTS[NotificationKind(action.kind)]
+    assert Recipient.EXPERT in RECIPIENTS[NotificationKind.CUSTOMER_IN_LOBBY]
