@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -362,7 +363,8 @@ class TableRepository:
     def audit(self, entry: AuditEntry) -> None:
         self.table(AUDIT).create_entity({
             "PartitionKey": entry.booking_code,
-            "RowKey": f"{iso(entry.at)}-{uuid.uuid4().hex[:12]}",
+            # Time to the microsecond, then the writer's nanosecond clock: ordered, and unique.
+            "RowKey": f"{entry.at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}-{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
             "At": iso(entry.at), "Actor": entry.actor, "Action": entry.action, "Detail": entry.detail,
         })
 

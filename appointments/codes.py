@@ -1,8 +1,9 @@
 """Booking codes: 8 characters from a CSPRNG, in an alphabet without look-alikes.
 
-The alphabet drops 0/O, 1/I/L and U/V (read aloud and typed on phones, these get
-confused). 29 symbols ** 8 ≈ 5.0e11 codes: guessing one is hopeless, and the
-lookup endpoint is rate-limited on top.
+The alphabet drops 0/O and 1/I/L, which get confused when read aloud or typed on a
+phone, and U (Crockford's choice: it turns codes into words). V stays, so codes look
+like the portal's ``2KMEVE6X``. 30 symbols ** 8 ≈ 6.6e11 codes: guessing one is
+hopeless, and the lookup endpoint is rate-limited on top.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 
-ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"  # 29 symbols; no 0 O 1 I L U V
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # 30 symbols; no 0 O 1 I L U
 LENGTH = 8
 _CODE_RE = re.compile(f"^[{ALPHABET}]{{{LENGTH}}}$")
 

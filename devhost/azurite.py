@@ -20,7 +20,7 @@ AZURITE_TABLE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-table"
 
 # The well-known development account every Azurite ships with; not a secret.
 DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105 - public Azurite key
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def connection_string(port: int, host: str = "127.0.0.1") -> str:
@@ -95,7 +95,7 @@ def start(port: int | None = None, location: Path | None = None) -> Azurite:
     if node is None:
         raise FileNotFoundError("node is not on PATH")
     process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=PROJECT_ROOT
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT
     )
     try:
         wait_until_listening(port)

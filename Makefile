@@ -1,0 +1,54 @@
+# Two commands do everything on a fresh machine:
+#   make run   - Azurite, the local Functions host (durable engine), the Graph emulator and the demo portal
+#   make test  - every test (unit, integration against Azurite + Graph emulator, e2e on the local host, browser)
+# Both install what they need first (venv, pip, npm ci, Chromium) and are quick the second time.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .make-stamps
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck bench clean setup browser
+
+setup: $(STAMPS)/venv $(STAMPS)/npm
+
+$(STAMPS)/venv: requirements.txt requirements-dev.txt
+	@mkdir -p $(STAMPS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(STAMPS)/npm: package.json package-lock.json
+	@mkdir -p $(STAMPS)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Debian's Chromium for the browser tests; Playwright must never download a browser of its own.
+$(STAMPS)/chromium:
+	@mkdir -p $(STAMPS)
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; \
+	fi
+	@touch $@
+
+browser: $(STAMPS)/chromium
+
+run: setup
+	$(PY) -m devhost --clock virtual
+
+test: setup browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+typecheck: lint
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(STAMPS) $(VENV) node_modules .data test-artifacts

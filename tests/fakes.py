@@ -1,0 +1,27 @@
+"""In-memory stand-ins that record what they received (narrow unit tests only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from appointments.ports import MailMessage
+
+
+@dataclass
+class FakeClock:
+    current: datetime = field(default_factory=lambda: datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **kw: float) -> None:
+        self.current += timedelta(**kw)
+
+
+@dataclass
+class RecordingMailer:
+    sent: list[MailMessage] = field(default_factory=list)
+
+    async def send(self, message: MailMessage) -> None:
+        self.sent.append(message)
