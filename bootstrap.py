@@ -11,7 +11,8 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from appointments.ports import AppointmentRepository, Clock, SystemClock
+from appointments.identity_service import IdentityService
+from appointments.ports import AppointmentRepository, Clock, IdentityStore, SystemClock
 from appointments.service import AppointmentService
 from appointments.settings import Settings
 
@@ -22,6 +23,7 @@ class Services:
     clock: Clock
     repo: AppointmentRepository
     appointments: AppointmentService
+    identity: IdentityService
     extras: dict[str, Any] = field(default_factory=dict)  # lazily built adapters (Graph, mail, renderer)
 
 
@@ -29,6 +31,12 @@ _lock = threading.RLock()
 _services: Services | None = None
 _clock: Clock = SystemClock()
 _overrides: dict[str, Any] = {}
+
+
+def _assemble(settings: Settings, clock: Clock, repo: AppointmentRepository) -> Services:
+    appointments = AppointmentService(repo, clock, settings)
+    store: IdentityStore = _overrides.get("identity_store") or repo  # type: ignore[assignment]
+    return Services(settings, clock, repo, appointments, IdentityService(appointments, store, clock, settings))
 
 
 def _build_repo(settings: Settings) -> AppointmentRepository:
@@ -50,7 +58,7 @@ def services() -> Services:
                 settings = _overrides.get("settings") or Settings.from_env()
                 repo = _overrides.get("repo") or _build_repo(settings)
                 clock = _overrides.get("clock") or _clock
-                _services = Services(settings, clock, repo, AppointmentService(repo, clock, settings))
+                _services = _assemble(settings, clock, repo)
     return _services
 
 
@@ -60,8 +68,7 @@ def use_clock(clock: Clock) -> None:
     with _lock:
         _clock = clock
         if _services is not None:
-            _services = replace(_services, clock=clock,
-                                appointments=AppointmentService(_services.repo, clock, _services.settings))
+            _services = replace(_assemble(_services.settings, clock, _services.repo), extras=_services.extras)
 
 
 def override(**parts: Any) -> None:

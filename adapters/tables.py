@@ -24,6 +24,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from appointments.catalogue import Channel
+from appointments.identity import CodeRecord, FailureCounter
 from appointments.model import Appointment, Expert, Phase, WorkingHours
 from appointments.ports import AuditEntry, IdempotencyMismatch, SlotTaken, StaleRecord
 from appointments.timerules import iso, parse_utc
@@ -35,6 +36,8 @@ AUDIT = "Audit"
 IDEMPOTENCY = "IdempotencyKeys"
 EXPERTS = "Experts"
 EXPERTS_PARTITION = "experts"
+IDENTITY_CODES = "IdentityCodes"
+FAILURES = "FailureCounters"
 MAX_BATCH = 100  # the Table service's limit per transaction (Azurite fails opaquely above it)
 
 
@@ -387,3 +390,64 @@ class TableRepository:
 
     def put_expert(self, expert: Expert) -> None:
         self.table(EXPERTS).upsert_entity(_expert_entity(expert), mode=UpdateMode.REPLACE)
+
+    # --- identification codes and failure counters (DESIGN §7) --------------------------------
+
+    def get_code(self, booking_code: str) -> CodeRecord | None:
+        try:
+            e = self.table(IDENTITY_CODES).get_entity(booking_code, "current")
+        except ResourceNotFoundError:
+            return None
+        return CodeRecord(
+            booking_code=booking_code, code_hash=e["CodeHash"], salt=e["Salt"], issued_at=parse_utc(e["IssuedAt"]),
+            expires_at=parse_utc(e["ExpiresAt"]), issued_by=e["IssuedBy"], attempts=int(e["Attempts"]),
+            used=bool(e["Used"]), etag=e.metadata["etag"],
+        )
+
+    @staticmethod
+    def _code_entity(r: CodeRecord) -> dict[str, Any]:
+        return {
+            "PartitionKey": r.booking_code, "RowKey": "current", "CodeHash": r.code_hash, "Salt": r.salt,
+            "IssuedAt": iso(r.issued_at), "ExpiresAt": iso(r.expires_at), "IssuedBy": r.issued_by,
+            "Attempts": r.attempts, "Used": r.used,
+        }
+
+    def put_code(self, record: CodeRecord) -> None:
+        """A new code replaces the earlier one, attempts and all."""
+        self.table(IDENTITY_CODES).upsert_entity(self._code_entity(record), mode=UpdateMode.REPLACE)
+
+    def update_code(self, record: CodeRecord) -> None:
+        """Write an attempt's result only if nobody else wrote since we read (If-Match)."""
+        try:
+            self.table(IDENTITY_CODES).update_entity(
+                self._code_entity(record), mode=UpdateMode.REPLACE, etag=record.etag,
+                match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise StaleRecord("the code changed meanwhile") from exc
+
+    def get_counter(self, key: str) -> FailureCounter:
+        try:
+            e = self.table(FAILURES).get_entity(key, "")
+        except ResourceNotFoundError:
+            return FailureCounter(key)
+        return FailureCounter(key, int(e["Failures"]),
+                              parse_utc(e["BlockedUntil"]) if e.get("BlockedUntil") else None, e.metadata["etag"])
+
+    def save_counter(self, counter: FailureCounter) -> None:
+        entity = {"PartitionKey": counter.key, "RowKey": "", "Failures": counter.failures,
+                  "BlockedUntil": iso(counter.blocked_until) if counter.blocked_until else ""}
+        table = self.table(FAILURES)
+        try:
+            if counter.etag is None:
+                table.create_entity(entity)
+            else:
+                table.update_entity(entity, mode=UpdateMode.REPLACE, etag=counter.etag,
+                                    match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise StaleRecord("the counter changed meanwhile") from exc
+
+    def reset_counter(self, key: str) -> None:
+        try:
+            self.table(FAILURES).delete_entity(key, "")
+        except ResourceNotFoundError:
+            pass

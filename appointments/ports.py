@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from appointments.identity import CodeRecord, FailureCounter
 from appointments.model import Appointment, Expert, Phase
 
 
@@ -192,3 +193,19 @@ class SystemClock:
         from datetime import UTC
 
         return datetime.now(UTC)
+
+
+class IdentityStore(Protocol):
+    """Identification codes and failure counters; writes are ETag-conditional (StaleRecord on a lost race)."""
+
+    def get_code(self, booking_code: str) -> CodeRecord | None: ...
+
+    def put_code(self, record: CodeRecord) -> None: ...
+
+    def update_code(self, record: CodeRecord) -> None: ...
+
+    def get_counter(self, key: str) -> FailureCounter: ...
+
+    def save_counter(self, counter: FailureCounter) -> None: ...
+
+    def reset_counter(self, key: str) -> None: ...

@@ -37,6 +37,14 @@ def principal(req: func.HttpRequest) -> Principal:
                            trusted=settings.platform_auth_enabled or settings.dev_mode)
 
 
+def client_address(req: func.HttpRequest) -> str:
+    """The caller's address for rate limiting: the entry the platform's front end appended last."""
+    forwarded = (req.headers.get("x-forwarded-for") or "").split(",")[-1].strip()
+    if forwarded.startswith("["):  # [v6]:port
+        return forwarded[1:].split("]")[0] or "unknown"
+    return (forwarded.rsplit(":", 1)[0] if forwarded.count(":") == 1 else forwarded) or "unknown"
+
+
 def customer(req: func.HttpRequest) -> Principal:
     return principal(req)
 

@@ -7,16 +7,18 @@ import azure.durable_functions as df
 import azure.functions as func
 
 import bootstrap
+from appointments.identity import Outcome
 from appointments.lifecycle import EventType
 from appointments.timerules import iso
 from http_triggers.common import (
     appointment_view,
     call,
+    client_address,
     customer,
     ensure_lifecycle,
     raise_lifecycle_event,
 )
-from http_triggers.problem import json_response, problems_as_responses, read_json
+from http_triggers.problem import json_response, problem, problems_as_responses, read_json
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -50,7 +52,7 @@ async def list_appointments(req: func.HttpRequest) -> func.HttpResponse:
 @problems_as_responses
 async def lookup_appointment(req: func.HttpRequest) -> func.HttpResponse:
     body = read_json(req)
-    found = await call(bootstrap.services().appointments.lookup, body)
+    found = await call(bootstrap.services().identity.guarded_lookup, body, client_address(req))
     return json_response(await call(appointment_view, found))
 
 
@@ -99,3 +101,32 @@ async def join_meeting(req: func.HttpRequest, client: df.DurableOrchestrationCli
         await raise_lifecycle_event(client, appointment.booking_code, EventType.CUSTOMER_JOINED)
     return json_response({"bookingCode": appointment.booking_code, "joinUrl": appointment.join_url,
                           "phase": "lobby" if first_join else appointment.phase.value})
+
+
+@bp.route(route="appointments/{code}/identity-verification", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problems_as_responses
+async def verify_identity(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The customer types the expert's code: 200 verified, 422 wrong, 410 expired, 423 locked, 409 none."""
+    who = customer(req)
+    body = read_json(req)
+    appointment, result = await call(bootstrap.services().identity.verify, who.user_id,
+                                     req.route_params["code"], body)
+    code = appointment.booking_code
+    no_store = {"Cache-Control": "no-store"}
+    if result.outcome is Outcome.VERIFIED:
+        await raise_lifecycle_event(client, code, EventType.CODE_VERIFIED)
+        return json_response({"bookingCode": code, "verified": True}, headers=no_store)
+    if result.just_locked:
+        await raise_lifecycle_event(client, code, EventType.CODE_LOCKED)
+    answers = {
+        Outcome.WRONG: (422, "Wrong code", "The code is not correct.", "wrong-code"),
+        Outcome.LOCKED: (423, "Code locked", "Too many wrong attempts. Ask the expert for a new code.",
+                         "code-locked"),
+        Outcome.EXPIRED: (410, "Code expired", "The code has expired. Ask the expert for a new code.",
+                          "code-expired"),
+        Outcome.NONE: (409, "No code outstanding", "No identification code is waiting for confirmation.",
+                       "no-code"),
+    }
+    status, title, detail, slug = answers[result.outcome]
+    return problem(status, title, detail, slug, headers=no_store, attemptsLeft=result.attempts_left)

@@ -12,6 +12,7 @@ import bootstrap
 from appointments.errors import Problems
 from appointments.lifecycle import EventType
 from appointments.localtime import local_day_bounds, to_local
+from appointments.timerules import iso
 from http_triggers.common import appointment_view, call, expert, raise_lifecycle_event
 from http_triggers.problem import json_response, problems_as_responses
 
@@ -61,3 +62,18 @@ async def end_meeting(req: func.HttpRequest, client: df.DurableOrchestrationClie
     a = await call(bootstrap.services().appointments.end_meeting, who.user_id, req.route_params["code"])
     await raise_lifecycle_event(client, a.booking_code, EventType.MEETING_ENDED, {"source": "expert"})
     return json_response({"bookingCode": a.booking_code, "phase": "ended"}, status=202)
+
+
+@bp.route(route="expert/appointments/{code}/identification-code", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problems_as_responses
+async def issue_identification_code(req: func.HttpRequest,
+                                    client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """A fresh one-time code, returned once to the expert; the lifecycle hears only its expiry."""
+    who = expert(req)
+    a, code, expires_at = await call(bootstrap.services().identity.issue, who.user_id, req.route_params["code"])
+    await raise_lifecycle_event(client, a.booking_code, EventType.CODE_ISSUED, {"expiresAt": iso(expires_at)})
+    settings = bootstrap.services().settings
+    return json_response({"bookingCode": a.booking_code, "code": code, "expiresAt": iso(expires_at),
+                          "attemptsAllowed": settings.code_max_attempts},
+                         status=201, headers={"Cache-Control": "no-store"})
