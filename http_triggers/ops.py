@@ -14,7 +14,7 @@ from http_triggers.problem import json_response, problems_as_responses
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 
-@bp.route(route="ops/appointments", methods=["GET"])
+@bp.route(route="ops/appointments", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @problems_as_responses
 async def ops_appointments(req: func.HttpRequest) -> func.HttpResponse:
     raw = req.params.get("phase")

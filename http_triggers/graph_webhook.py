@@ -1,0 +1,61 @@
+"""``POST /api/graph/notifications``: Graph change notifications for meeting call events.
+
+The subscription is per appointment (``?appointment=<bookingCode>``) and its clientState is
+a keyed HMAC of the booking code, checked in constant time by ``adapters.graph_webhook``.
+A call-ended notice raises ``MeetingEnded``; the expert's End and the end-plus-grace timer
+stay as fallbacks. Forgeries are audited and answered like anything else (202), so a
+prober learns nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.durable_functions as df
+import azure.functions as func
+
+import bootstrap
+from adapters.graph_webhook import MalformedNotification, parse_call_ended, validation_token
+from appointments.codes import normalize_booking_code
+from appointments.lifecycle import EventType, is_allowed
+from appointments.ports import AuditEntry
+from http_triggers.common import call, raise_lifecycle_event
+from http_triggers.problem import problem
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+log = logging.getLogger(__name__)
+
+
+@bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+async def graph_notifications(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        reply = validation_token(req.params)
+    except MalformedNotification as exc:
+        return problem(400, "Bad validation request", str(exc), "bad-validation")
+    if reply is not None:
+        return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type,
+                                 headers=dict(reply.headers))
+    accepted = func.HttpResponse(status_code=202)
+    services = bootstrap.services()
+    secret = services.settings.graph_client_state.value
+    code = normalize_booking_code(req.params.get("appointment", ""))
+    if code is None or not secret:
+        return accepted
+    try:
+        batch = parse_call_ended(req.get_body(), code, secret)
+    except MalformedNotification as exc:
+        return problem(400, "Malformed notification", str(exc), "malformed-notification")
+    now = services.clock.now()
+    if batch.forged:
+        log.warning("refused %d Graph notification(s) with a wrong clientState", len(batch.forged))
+        await call(services.repo.audit, AuditEntry(code, now, "graph", "forged_notification_refused",
+                                                   f"{len(batch.forged)} item(s)"))
+    if batch.call_ended:
+        appointment = await call(services.repo.get_by_code, code)
+        if appointment is not None and is_allowed(appointment.phase, EventType.MEETING_ENDED, appointment.channel):
+            await call(services.repo.audit, AuditEntry(code, now, "graph", "call_ended"))
+            await raise_lifecycle_event(client, code, EventType.MEETING_ENDED, {"source": "graph"})
+    for notice in batch.lifecycle:
+        log.info("Graph subscription %s for %s: %s", notice.subscription_id, code, notice.event)
+    return accepted
