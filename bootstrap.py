@@ -123,8 +123,9 @@ async def subscribe_meeting_end(appointment: Any, meeting: Any) -> None:
     s = services()
     if not s.settings.graph_notification_url or not s.settings.graph_client_state:
         return
-    from adapters.graph_webhook import client_state_for
+    from adapters.graph_webhook import client_state_for, notification_url_for
 
+    code = appointment.booking_code
     await meetings().subscribe_call_events(
-        appointment.expert_id, meeting, s.settings.graph_notification_url,
-        client_state_for(s.settings.graph_client_state.value, appointment.booking_code))
+        appointment.expert_id, meeting, notification_url_for(s.settings.graph_notification_url, code),
+        client_state_for(s.settings.graph_client_state.value, code))

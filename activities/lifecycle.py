@@ -14,7 +14,7 @@ import bootstrap
 from appointments.catalogue import topic_label
 from appointments.model import Phase
 from appointments.ports import MeetingRequest, PermanentGatewayError
-from appointments.timerules import parse_utc
+from appointments.timerules import iso, parse_utc
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -27,6 +27,15 @@ def record_phase(payload: dict[str, Any]) -> None:
         payload["bookingCode"], Phase(payload["phase"]), parse_utc(payload["since"]),
         revision=payload.get("revision"), attention=payload.get("attention"),
     )
+
+
+@bp.activity_trigger(input_name="payload")
+def load_schedule(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's times, revision and phase: lets the lifecycle heal from an event that never came."""
+    a = bootstrap.services().repo.get_by_code(payload["bookingCode"])
+    if a is None:
+        return None
+    return {"start": iso(a.start), "end": iso(a.end), "revision": a.revision, "phase": a.phase.value}
 
 
 @bp.activity_trigger(input_name="payload")

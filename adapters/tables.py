@@ -360,6 +360,27 @@ class TableRepository:
                 continue
         raise StaleRecord(f"could not record phase {phase} for {booking_code}")
 
+    def advance_phase(self, booking_code: str, expected: frozenset[Phase], phase: Phase, since: datetime) -> bool:
+        """Compare-and-set: move the record to ``phase`` only if it is still in ``expected``.
+
+        HTTP triggers use it right after raising an event, so the caller's next read sees
+        its own change; the orchestration records the same phase a moment later. Being
+        conditional, a late write can never overwrite a phase the orchestration set since.
+        """
+        for _ in range(5):
+            current = self.get_by_code(booking_code)
+            if current is None or current.phase not in expected or current.phase is phase:
+                return False
+            try:
+                self.table(APPOINTMENTS).update_entity(
+                    {"PartitionKey": current.customer_id, "RowKey": booking_code, "Phase": phase.value,
+                     "PhaseSince": iso(since)},
+                    mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified)
+                return True
+            except ResourceModifiedError:
+                continue
+        return False
+
     def set_meeting(self, booking_code: str, meeting_id: str, join_url: str) -> None:
         self._merge(booking_code, {"MeetingId": meeting_id, "JoinUrl": join_url})
 

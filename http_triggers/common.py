@@ -15,7 +15,7 @@ from appointments.catalogue import CHANNEL_LABELS, TOPICS
 from appointments.errors import Forbidden
 from appointments.lifecycle import EventType, LifecycleState, Policy
 from appointments.localtime import format_datetime, format_duration
-from appointments.model import Appointment, Expert
+from appointments.model import Appointment, Expert, Phase
 from appointments.principal import Principal, parse_principal
 from appointments.timerules import iso
 from orchestrators.appointment_lifecycle import LIFECYCLE_ORCHESTRATOR, instance_id
@@ -106,6 +106,17 @@ async def ensure_lifecycle(client: df.DurableOrchestrationClient, a: Appointment
     await client.start_new(LIFECYCLE_ORCHESTRATOR, iid, lifecycle_input(a))
 
 
+# What the record may say when each event is raised, and the phase the event leads to.
+OPTIMISTIC: dict[EventType, tuple[frozenset[Phase], Phase]] = {
+    EventType.CUSTOMER_JOINED: (frozenset({Phase.JOIN_OPEN}), Phase.LOBBY),
+    EventType.CODE_ISSUED: (frozenset({Phase.LOBBY}), Phase.CODE_ISSUED),
+    EventType.CODE_VERIFIED: (frozenset({Phase.CODE_ISSUED, Phase.LOBBY}), Phase.VERIFIED),
+    EventType.CODE_LOCKED: (frozenset({Phase.CODE_ISSUED}), Phase.LOBBY),
+    EventType.MEETING_ENDED: (frozenset({Phase.JOIN_OPEN, Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED}),
+                              Phase.ENDED),
+}
+
+
 async def raise_lifecycle_event(client: df.DurableOrchestrationClient, booking_code: str, event: EventType,
                                 payload: dict[str, Any] | None = None) -> bool:
     """Raise an event the HTTP gate has already checked. False if the instance is gone or finished."""
@@ -115,4 +126,10 @@ async def raise_lifecycle_event(client: df.DurableOrchestrationClient, booking_c
     except Exception as exc:  # the client raises plain Exceptions for 404/410
         log.warning("could not raise %s on %s: %s", event.value, iid, exc)
         return False
+    if event in OPTIMISTIC:
+        # The orchestration will record the same phase; writing it now lets the caller's
+        # next read (and the other party's console) see it without waiting.
+        expected, phase = OPTIMISTIC[event]
+        services = bootstrap.services()
+        await call(services.repo.advance_phase, booking_code, expected, phase, services.clock.now())
     return True

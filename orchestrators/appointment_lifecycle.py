@@ -7,9 +7,13 @@ activities. Illegal events (a race the HTTP gate could not see) are ignored, nev
 
 Long waits: a Python durable timer may wait at most 6 days on the Azure Storage
 provider, so a wait is cut into legs of at most ``MAX_TIMER`` and the loop simply
-waits again until the real deadline. Every leg re-arms the event waits, which is why
-every phase waits for *every* external event: an event the SDK had to buffer would
-otherwise complete a later wait of the same name out of context.
+waits again until the real deadline.
+
+Events: every phase waits for *every* external event, with one wait per name that
+lives until its event is consumed. Two events delivered in one batch therefore both
+count (the second wins the next round), and an event that is illegal in the current
+phase is consumed and ignored instead of lingering in the SDK's buffer until a later
+phase would take it out of context.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities.lifecycle import create_meeting, delete_meeting, record_phase, send_notification, update_meeting
+from activities.lifecycle import (
+    create_meeting,
+    delete_meeting,
+    load_schedule,
+    record_phase,
+    send_notification,
+    update_meeting,
+)
 from appointments import lifecycle
 from appointments.errors import IllegalTransition
 from appointments.lifecycle import (
@@ -117,16 +128,46 @@ def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, 
     return state
 
 
+def _reconcile(context: df.DurableOrchestrationContext, state: LifecycleState) -> Work:
+    """Compare with the Appointments record; returns the event the lifecycle missed, if any.
+
+    Events can be lost: a client that crashed between writing the record and raising the
+    event, or an event that arrived while the orchestration continued as new. The record
+    is the customer's truth for times and cancellation, so the lifecycle catches up.
+    """
+    record = yield context.call_activity_with_retry(load_schedule, RETRY, {"bookingCode": state.booking_code})
+    now = context.current_utc_datetime
+    if record is None:
+        return None
+    if record["phase"] == "cancelled" and not state.phase.is_terminal:
+        return Event(EventType.CANCELLED, at=now)
+    if int(record["revision"]) > state.revision:
+        return Event(EventType.RESCHEDULED, at=now, start=parse_utc(record["start"]), end=parse_utc(record["end"]),
+                     revision=int(record["revision"]))
+    return None
+
+
 @bp.function_name(LIFECYCLE_ORCHESTRATOR)
 @bp.orchestration_trigger(context_name="context")
 def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
     initial = LifecycleState.from_input(context.get_input())
     started = lifecycle.start(initial, context.current_utc_datetime)
     state = yield from _carry_out(context, initial, started)
+    missed = yield from _reconcile(context, state)
 
+    # One pending wait per event name, kept across iterations and renewed only once consumed:
+    # events that arrive in the same batch as the winner stay completed and win next time.
+    waits = {name: context.wait_for_external_event(name.value) for name in EXTERNAL_EVENTS}
     while not state.phase.is_terminal:
+        if missed is not None:
+            event, missed = missed, None
+            decision = lifecycle.decide(state, event)
+            state = yield from _carry_out(context, state, decision)
+            if any(a.type is ActionType.CONTINUE_AS_NEW for a in decision.actions):
+                context.continue_as_new(state.to_input())
+                return None
+            continue
         deadline = lifecycle.next_deadline(state)
-        waits = {name: context.wait_for_external_event(name.value) for name in EXTERNAL_EVENTS}
         tasks = list(waits.values())
         timer = None
         if deadline is not None:
@@ -139,11 +180,16 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
             assert deadline is not None
             if leg_end < deadline[0]:
                 continue  # one leg of a long wait is over; wait again
+            # Before acting on a deadline, make sure it is still the right one.
+            missed = yield from _reconcile(context, state)
+            if missed is not None:
+                continue
             event = Event(deadline[1], at=now)
         else:
             if timer is not None and not timer.is_completed:
                 timer.cancel()
             name = next(n for n, task in waits.items() if task is winner)
+            waits[name] = context.wait_for_external_event(name.value)
             try:
                 event = _event_from(name.value, winner.result, now)
             except (KeyError, ValueError, TypeError):

@@ -1,0 +1,666 @@
+"""The emulator's aiohttp application: Graph's routes under /v1.0 and /beta, control under /_emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, unquote
+
+import aiohttp
+from aiohttp import web
+
+from devhost.graph_emulator.state import (
+    APP_ID,
+    TENANT_ID,
+    EmulatorState,
+    Fault,
+    RecordedRequest,
+    graph_time,
+    parse_time,
+)
+
+STATE_KEY = web.AppKey("state", EmulatorState)
+JSON_KEY = web.RequestKey("json", object)
+GRAPH_PREFIX = re.compile(r"^/(v1\.0|beta)(/|$)")
+CREATE_OR_GET_PARAMETERS = {
+    "externalId",
+    "subject",
+    "startDateTime",
+    "endDateTime",
+    "participants",
+    "chatInfo",
+}
+MEETING_PATCHABLE = {
+    "subject",
+    "startDateTime",
+    "endDateTime",
+    "lobbyBypassSettings",
+    "recordAutomatically",
+    "allowedPresenters",
+    "isEntryExitAnnounced",
+    "allowMeetingChat",
+    "allowAttendeeToEnableMic",
+    "allowAttendeeToEnableCamera",
+    "allowTeamworkReactions",
+    "participants",
+}
+MEETING_CALL_EVENTS = re.compile(
+    r"^/?communications/onlineMeetings\(joinWebUrl='(?P<url>[^']+)'\)/meetingCallEvents$"
+)
+MAX_CALL_EVENT_LIFETIME = timedelta(minutes=4320)
+FREE_BUSY_DIGITS = {
+    "free": "0",
+    "tentative": "1",
+    "busy": "2",
+    "oof": "3",
+    "workingElsewhere": "4",
+    "unknown": "5",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def graph_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """Graph's error envelope, request ids included."""
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "request-id": str(uuid.uuid4()),
+                "client-request-id": str(uuid.uuid4()),
+            },
+        }
+    }
+    return web.json_response(body, status=status, headers=headers)
+
+
+def odata(context: str, payload: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response({"@odata.context": context, **payload}, status=status)
+
+
+def _origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _context(request: web.Request, fragment: str) -> str:
+    version = request.path.split("/")[1]
+    return f"https://graph.microsoft.com/{version}/$metadata#{fragment}"
+
+
+async def _json_body(request: web.Request) -> Any:
+    """The request's JSON (None when absent or invalid), parsed once per request."""
+    if JSON_KEY not in request:
+        raw = await request.read() if request.body_exists else b""
+        try:
+            request[JSON_KEY] = json.loads(raw) if raw else None
+        except ValueError:
+            request[JSON_KEY] = None
+    return request[JSON_KEY]
+
+
+def _action_parameters(body: Any) -> Any:
+    """Graph's metadata spells some action parameters in PascalCase (and msgraph-sdk sends
+    them so: ``Schedules``, ``Message``); Graph matches them case-insensitively."""
+    if not isinstance(body, dict):
+        return body
+    return {str(k)[:1].lower() + str(k)[1:]: v for k, v in body.items()}
+
+
+@web.middleware
+async def graph_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record, inject faults and check the bearer token, in that order, like a proxy in front of Graph."""
+    state = request.app[STATE_KEY]
+    is_graph = GRAPH_PREFIX.match(request.path) is not None
+    body = await _json_body(request) if is_graph else None
+    recorded = RecordedRequest(
+        method=request.method,
+        path=request.path,
+        query=dict(request.query),
+        headers={k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"},
+        body=body,
+    )
+    if is_graph:
+        state.record(recorded)
+    response = await _dispatch(request, handler, state, is_graph)
+    recorded.status = response.status
+    return response
+
+
+async def _dispatch(
+    request: web.Request, handler: Handler, state: EmulatorState, is_graph: bool
+) -> web.StreamResponse:
+    if not is_graph:
+        return await handler(request)
+    if (fault := state.take_fault(request.method, request.path)) is not None:
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.status is not None:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+            code = fault.code or {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(
+                fault.status, "Injected"
+            )
+            return graph_error(fault.status, code, "Injected by the Graph emulator.", headers)
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer ") or not auth[len("Bearer ") :].strip():
+        return graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+    return await handler(request)
+
+
+# --- online meetings ------------------------------------------------------------------------------
+
+
+async def create_or_get(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return graph_error(400, "BadRequest", "Request body is required.")
+    unknown = set(body) - CREATE_OR_GET_PARAMETERS
+    if unknown:
+        # Graph's action parameters are strict: extra properties are refused, not ignored.
+        name = sorted(unknown)[0]
+        return graph_error(400, "BadRequest", f"The parameter '{name}' in the request payload is not valid.")
+    if not body.get("externalId"):
+        return graph_error(400, "BadRequest", "externalId is required.")
+    organizer = request.match_info["user"]
+    meeting, created = state.create_or_get(_origin(request), organizer, body)
+    context = _context(request, f"users('{organizer}')/onlineMeetings/$entity")
+    return odata(context, meeting, status=201 if created else 200)
+
+
+async def get_meeting(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    organizer, meeting_id = request.match_info["user"], request.match_info["meeting"]
+    meeting = state.meeting_of(organizer, meeting_id)
+    if meeting is None:
+        return graph_error(404, "NotFound", "The requested onlineMeeting was not found.")
+    return odata(_context(request, f"users('{organizer}')/onlineMeetings/$entity"), meeting)
+
+
+async def patch_meeting(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    organizer, meeting_id = request.match_info["user"], request.match_info["meeting"]
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return graph_error(400, "BadRequest", "Request body is required.")
+    body = {k: v for k, v in body.items() if k != "@odata.type"}
+    if unknown := set(body) - MEETING_PATCHABLE:
+        return graph_error(400, "BadRequest", f"Property '{sorted(unknown)[0]}' cannot be updated.")
+    with state.lock:
+        meeting = state.meeting_of(organizer, meeting_id)
+        if meeting is None:
+            return graph_error(404, "NotFound", "The requested onlineMeeting was not found.")
+        for key in ("startDateTime", "endDateTime"):
+            if key in body:
+                body[key] = graph_time(parse_time(body[key]))
+        meeting.update(body)
+    return odata(_context(request, f"users('{organizer}')/onlineMeetings/$entity"), meeting)
+
+
+async def delete_meeting(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    organizer, meeting_id = request.match_info["user"], request.match_info["meeting"]
+    if state.meeting_of(organizer, meeting_id) is None:
+        return graph_error(404, "NotFound", "The requested onlineMeeting was not found.")
+    state.delete_meeting(meeting_id)
+    return web.Response(status=204)
+
+
+# --- calendar -------------------------------------------------------------------------------------
+
+
+async def get_schedule(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = _action_parameters(await _json_body(request))
+    if not isinstance(body, dict) or not body.get("schedules"):
+        return graph_error(400, "ErrorInvalidParameter", "schedules is required.")
+    try:
+        start = _zoned(body["startTime"])
+        end = _zoned(body["endTime"])
+    except (KeyError, TypeError, ValueError):
+        return graph_error(400, "ErrorInvalidParameter", "startTime and endTime are required.")
+    interval = int(body.get("availabilityViewInterval") or 30)
+    values = []
+    for schedule in body["schedules"]:
+        with state.lock:
+            items = list(state.busy.get(str(schedule).lower(), []))
+        chosen = []
+        for item in items:
+            item_start, item_end = parse_time(item["start"]), parse_time(item["end"])
+            if item_start < end and item_end > start:
+                chosen.append((item_start, item_end, item.get("status", "busy"), item.get("subject", "")))
+        values.append(
+            {
+                "scheduleId": schedule,
+                "availabilityView": _availability_view(start, end, interval, chosen),
+                "scheduleItems": [
+                    {
+                        "isPrivate": False,
+                        "status": status,
+                        "subject": subject,
+                        "location": "",
+                        "isMeeting": True,
+                        "isRecurring": False,
+                        "isException": False,
+                        "isReminderSet": True,
+                        "start": {"dateTime": _wall_clock(s), "timeZone": "UTC"},
+                        "end": {"dateTime": _wall_clock(e), "timeZone": "UTC"},
+                    }
+                    for s, e, status, subject in chosen
+                ],
+                "workingHours": {
+                    "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+                    "startTime": "08:00:00.0000000",
+                    "endTime": "17:00:00.0000000",
+                    "timeZone": {"name": "UTC"},
+                },
+            }
+        )
+    return odata(_context(request, "Collection(microsoft.graph.scheduleInformation)"), {"value": values})
+
+
+def _zoned(value: dict[str, str]) -> datetime:
+    if value.get("timeZone", "UTC").upper() != "UTC":
+        raise ValueError("the emulator only speaks UTC")
+    return parse_time(value["dateTime"])
+
+
+def _wall_clock(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+
+
+def _availability_view(
+    start: datetime, end: datetime, minutes: int, items: list[tuple[datetime, datetime, str, str]]
+) -> str:
+    view = []
+    slot = start
+    step = timedelta(minutes=max(5, minutes))
+    while slot < end:
+        digit = "0"
+        for s, e, status, _ in items:
+            if s < slot + step and e > slot:
+                digit = max(digit, FREE_BUSY_DIGITS.get(status, "2"))
+        view.append(digit)
+        slot += step
+    return "".join(view)
+
+
+# --- mail -----------------------------------------------------------------------------------------
+
+
+async def send_mail(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = _action_parameters(await _json_body(request))
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, dict) or not message.get("toRecipients"):
+        return graph_error(400, "ErrorInvalidRecipients", "At least one recipient is not valid.")
+    for header in message.get("internetMessageHeaders") or []:
+        if not str(header.get("name", "")).lower().startswith("x-"):
+            return graph_error(
+                400,
+                "InvalidInternetMessageHeader",
+                "The internet message header name should start with 'x-'.",
+            )
+    state.add_mail(request.match_info["user"], body)
+    return web.Response(status=202)
+
+
+# --- subscriptions --------------------------------------------------------------------------------
+
+
+async def create_subscription(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return graph_error(400, "InvalidRequest", "Request body is required.")
+    for required in ("changeType", "notificationUrl", "resource", "expirationDateTime"):
+        if not body.get(required):
+            return graph_error(400, "InvalidRequest", f"'{required}' is required.")
+    resource = str(body["resource"])
+    match = MEETING_CALL_EVENTS.match(resource)
+    if match is None:
+        return graph_error(
+            400, "InvalidRequest", "The emulator supports meetingCallEvents subscriptions only."
+        )
+    if request.path.startswith("/v1.0/"):
+        return graph_error(
+            400, "InvalidRequest", "meetingCallEvents subscriptions are available on beta only."
+        )
+    if state.meeting_by_join_url(unquote(match["url"])) is None:
+        return graph_error(404, "NotFound", "The online meeting was not found.")
+    expires = parse_time(body["expirationDateTime"])
+    now = datetime.now(UTC)
+    if expires <= now or expires > now + MAX_CALL_EVENT_LIFETIME:
+        return graph_error(
+            400, "InvalidRequest", "Subscription expiration can only be 4320 minutes in the future."
+        )
+    if len(str(body.get("clientState") or "")) > 128:
+        return graph_error(400, "InvalidRequest", "clientState may be at most 128 characters.")
+    with state.lock:
+        if any(s["resource"] == resource for s in state.subscriptions.values()):
+            return graph_error(409, "Conflict", "A subscription for this resource already exists.")
+    urls = {body["notificationUrl"], body.get("lifecycleNotificationUrl") or body["notificationUrl"]}
+    for url in sorted(urls):
+        if problem := await _validate_endpoint(url, state.validation_timeout):
+            return graph_error(400, "ValidationError", f"Subscription validation request failed. {problem}")
+    subscription = {
+        "id": str(uuid.uuid4()),
+        "resource": resource,
+        "applicationId": APP_ID,
+        "changeType": body["changeType"],
+        "clientState": body.get("clientState"),
+        "notificationUrl": body["notificationUrl"],
+        "notificationQueryOptions": None,
+        "lifecycleNotificationUrl": body.get("lifecycleNotificationUrl"),
+        "expirationDateTime": graph_time(expires),
+        "creatorId": APP_ID,
+        "includeResourceData": bool(body.get("includeResourceData")),
+        "latestSupportedTlsVersion": "v1_2",
+        "encryptionCertificate": None,
+        "encryptionCertificateId": None,
+        "notificationUrlAppId": None,
+    }
+    with state.lock:
+        if any(s["resource"] == resource for s in state.subscriptions.values()):
+            return graph_error(409, "Conflict", "A subscription for this resource already exists.")
+        state.subscriptions[subscription["id"]] = subscription
+    return odata(_context(request, "subscriptions/$entity"), subscription, status=201)
+
+
+async def _validate_endpoint(url: str, seconds: float) -> str | None:
+    """POST ?validationToken= like Graph; the endpoint must echo it (text/plain, 200) in time."""
+    token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
+    separator = "&" if "?" in url else "?"
+    target = f"{url}{separator}validationToken={quote(token, safe='')}"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
+            session.post(target, data=b"", headers={"Content-Type": "text/plain; charset=utf-8"}) as response,
+        ):
+            text = await response.text()
+            if response.status != 200:
+                return f"Response status code does not indicate success: {response.status}."
+            if text != token:
+                return "The endpoint did not echo the validation token."
+    except TimeoutError:
+        return f"The endpoint did not answer within {seconds:g} seconds."
+    except aiohttp.ClientError as exc:
+        return f"The endpoint could not be reached ({type(exc).__name__})."
+    return None
+
+
+async def update_subscription(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _json_body(request)
+    with state.lock:
+        subscription = state.subscriptions.get(request.match_info["id"])
+    if subscription is None:
+        return graph_error(404, "ResourceNotFound", "The object was not found.")
+    if not isinstance(body, dict) or not body.get("expirationDateTime"):
+        return graph_error(400, "InvalidRequest", "expirationDateTime is required.")
+    expires = parse_time(body["expirationDateTime"])
+    now = datetime.now(UTC)
+    if expires <= now or expires > now + MAX_CALL_EVENT_LIFETIME:
+        return graph_error(
+            400, "InvalidRequest", "Subscription expiration can only be 4320 minutes in the future."
+        )
+    with state.lock:
+        subscription["expirationDateTime"] = graph_time(expires)
+    return odata(_context(request, "subscriptions/$entity"), subscription)
+
+
+async def list_subscriptions(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    with state.lock:
+        values = list(state.subscriptions.values())
+    return odata(_context(request, "subscriptions"), {"value": values})
+
+
+async def delete_subscription(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    with state.lock:
+        removed = state.subscriptions.pop(request.match_info["id"], None)
+    if removed is None:
+        return graph_error(404, "ResourceNotFound", "The object was not found.")
+    return web.Response(status=204)
+
+
+async def notify_call_event(state: EmulatorState, meeting_id: str, event_type: str) -> list[int]:
+    """Send a meetingCallEvents change notification to every subscription on the meeting."""
+    with state.lock:
+        meeting = state.meetings.get(meeting_id)
+        if meeting is None:
+            raise web.HTTPNotFound(text="no such meeting")
+        targets = [
+            s
+            for s in state.subscriptions.values()
+            if (m := MEETING_CALL_EVENTS.match(s["resource"])) and unquote(m["url"]) == meeting["joinWebUrl"]
+        ]
+    statuses = []
+    for subscription in targets:
+        payload = {
+            "value": [
+                {
+                    "subscriptionId": subscription["id"],
+                    "subscriptionExpirationDateTime": subscription["expirationDateTime"],
+                    "changeType": "updated",
+                    "resource": subscription["resource"],
+                    "clientState": subscription["clientState"],
+                    "tenantId": TENANT_ID,
+                    "resourceData": {
+                        "@odata.type": "#microsoft.graph.callEvent",
+                        "@odata.id": subscription["resource"],
+                        "id": str(uuid.uuid4()),
+                        "eventType": event_type,
+                        "eventDateTime": graph_time(datetime.now(UTC)),
+                    },
+                }
+            ]
+        }
+        with state.lock:
+            state.notifications.append(payload)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+                session.post(subscription["notificationUrl"], json=payload) as response,
+            ):
+                statuses.append(response.status)
+        except (TimeoutError, aiohttp.ClientError):
+            statuses.append(0)
+    return statuses
+
+
+# --- control API ----------------------------------------------------------------------------------
+
+
+async def control_meetings(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    with state.lock:
+        meetings = [
+            {**m, "organizer": state.organizers.get(m["id"]), "admitted": m["id"] in state.admitted}
+            for m in state.meetings.values()
+        ]
+    return web.json_response({"value": meetings})
+
+
+async def control_mail(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    with state.lock:
+        mail = list(state.mail)
+    return web.json_response({"value": mail, "duplicates": state.duplicate_mail()})
+
+
+async def control_subscriptions(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    with state.lock:
+        values = list(state.subscriptions.values())
+    return web.json_response({"value": values, "notifications": len(state.notifications)})
+
+
+async def control_requests(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return web.json_response(
+        {
+            "value": [
+                {"method": r.method, "path": r.path, "status": r.status, "body": r.body}
+                for r in state.received()
+            ]
+        }
+    )
+
+
+async def control_busy(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _json_body(request)
+    if not isinstance(body, list):
+        raise web.HTTPBadRequest(text='expected a list of {"start", "end", "status"}')
+    state.set_busy(request.match_info["user"], body)
+    return web.json_response({"user": request.match_info["user"], "items": len(body)})
+
+
+async def control_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _json_body(request)
+    if not isinstance(body, dict) or not body.get("path"):
+        raise web.HTTPBadRequest(text='expected {"path": regex, "count", "status", "retryAfter", "delayMs"}')
+    retry_after = body.get("retryAfter")
+    state.add_fault(
+        Fault(
+            path=str(body["path"]),
+            count=int(body.get("count", 1)),
+            status=body.get("status"),
+            retry_after=None if retry_after is None else str(retry_after),
+            delay=float(body.get("delayMs", 0)) / 1000,
+            method=body.get("method"),
+            code=body.get("code"),
+        )
+    )
+    return web.json_response({"faults": len(state.faults)}, status=201)
+
+
+async def control_reset(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].reset()
+    return web.Response(status=204)
+
+
+async def control_end(request: web.Request) -> web.Response:
+    statuses = await notify_call_event(request.app[STATE_KEY], request.match_info["id"], "callEnded")
+    return web.json_response({"delivered": statuses})
+
+
+async def control_start(request: web.Request) -> web.Response:
+    statuses = await notify_call_event(request.app[STATE_KEY], request.match_info["id"], "callStarted")
+    return web.json_response({"delivered": statuses})
+
+
+async def control_admit(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    meeting_id = request.match_info["id"]
+    with state.lock:
+        if meeting_id not in state.meetings:
+            raise web.HTTPNotFound(text="no such meeting")
+        state.admitted.add(meeting_id)
+    return web.json_response({"admitted": True})
+
+
+async def lobby_state(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    meeting_id = request.match_info["id"]
+    with state.lock:
+        meeting = state.meetings.get(meeting_id)
+        admitted = meeting_id in state.admitted
+    if meeting is None:
+        raise web.HTTPNotFound(text="no such meeting")
+    return web.json_response({"admitted": admitted, "subject": meeting.get("subject")})
+
+
+JOIN_PAGE = """<!doctype html>
+<html lang="fi"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Teams (emulaattori)</title>
+<style>
+body{{font-family:system-ui,sans-serif;background:#f5f5f5;margin:0;display:grid;place-items:center;min-height:100vh}}
+main{{background:#fff;border-radius:8px;padding:2rem 2.5rem;box-shadow:0 1px 4px #0002;
+max-width:28rem;text-align:center}}
+h1{{font-size:1.2rem;color:#464775}} .en{{color:#666;font-size:.9rem}} #admitted{{color:#237b4b}}
+</style></head>
+<body><main data-meeting="{meeting_id}">
+<h1>{subject}</h1>
+<section id="lobby"><p>Olet aulassa. Odota, että järjestäjä päästää sinut sisään…</p>
+<p class="en">You are in the lobby… waiting for the organizer to admit you.</p></section>
+<section id="admitted" hidden><p><strong>Päästetty sisään.</strong> Tapaaminen on alkanut.</p>
+<p class="en"><strong>Admitted.</strong> The meeting has started.</p></section>
+<p class="en">Microsoft Teams stand-in (Graph emulator)</p>
+</main>
+<script>
+const url = {state_url};
+async function poll() {{
+  try {{
+    const r = await fetch(url, {{cache: "no-store"}});
+    if (r.ok && (await r.json()).admitted) {{
+      document.getElementById("lobby").hidden = true;
+      document.getElementById("admitted").hidden = false;
+      document.title = "Admitted";
+      return;
+    }}
+  }} catch (e) {{}}
+  setTimeout(poll, 1000);
+}}
+poll();
+</script></body></html>
+"""
+
+
+async def join_page(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    meeting_id = request.match_info["id"]
+    with state.lock:
+        meeting = state.meetings.get(meeting_id)
+    if meeting is None:
+        raise web.HTTPNotFound(text="Kokousta ei löydy / meeting not found")
+    page = JOIN_PAGE.format(
+        meeting_id=html.escape(meeting_id),
+        subject=html.escape(meeting.get("subject") or "Teams"),
+        # json.dumps alone would let "</script>" through; the escapes keep it inside the string.
+        state_url=json.dumps(f"/_emulator/meetings/{meeting_id}/lobby-state").replace("<", "\\u003c"),
+    )
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+def create_app(state: EmulatorState | None = None) -> web.Application:
+    """The emulator as an aiohttp application over ``state`` (a fresh one when omitted)."""
+    app = web.Application(middlewares=[graph_middleware], client_max_size=8 * 1024 * 1024)
+    app[STATE_KEY] = state if state is not None else EmulatorState()
+    for version in ("v1.0", "beta"):
+        users = f"/{version}/users/{{user}}"
+        app.router.add_post(f"{users}/onlineMeetings/createOrGet", create_or_get)
+        app.router.add_get(f"{users}/onlineMeetings/{{meeting}}", get_meeting)
+        app.router.add_patch(f"{users}/onlineMeetings/{{meeting}}", patch_meeting)
+        app.router.add_delete(f"{users}/onlineMeetings/{{meeting}}", delete_meeting)
+        app.router.add_post(f"{users}/calendar/getSchedule", get_schedule)
+        app.router.add_post(f"{users}/sendMail", send_mail)
+        app.router.add_post(f"/{version}/subscriptions", create_subscription)
+        app.router.add_get(f"/{version}/subscriptions", list_subscriptions)
+        app.router.add_patch(f"/{version}/subscriptions/{{id}}", update_subscription)
+        app.router.add_delete(f"/{version}/subscriptions/{{id}}", delete_subscription)
+    app.router.add_get("/_emulator/meetings", control_meetings)
+    app.router.add_post("/_emulator/meetings/{id}/end", control_end)
+    app.router.add_post("/_emulator/meetings/{id}/start", control_start)
+    app.router.add_post("/_emulator/meetings/{id}/admit", control_admit)
+    app.router.add_get("/_emulator/meetings/{id}/lobby-state", lobby_state)
+    app.router.add_get("/_emulator/join/{id}", join_page)
+    app.router.add_get("/_emulator/mail", control_mail)
+    app.router.add_get("/_emulator/subscriptions", control_subscriptions)
+    app.router.add_get("/_emulator/requests", control_requests)
+    app.router.add_put("/_emulator/busy/{user}", control_busy)
+    app.router.add_post("/_emulator/busy/{user}", control_busy)
+    app.router.add_post("/_emulator/faults", control_faults)
+    app.router.add_post("/_emulator/reset", control_reset)
+    return app

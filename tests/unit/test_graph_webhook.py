@@ -1,0 +1,225 @@
+"""The pure webhook helpers: handshake, per-appointment clientState, notification parsing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.graph_webhook import (
+    CLIENT_STATE_MAX,
+    MalformedNotification,
+    client_state_for,
+    join_url_of,
+    meeting_call_events_resource,
+    notification_url_for,
+    parse_call_ended,
+    validation_token,
+)
+
+SECRET = "unit-test-secret-0123456789abcdef"
+CODE = "K7Q2MX"
+JOIN_URL = (
+    "https://teams.microsoft.com/l/meetup-join/19%3ameeting_NjE4%40thread.v2/0"
+    "?context=%7b%22Tid%22%3a%22t%22%2c%22Oid%22%3a%22o%22%7d"
+)
+RESOURCE = meeting_call_events_resource(JOIN_URL)
+
+
+def notification(
+    event_type: str = "callEnded", *, state: str | None = None, resource: str = RESOURCE, **extra: Any
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "subscriptionId": "sub-1",
+        "changeType": "updated",
+        "resource": resource,
+        "clientState": client_state_for(SECRET, CODE) if state is None else state,
+        "tenantId": "tenant",
+        "resourceData": {
+            "@odata.type": "#microsoft.graph.callEvent",
+            "id": "event-1",
+            "eventType": event_type,
+            "eventDateTime": "2030-03-04T11:02:03.1234567Z",
+        },
+    }
+    item.update(extra)
+    return item
+
+
+def body(*items: dict[str, Any]) -> bytes:
+    return json.dumps({"value": list(items)}).encode()
+
+
+def test_validation_request_is_echoed_as_plain_text() -> None:
+    """Graph's ?validationToken= is answered 200, text/plain, with the token itself."""
+    reply = validation_token({"validationToken": "Validation: Testing client application reachability"})
+    assert reply is not None
+    assert (reply.status, reply.content_type, reply.body) == (
+        200,
+        "text/plain",
+        "Validation: Testing client application reachability",
+    )
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_notification_is_not_a_validation_request() -> None:
+    """Without validationToken the trigger goes on to parse the body."""
+    assert validation_token({"appointment": CODE}) is None
+
+
+def test_an_oversized_validation_token_is_refused() -> None:
+    """The endpoint will not reflect arbitrary payloads back."""
+    with pytest.raises(MalformedNotification):
+        validation_token({"validationToken": "x" * 5000})
+
+
+def test_client_state_is_a_keyed_hmac_per_booking_code() -> None:
+    """Deterministic per (secret, code), different across codes and secrets, short and URL-safe."""
+    state = client_state_for(SECRET, CODE)
+    assert state == client_state_for(SECRET, CODE)
+    assert state != client_state_for(SECRET, "AB12CD")
+    assert state != client_state_for("another-secret-0123456789abcdef", CODE)
+    assert len(state) <= CLIENT_STATE_MAX
+    assert set(state) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert CODE not in state and SECRET not in state
+
+
+def test_client_state_needs_a_secret() -> None:
+    """An empty key would make every clientState computable from the booking code."""
+    with pytest.raises(ValueError, match="empty"):
+        client_state_for("", CODE)
+
+
+def test_notification_url_carries_the_booking_code() -> None:
+    """The code is added to the query, next to anything already there (e.g. a function key)."""
+    assert notification_url_for("https://app.example/api/graph/notifications", CODE) == (
+        "https://app.example/api/graph/notifications?appointment=K7Q2MX"
+    )
+    assert notification_url_for("https://app.example/api/n?code=abc", "A B") == (
+        "https://app.example/api/n?code=abc&appointment=A+B"
+    )
+
+
+def test_resource_encodes_the_join_url_and_reads_back() -> None:
+    """The join URL is percent-encoded inside the resource (twice-encoded parts included)."""
+    assert RESOURCE.startswith("communications/onlineMeetings(joinWebUrl='https%3A%2F%2Fteams.microsoft.com")
+    assert "%253a" in RESOURCE
+    assert join_url_of(RESOURCE) == JOIN_URL
+    assert join_url_of("/" + RESOURCE) == JOIN_URL
+    assert join_url_of("communications/callRecords/abc") is None
+
+
+def test_genuine_call_ended_is_returned() -> None:
+    """A callEnded with the right clientState becomes a CallEnded notice."""
+    batch = parse_call_ended(body(notification()), CODE, SECRET)
+
+    [notice] = batch.call_ended
+    assert notice.booking_code == CODE
+    assert notice.subscription_id == "sub-1"
+    assert notice.join_web_url == JOIN_URL
+    assert notice.notification_id == "event-1"
+    assert notice.ended_at == datetime(2030, 3, 4, 11, 2, 3, 123456, tzinfo=UTC)
+    assert (batch.forged, batch.lifecycle, batch.ignored) == ([], [], 0)
+
+
+def test_the_older_event_type_spelling_is_understood() -> None:
+    """Earlier documentation wrote Microsoft.Communication.CallEnded."""
+    batch = parse_call_ended(body(notification("Microsoft.Communication.CallEnded")), CODE, SECRET)
+    assert len(batch.call_ended) == 1
+
+
+def test_other_events_and_resources_are_ignored() -> None:
+    """callStarted, roster updates, other resources and half-empty items are not call-ended."""
+    items = [
+        notification("callStarted"),
+        notification("rosterUpdated"),
+        notification(resource="communications/callRecords/abc"),
+        notification(resourceData={}),
+        notification(subscriptionId=None),
+        "not an object",
+    ]
+    batch = parse_call_ended(json.dumps({"value": items}).encode(), CODE, SECRET)
+    assert batch.call_ended == []
+    assert batch.forged == []
+    assert batch.ignored == 6
+
+
+def test_wrong_or_missing_client_state_is_reported_as_forged() -> None:
+    """Forgeries are returned apart from the genuine notices, with a reason for the audit."""
+    other_appointment = client_state_for(SECRET, "AB12CD")
+    items = [
+        notification(state="guess"),
+        notification(state=other_appointment),
+        notification(),
+        notification(),
+    ]
+    del items[3]["clientState"]
+
+    batch = parse_call_ended(body(*items), CODE, SECRET)
+
+    assert len(batch.call_ended) == 1
+    assert [f.reason for f in batch.forged] == [
+        "clientState mismatch",
+        "clientState mismatch",
+        "clientState missing",
+    ]
+    assert all(f.subscription_id == "sub-1" for f in batch.forged)
+
+
+def test_forged_items_are_not_believed_even_when_otherwise_perfect() -> None:
+    """Nothing in an item counts before its clientState has matched."""
+    batch = parse_call_ended(
+        body(notification(state=client_state_for("leaked-other-secret-xxxxxxxx", CODE))), CODE, SECRET
+    )
+    assert batch.call_ended == []
+    assert len(batch.forged) == 1
+
+
+def test_lifecycle_notifications_are_reported() -> None:
+    """reauthorizationRequired and friends come to the same URL and are surfaced, not dropped."""
+    lifecycle = {
+        "subscriptionId": "sub-1",
+        "clientState": client_state_for(SECRET, CODE),
+        "lifecycleEvent": "reauthorizationRequired",
+    }
+    batch = parse_call_ended(body(lifecycle), CODE, SECRET)
+    [notice] = batch.lifecycle
+    assert (notice.booking_code, notice.event) == (CODE, "reauthorizationRequired")
+
+
+def test_encrypted_content_needs_a_decryptor() -> None:
+    """Rich notifications are ignored without ``decrypt`` and read with it."""
+    item = notification(encryptedContent={"data": "…", "dataKey": "…"})
+    item["resourceData"] = {"id": "event-2"}
+
+    assert parse_call_ended(body(item), CODE, SECRET).ignored == 1
+    batch = parse_call_ended(body(item), CODE, SECRET, decrypt=lambda _: {"eventType": "callEnded"})
+    [notice] = batch.call_ended
+    assert notice.notification_id == "event-2"
+    assert notice.ended_at is None
+
+
+@pytest.mark.parametrize("raw", [b"", b"not json", b"[]", b'{"value": {}}', b"\xff\xfe"])
+def test_malformed_bodies_are_refused(raw: bytes) -> None:
+    """Anything that is not a notification collection raises (the trigger answers 400)."""
+    with pytest.raises(MalformedNotification):
+        parse_call_ended(raw, CODE, SECRET)
+
+
+def test_importing_the_graph_adapters_imports_no_sdk() -> None:
+    """Cold start: msgraph, kiota and azure.identity load on first use, not at import."""
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys, adapters.graph, adapters.graph_webhook; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'msgraph', 'msgraph_core', 'kiota_http', "
+        "'kiota_abstractions', 'azure', 'httpx'}))"
+    )
+    result = subprocess.run(  # noqa: S603 - fixed arguments, our own interpreter
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
