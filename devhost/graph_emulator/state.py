@@ -12,7 +12,7 @@ import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 TENANT_ID = "8a5b4f34-5c5e-4b8e-9b7a-0e1f2d3c4b5a"
@@ -185,8 +185,9 @@ def new_meeting(origin: str, organizer: str, body: dict[str, Any]) -> dict[str, 
     raw_id = f"1*{organizer}*0**{thread}"
     meeting_id = base64.urlsafe_b64encode(raw_id.encode()).decode().rstrip("=")
     now = datetime.now(UTC)
+    # Graph's defaults: start now, end an hour after the start.
     start = body.get("startDateTime") or graph_time(now)
-    end = body.get("endDateTime") or graph_time(parse_time(start).replace(microsecond=0))
+    end = body.get("endDateTime") or graph_time(parse_time(start) + timedelta(hours=1))
     # Percent-encoded context like Teams' own links, so the resource path in a subscription
     # is URL-encoded twice exactly as it is against Graph.
     context = "%7b%22Tid%22%3a%22" + TENANT_ID + "%22%2c%22Oid%22%3a%22" + organizer + "%22%7d"

@@ -162,3 +162,14 @@ def test_naive_times_are_refused_before_calling_graph(graph: GraphEmulator) -> N
     with pytest.raises(ValueError, match="timezone-aware"):
         asyncio.run(scenario())
     assert graph.state.received() == []
+
+
+def test_warm_up_loads_the_sdk_without_network_or_warnings() -> None:
+    """warm_up() is safe to call off the request path: no I/O, no warnings, repeatable."""
+    import sys
+
+    from adapters.graph import warm_up
+
+    warm_up()
+    warm_up()
+    assert "msgraph.generated.models.online_meeting" in sys.modules

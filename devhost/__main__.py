@@ -1,0 +1,105 @@
+"""``python -m devhost``: serve the app's functions and run its orchestrations locally."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import azurite
+from .clock import Clock, ClockMode
+from .host import Host
+
+log = logging.getLogger("devhost")
+AZURITE_PORT = 10002
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
+    p.add_argument("--port", type=int, default=int(os.environ.get("DEVHOST_PORT", "7071")))
+    p.add_argument("--clock", choices=[m.value for m in ClockMode], default="real")
+    p.add_argument("--data-dir", type=Path, default=Path(".data"))
+    p.add_argument("--storage", default=os.environ.get("AzureWebJobsStorage", ""),  # noqa: SIM112 - the Functions setting's name
+                   help="Table storage connection string (default: env AzureWebJobsStorage, else Azurite)")
+    p.add_argument("--app", default="function_app:app", help="module:attribute of the DFApp")
+    p.add_argument("--task-hub", default=os.environ.get("DEVHOST_TASK_HUB"))
+    p.add_argument("--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO"))
+    return p.parse_args(argv)
+
+
+def load_app(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr or "app")
+
+
+def hand_clock_to_app(clock: Clock) -> None:
+    """The app's bootstrap takes the devhost clock, so domain time rules follow it."""
+    try:
+        bootstrap = importlib.import_module("bootstrap")
+    except ImportError:
+        return
+    use_clock = getattr(bootstrap, "use_clock", None)
+    if callable(use_clock):
+        use_clock(clock)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    started: azurite.Azurite | None = None
+    storage = args.storage
+    if not storage or storage.strip().lower().startswith("usedevelopmentstorage=true"):
+        if not azurite.is_listening(AZURITE_PORT):
+            started = azurite.start(AZURITE_PORT, args.data_dir / "azurite")
+            log.info("started Azurite on 127.0.0.1:%s (data in %s)",
+                     AZURITE_PORT, args.data_dir / "azurite")
+        storage = azurite.connection_string(AZURITE_PORT)
+    # The app reads its storage from the environment, like on Azure.
+    os.environ["AzureWebJobsStorage"] = storage  # noqa: SIM112 - the Functions setting's name
+    clock = Clock(ClockMode(args.clock))
+    hand_clock_to_app(clock)
+    sys.path.insert(0, str(Path.cwd()))
+    app = load_app(args.app)
+    host = Host(app, storage=storage, port=args.port, clock=clock, hub=args.task_hub)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await host.start()
+        print(f"devhost: serving {args.app} on {host.base_url}/api/ (clock: {clock.mode.value}, "
+              f"task hub: {host.hub})", flush=True)
+        for f in host.functions:
+            methods = ",".join(sorted(f.methods)) if f.methods else "*"
+            print(f"  {methods:<12} {host.base_url}/api/{f.route}  [{f.auth_level}]", flush=True)
+        print(f"  Durable API  {host.base_url}/runtime/webhooks/durabletask/instances", flush=True)
+        if clock.adjustable:
+            print(f"  Clock        {host.base_url}/dev/clock  "
+                  '(POST /dev/clock/advance {"hours": 1})', flush=True)
+        if host.function_key_generated:
+            print(f"  Function key (x-functions-key / ?code=): {host.function_key}", flush=True)
+        print("devhost: ready", flush=True)
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await host.stop()
+        if started is not None:
+            started.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The devhost's clock: real, virtual (wall time + an offset) or frozen.
+
+Orchestrations take ``current_utc_datetime`` from this clock and durable timers fall due by it,
+so a demo can jump ahead three days and a test can move time only when it says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+
+class ClockMode(StrEnum):
+    REAL = "real"
+    VIRTUAL = "virtual"
+    FROZEN = "frozen"
+
+
+class ClockError(ValueError):
+    """A clock change that is not allowed (real clocks do not move, no clock moves backwards)."""
+
+
+class Clock:
+    """``now()`` is an aware UTC datetime; ``advance``/``set`` move non-real clocks forward only.
+
+    Thread-safe: activities in worker threads and the app's own code may read it.
+    """
+
+    def __init__(self, mode: ClockMode | str = ClockMode.REAL, start: datetime | None = None) -> None:
+        self.mode = ClockMode(mode)
+        self._lock = threading.Lock()
+        self._offset = timedelta(0)
+        # A frozen clock starts at the wall time (or ``start``) truncated to milliseconds, so
+        # ISO strings round-trip through the history's millisecond timestamps unchanged.
+        base = start or datetime.now(UTC)
+        self._frozen_at = base.replace(microsecond=base.microsecond // 1000 * 1000)
+        if start is not None and self.mode is ClockMode.VIRTUAL:
+            self._offset = start - datetime.now(UTC)
+        self._listeners: list[Callable[[], None]] = []
+
+    def now(self) -> datetime:
+        if self.mode is ClockMode.FROZEN:
+            with self._lock:
+                return self._frozen_at
+        if self.mode is ClockMode.VIRTUAL:
+            with self._lock:
+                return datetime.now(UTC) + self._offset
+        return datetime.now(UTC)
+
+    @property
+    def adjustable(self) -> bool:
+        return self.mode is not ClockMode.REAL
+
+    def advance(self, delta: timedelta) -> datetime:
+        if not self.adjustable:
+            raise ClockError("the real clock cannot be moved")
+        if delta < timedelta(0):
+            raise ClockError("the clock only moves forward")
+        with self._lock:
+            if self.mode is ClockMode.FROZEN:
+                self._frozen_at += delta
+            else:
+                self._offset += delta
+        self._notify()
+        return self.now()
+
+    def set(self, when: datetime) -> datetime:
+        if when.tzinfo is None:
+            raise ClockError("the time must carry a UTC offset")
+        delta = when.astimezone(UTC) - self.now()
+        if delta < timedelta(0):
+            raise ClockError(f"the clock only moves forward (now {self.now().isoformat()})")
+        return self.advance(delta)
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from the thread that moved the clock) after every change."""
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener()

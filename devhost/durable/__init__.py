@@ -1,0 +1,7 @@
+"""The devhost's durable engine: Durable Functions orchestrations on the SDK's own replay code."""
+
+from .engine import Engine
+from .registry import Registry
+from .store import TaskHubStore
+
+__all__ = ["Engine", "Registry", "TaskHubStore"]

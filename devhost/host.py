@@ -1,0 +1,340 @@
+"""The devhost's HTTP side: the app's HTTP functions, the Durable management API, dev endpoints.
+
+Routes, methods, auth levels and binding names come from ``app.get_functions()`` (there is no
+second route table). HTTP functions get real ``azure.functions.HttpRequest`` objects and a
+durable client binding that points back at this host, so triggers run unmodified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import inspect
+import json
+import logging
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+
+from .clock import Clock, ClockError, ClockMode
+from .durable.api import ManagementApi, binding_json
+from .durable.engine import Engine
+from .durable.registry import Registry
+from .durable.store import TaskHubStore
+
+log = logging.getLogger("devhost")
+
+DEFAULT_HUB = "TestHubName"  # what the Functions host uses locally when host.json names none
+SETTLE_TIMEOUT = 30.0
+
+
+def problem(status: int, title: str, detail: str | None = None, *,
+            headers: dict[str, str] | None = None) -> web.Response:
+    """An RFC 9457 problem document."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    return web.json_response(body, status=status, content_type="application/problem+json", headers=headers)
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What host.json says about us (route prefix, task hub name)."""
+
+    route_prefix: str = "api"
+    hub: str = DEFAULT_HUB
+
+    @classmethod
+    def from_host_json(cls, path: Path) -> HostSettings:
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ext = data.get("extensions", {})
+        prefix = ext.get("http", {}).get("routePrefix", "api")
+        hub = ext.get("durableTask", {}).get("hubName") or DEFAULT_HUB
+        # "%Setting%" names an app setting, as on Azure; unset, the local default applies.
+        if m := re.fullmatch(r"%(\w+)%", hub):
+            hub = os.environ.get(m.group(1)) or DEFAULT_HUB
+        return cls(route_prefix=prefix.strip("/"), hub=re.sub(r"[^A-Za-z0-9]", "", hub) or DEFAULT_HUB)
+
+
+@dataclass
+class HttpFunction:
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    trigger_param: str
+    client_params: list[str]
+    auth_level: str
+    methods: frozenset[str] | None
+    route: str
+    params: set[str] = field(default_factory=set)
+
+
+def _value(x: Any) -> str:
+    return str(getattr(x, "value", x))
+
+
+def http_functions(functions: Iterable[Any]) -> list[HttpFunction]:
+    out = []
+    for f in functions:
+        bindings = f.get_bindings_dict().get("bindings", [])
+        trigger = next((b for b in bindings if b.get("type") == "httpTrigger"), None)
+        if trigger is None:
+            continue
+        user = f.get_user_function()
+        methods = trigger.get("methods")
+        out.append(HttpFunction(
+            name=f.get_function_name(), fn=user, is_async=inspect.iscoroutinefunction(user),
+            trigger_param=trigger["name"],
+            client_params=[b["name"] for b in bindings if b.get("type") == "durableClient"],
+            auth_level=_value(trigger.get("authLevel", "function")).lower(),
+            methods=frozenset(_value(m).upper() for m in methods) if methods else None,
+            route=trigger.get("route") or f.get_function_name(),
+            params=set(inspect.signature(user).parameters),
+        ))
+    return out
+
+
+class Host:
+    """One devhost: ``await start()``, then ``base_url`` serves; ``await stop()`` ends it.
+
+    ``web_app`` is the aiohttp application: add routes to it (or call ``add_routes``) before
+    ``start()``, e.g. a demo portal under ``/portal/`` or the Graph emulator.
+    """
+
+    def __init__(self, app: Any, *, storage: str, port: int = 7071, clock: Clock | None = None,
+                 hub: str | None = None, function_key: str | None = None,
+                 settings: HostSettings | None = None, bind: str = "127.0.0.1") -> None:
+        self.settings = settings or HostSettings.from_host_json(Path.cwd() / "host.json")
+        self.hub = hub or self.settings.hub
+        self.port = port
+        self.bind = bind
+        self.clock = clock or Clock(ClockMode.REAL)
+        env_key = os.environ.get("DEVHOST_FUNCTION_KEY")
+        self.function_key_generated = not (function_key or env_key)
+        self.function_key = function_key or env_key or secrets.token_urlsafe(24)
+        functions = app.get_functions()  # only once: a second call raises in azure-functions
+        self.functions = http_functions(functions)
+        self.engine = Engine(TaskHubStore(storage, self.hub), Registry.from_functions(functions), self.clock)
+        self.management = ManagementApi(self.engine, self.hub)
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="http")
+        self._table = RouteTable()
+        for f in self.functions:
+            self._table.add(compile_route(f.route, f.methods, f))
+        self.web_app = web.Application(client_max_size=100 * 1024 * 1024)
+        self.web_app.add_routes(self.management.routes())
+        self.web_app.add_routes([web.post("/dev/idle", self._idle), web.get("/dev/health", self._health)])
+        if self.clock.adjustable:
+            self.web_app.add_routes([
+                web.get("/dev/clock", self._clock_now),
+                web.post("/dev/clock/advance", self._clock_advance),
+                web.post("/dev/clock/set", self._clock_set),
+            ])
+        prefix = f"/{self.settings.route_prefix}" if self.settings.route_prefix else ""
+        self._prefix = prefix
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        self.web_app.add_routes(routes)
+
+    async def start(self) -> None:
+        # The app's catch-all goes last so that routes added by callers win.
+        self.web_app.router.add_route("*", self._prefix + "/{tail:.*}" if self._prefix else "/{tail:.*}",
+                                      self._dispatch)
+        await self.engine.start()
+        self._runner = web.AppRunner(self.web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.bind, self.port)
+        await site.start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.engine.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the app's HTTP functions ----------------------------------------------------------
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        tail = request.match_info.get("tail", "")
+        route, params, allowed = self._table.match(tail, request.method)
+        if route is None:
+            if allowed:
+                return problem(405, "Method Not Allowed", f"{request.method} is not allowed here",
+                               headers={"Allow": ", ".join(sorted(allowed))})
+            return problem(404, "Not Found", f"No function serves {request.path}")
+        target: HttpFunction = route.target
+        if target.auth_level != "anonymous" and not self._authorised(request):
+            return problem(401, "Unauthorized", "A function key is required (x-functions-key or ?code=).")
+        try:
+            return await self._invoke(target, request, params)
+        except Exception:
+            log.exception("function %s failed", target.name)
+            return problem(500, "Internal Server Error", f"The function '{target.name}' failed.")
+
+    def _authorised(self, request: web.Request) -> bool:
+        given = request.headers.get("x-functions-key") or request.query.get("code") or ""
+        return hmac.compare_digest(given.encode(), self.function_key.encode())
+
+    async def _invoke(self, target: HttpFunction, request: web.Request,
+                      params: dict[str, str]) -> web.StreamResponse:
+        body = await request.read()
+        req = func.HttpRequest(
+            method=request.method, url=str(request.url), headers=dict(request.headers),
+            params=dict(request.query), route_params=params, body=body,
+        )
+        kwargs: dict[str, Any] = {target.trigger_param: req}
+        for name in target.client_params:
+            kwargs[name] = binding_json(self.base_url, self.hub)
+        if target.is_async:
+            result = await target.fn(**kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._pool, partial(target.fn, **kwargs))
+        return to_web_response(result)
+
+    # -- dev endpoints ---------------------------------------------------------------------
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "clock": self.clock.mode.value})
+
+    async def _idle(self, request: web.Request) -> web.Response:
+        settled = await self.engine.wait_idle(SETTLE_TIMEOUT)
+        return web.json_response({"settled": settled, "now": self.clock.now().isoformat()})
+
+    async def _clock_now(self, request: web.Request) -> web.Response:
+        return web.json_response({"now": self.clock.now().isoformat(), "mode": self.clock.mode.value})
+
+    async def _settle(self) -> web.Response:
+        self.engine.timers.fire_due()
+        settled = await self.engine.wait_idle(SETTLE_TIMEOUT)
+        return web.json_response({"now": self.clock.now().isoformat(), "settled": settled})
+
+    async def _clock_advance(self, request: web.Request) -> web.Response:
+        data = await _json_body(request)
+        units = {"seconds", "minutes", "hours", "days"}
+        if not isinstance(data, dict) or not units & data.keys():
+            return problem(400, "Bad Request", "Give seconds, minutes, hours or days.")
+        try:
+            delta = timedelta(**{k: float(v) for k, v in data.items() if k in units})
+            self.clock.advance(delta)
+        except (ClockError, TypeError, ValueError) as exc:
+            return problem(400, "Bad Request", str(exc))
+        return await self._settle()
+
+    async def _clock_set(self, request: web.Request) -> web.Response:
+        data = await _json_body(request)
+        try:
+            when = datetime.fromisoformat(str((data or {}).get("now", "")).replace("Z", "+00:00"))
+            self.clock.set(when)
+        except (ClockError, ValueError) as exc:
+            return problem(400, "Bad Request", str(exc))
+        return await self._settle()
+
+
+async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    with contextlib.suppress(ValueError):
+        return json.loads(raw)
+    return None
+
+
+def to_web_response(result: Any) -> web.StreamResponse:
+    """An ``azure.functions.HttpResponse`` (or what the worker also accepts) as an aiohttp answer."""
+    if isinstance(result, func.HttpResponse):
+        headers = {k: v for k, v in result.headers.items() if k.lower() != "content-type"}
+        content_type = next((v for k, v in result.headers.items() if k.lower() == "content-type"), None)
+        if content_type is None and result.mimetype:
+            content_type = result.mimetype + (f"; charset={result.charset}" if result.charset else "")
+        response = web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+        if content_type:
+            response.headers["Content-Type"] = content_type
+        return response
+    if result is None:
+        return web.Response(status=204)
+    if isinstance(result, bytes | str):
+        return web.Response(status=200, body=result if isinstance(result, bytes) else result.encode(),
+                            content_type="text/plain")
+    return web.json_response(result)
+
+
+# -- route templates ------------------------------------------------------------------------
+# Functions-style templates: ``{name}``, ``{name:int}``, ``{name?}``, ``{*rest}``.
+_CONSTRAINTS = {
+    "int": r"-?\d+",
+    "long": r"-?\d+",
+    "alpha": r"[A-Za-z]+",
+    "guid": r"[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}",
+    "bool": r"(?:true|false|True|False)",
+}
+_PARAM = re.compile(r"^\{(\*)?([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+)(?:\([^)]*\))?)?(\?)?\}$")
+
+
+@dataclass
+class Route:
+    template: str
+    pattern: re.Pattern[str]
+    # Sort key: literal segments before parameters, catch-alls last (as ASP.NET ranks them).
+    rank: tuple[int, ...]
+    methods: frozenset[str] | None
+    target: Any = field(compare=False)
+
+
+def compile_route(template: str, methods: frozenset[str] | None, target: Any) -> Route:
+    regex, rank = "", []
+    for segment in [s for s in template.strip("/").split("/") if s]:
+        m = _PARAM.match(segment)
+        if m is None:
+            regex += "/" + re.escape(segment)
+            rank.append(0)
+            continue
+        catch_all, name, constraint, optional = m.groups()
+        if catch_all:
+            regex += f"(?:/(?P<{name}>.*))?"
+            rank.append(4)
+            continue
+        inner = _CONSTRAINTS.get((constraint or "").lower(), r"[^/]+")
+        if optional:
+            regex += f"(?:/(?P<{name}>{inner}))?"
+            rank.append(3)
+        else:
+            regex += f"/(?P<{name}>{inner})"
+            rank.append(1 if constraint else 2)
+    return Route(template, re.compile(f"^{regex}/?$", re.IGNORECASE), tuple(rank), methods, target)
+
+
+class RouteTable:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(self, route: Route) -> None:
+        self.routes.append(route)
+        self.routes.sort(key=lambda r: r.rank)
+
+    def match(self, path: str, method: str) -> tuple[Route | None, dict[str, str], set[str]]:
+        """The route for ``path`` and ``method``, its parameters, and the methods the path allows."""
+        allowed: set[str] = set()
+        for route in self.routes:
+            m = route.pattern.match("/" + path.strip("/") if path.strip("/") else "")
+            if m is None:
+                continue
+            if route.methods is None or method in route.methods:
+                return route, {k: v for k, v in m.groupdict().items() if v is not None}, allowed
+            allowed |= route.methods
+        return None, {}, allowed
