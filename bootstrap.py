@@ -105,6 +105,21 @@ def meetings() -> Any:
     return _extra("meetings", lambda s: GraphMeetingGateway(_extra("graph_client", _graph_client)))
 
 
+_warm = threading.Event()
+
+
+async def meetings_ready() -> Any:
+    """The MeetingGateway, after msgraph's ~1 s of model imports ran off the event loop (once)."""
+    if not _warm.is_set() and "meetings" not in _overrides:
+        import asyncio
+
+        from adapters.graph import warm_up
+
+        await asyncio.to_thread(warm_up)
+        _warm.set()
+    return meetings()
+
+
 def mailer() -> Any:
     from adapters.graph import GraphMailSender
 

@@ -5,6 +5,7 @@ They receive booking codes, never personal data, and look up what they need.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -47,10 +48,10 @@ async def create_meeting(payload: dict[str, Any]) -> dict[str, Any]:
     """
     services = bootstrap.services()
     code = payload["bookingCode"]
-    a = services.repo.get_by_code(code)
+    a = await asyncio.to_thread(services.repo.get_by_code, code)
     if a is None:
         return {"ok": False, "reason": "appointment_missing"}
-    gateway = bootstrap.meetings()
+    gateway = await bootstrap.meetings_ready()
     request = MeetingRequest(
         booking_code=code, organizer_id=a.expert_id,
         # The subject comes from the topic only: the customer's name never goes to Graph.
@@ -64,18 +65,18 @@ async def create_meeting(payload: dict[str, Any]) -> dict[str, Any]:
     except PermanentGatewayError as exc:
         log.error("creating the meeting for %s failed: %s", code, exc)
         return {"ok": False, "reason": "meeting_creation_failed"}
-    services.repo.set_meeting(code, meeting.meeting_id, meeting.join_url)
+    await asyncio.to_thread(services.repo.set_meeting, code, meeting.meeting_id, meeting.join_url)
     await bootstrap.subscribe_meeting_end(a, meeting)
     return {"ok": True, "meetingId": meeting.meeting_id, "created": meeting.created}
 
 
 @bp.activity_trigger(input_name="payload")
 async def update_meeting(payload: dict[str, Any]) -> dict[str, Any]:
-    a = bootstrap.services().repo.get_by_code(payload["bookingCode"])
+    a = await asyncio.to_thread(bootstrap.services().repo.get_by_code, payload["bookingCode"])
     if a is None or not a.meeting_id:
         return {"ok": True, "skipped": True}
     try:
-        await bootstrap.meetings().update_times(a.expert_id, a.meeting_id, parse_utc(payload["start"]),
+        await (await bootstrap.meetings_ready()).update_times(a.expert_id, a.meeting_id, parse_utc(payload["start"]),
                                                 parse_utc(payload["end"]))
     except PermanentGatewayError as exc:
         log.error("updating the meeting for %s failed: %s", a.booking_code, exc)
@@ -85,11 +86,11 @@ async def update_meeting(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 async def delete_meeting(payload: dict[str, Any]) -> dict[str, Any]:
-    a = bootstrap.services().repo.get_by_code(payload["bookingCode"])
+    a = await asyncio.to_thread(bootstrap.services().repo.get_by_code, payload["bookingCode"])
     if a is None or not a.meeting_id:
         return {"ok": True, "skipped": True}
     try:
-        await bootstrap.meetings().delete(a.expert_id, a.meeting_id)
+        await (await bootstrap.meetings_ready()).delete(a.expert_id, a.meeting_id)
     except PermanentGatewayError as exc:
         log.error("deleting the meeting for %s failed: %s", a.booking_code, exc)
         return {"ok": False, "reason": "meeting_delete_failed"}

@@ -9,6 +9,7 @@ recording can still repeat a mail, so each mail carries its key in ``X-Idempoten
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from adapters.renderer import Renderer
+from adapters.renderer import RenderedNotification, Renderer
 from adapters.tables import TableRepository
 from appointments.catalogue import Channel, topic_label
 from appointments.model import Appointment, Expert
@@ -75,39 +76,51 @@ class Notifier:
     async def send(self, *, booking_code: str, kind: str, recipient: str, key: str,
                    previous_start: datetime | None = None, previous_end: datetime | None = None) -> bool:
         """Deliver the notification unless this key was delivered before. True if sent now."""
+        prepared = await asyncio.to_thread(self._prepare, booking_code, kind, recipient, key, previous_start,
+                                           previous_end)
+        if prepared is None:
+            return False
+        n, rendered, expert_mail, customer_mail, row_key = prepared
+        for to in (expert_mail, customer_mail):
+            if to:
+                await self.mailer.send(MailMessage(to=to, subject=rendered.subject, text=rendered.text,
+                                                   html=rendered.html, idempotency_key=key))
+        await asyncio.to_thread(self._mark_sent, booking_code, row_key, n)
+        return True
+
+    def _prepare(self, booking_code: str, kind: str, recipient: str, key: str, previous_start: datetime | None,
+                 previous_end: datetime | None) -> tuple[Notification, RenderedNotification, str | None, str | None, str] | None:
+        """Blocking part before delivery: de-duplicate, load, render, write the outbox rows."""
         marker_table = self.repo.table(NOTIFICATIONS)
         row_key = _key_hash(key)
         try:
             marker = marker_table.get_entity(booking_code, row_key)
             if marker.get("State") == "sent":
-                return False
+                return None
         except ResourceNotFoundError:
             pass
         a = self.repo.get_by_code(booking_code)
         if a is None:
             log.warning("notification %s for unknown booking %s skipped", kind, booking_code)
-            return False
+            return None
         expert = self.repo.get_expert(a.expert_id)
         n = self.notification(a, expert, NotificationKind(kind), Recipient(recipient), previous_start, previous_end)
         if n is None:
-            return False
+            return None
         rendered = self.renderer.render_notification(n)
         if n.recipient is Recipient.EXPERT:
             if expert is None or not expert.email:
                 log.warning("expert of %s has no mail address; %s not sent", booking_code, kind)
-                return False
-            await self.mailer.send(MailMessage(to=expert.email, subject=rendered.subject, text=rendered.text,
-                                               html=rendered.html, idempotency_key=key))
-        else:
-            self._outbox(a, n, rendered.subject, rendered.text, row_key)
-            if a.email:
-                await self.mailer.send(MailMessage(to=a.email, subject=rendered.subject, text=rendered.text,
-                                                   html=rendered.html, idempotency_key=key))
-        marker_table.upsert_entity({
+                return None
+            return n, rendered, expert.email, None, row_key
+        self._outbox(a, n, rendered.subject, rendered.text, row_key)
+        return n, rendered, None, a.email, row_key
+
+    def _mark_sent(self, booking_code: str, row_key: str, n: Notification) -> None:
+        self.repo.table(NOTIFICATIONS).upsert_entity({
             "PartitionKey": booking_code, "RowKey": row_key, "State": "sent", "Kind": str(n.kind),
             "Recipient": str(n.recipient), "SentAt": iso(self.clock.now()),
         }, mode=UpdateMode.REPLACE)
-        return True
 
     def _outbox(self, a: Appointment, n: Notification, subject: str, text: str, row_key: str) -> None:
         """SMS and push for the bank's own channels; the row key makes a retry overwrite, not add."""

@@ -10,7 +10,15 @@ from typing import Any
 from appointments import booking as rules
 from appointments.catalogue import TOPICS, Channel
 from appointments.codes import new_booking_code, normalize_booking_code
-from appointments.errors import Conflict, Gone, IllegalTransition, NotFound, Problems, ValidationFailed
+from appointments.errors import (
+    Conflict,
+    FieldError,
+    Gone,
+    IllegalTransition,
+    NotFound,
+    Problems,
+    ValidationFailed,
+)
 from appointments.lifecycle import EventType, is_allowed
 from appointments.model import IN_MEETING_PHASES, Appointment, Expert, Phase
 from appointments.ports import (
@@ -68,7 +76,7 @@ class AppointmentService:
     def book(self, customer_id: str, payload: Any, idempotency_key: str | None) -> Booked:
         if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY
                                                 and idempotency_key.isprintable()):
-            raise ValidationFailed([rules.FieldError("Idempotency-Key", "must be 1-128 printable characters")],
+            raise ValidationFailed([FieldError("Idempotency-Key", "must be 1-128 printable characters")],
                                    malformed=True)
         fp = rules.fingerprint(payload) if isinstance(payload, dict) else ""
         if idempotency_key is not None:
@@ -115,11 +123,11 @@ class AppointmentService:
         if req.expert_id == rules.ANY_EXPERT:
             experts = self.experts(req.topic_id, req.language, req.channel)
             if not experts:
-                raise ValidationFailed([rules.FieldError("topic", "no expert serves this topic in this language")])
+                raise ValidationFailed([FieldError("topic", "no expert serves this topic in this language")])
             return experts
         expert = self.repo.get_expert(req.expert_id)
         if expert is None or not expert.active:
-            raise ValidationFailed([rules.FieldError("expertId", "unknown expert")])
+            raise ValidationFailed([FieldError("expertId", "unknown expert")])
         problems = Problems()
         if req.topic_id not in expert.topics:
             problems.add("topic", "this expert does not serve this topic")

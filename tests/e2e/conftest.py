@@ -55,11 +55,13 @@ class Stack:
         self.host.wait_idle()
         return dict(r.json())
 
-    def as_customer(self, customer: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        return self.host.request(method, path, headers=customer_headers(customer), **kw)
+    def as_customer(self, customer: str, method: str, path: str, *, headers: dict[str, str] | None = None,
+                    **kw: Any) -> httpx.Response:
+        return self.host.request(method, path, headers={**customer_headers(customer), **(headers or {})}, **kw)
 
-    def as_expert(self, expert: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        return self.host.request(method, path, headers=expert_headers(expert), **kw)
+    def as_expert(self, expert: str, method: str, path: str, *, headers: dict[str, str] | None = None,
+                  **kw: Any) -> httpx.Response:
+        return self.host.request(method, path, headers={**expert_headers(expert), **(headers or {})}, **kw)
 
     def phase(self, code: str) -> str:
         """The Durable custom status phase, after checking it matches the Appointments record."""
