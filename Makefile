@@ -36,7 +36,7 @@ $(STAMPS)/chromium:
 browser: $(STAMPS)/chromium
 
 run: setup
-	$(PY) -m devhost --clock virtual
+	$(PY) -m devhost --clock virtual --demo
 
 test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--app", default="function_app:app", help="module:attribute of the DFApp")
     p.add_argument("--task-hub", default=os.environ.get("DEVHOST_TASK_HUB"))
     p.add_argument("--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO"))
+    p.add_argument("--demo", action="store_true",
+                   help="make run: dev mode, Graph emulator, seeded experts, demo portal and a demo booking")
     return p.parse_args(argv)
 
 
@@ -61,12 +63,21 @@ async def serve(args: argparse.Namespace) -> None:
                      AZURITE_PORT, args.data_dir / "azurite")
         storage = azurite.connection_string(AZURITE_PORT)
     # The app reads its storage from the environment, like on Azure.
-    os.environ["AzureWebJobsStorage"] = storage  # noqa: SIM112 - the Functions setting's name
+    os.environ["AzureWebJobsStorage"] = storage
+    demo = None
+    if args.demo:
+        from . import demo as demo_module
+
+        demo = demo_module.configure(args.port)  # noqa: SIM112 - the Functions setting's name
     clock = Clock(ClockMode(args.clock))
     hand_clock_to_app(clock)
     sys.path.insert(0, str(Path.cwd()))
     app = load_app(args.app)
     host = Host(app, storage=storage, port=args.port, clock=clock, hub=args.task_hub)
+    portal = False
+    if demo is not None:
+        demo_module.seed_experts()
+        portal = demo_module.mount(host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,11 +95,23 @@ async def serve(args: argparse.Namespace) -> None:
                   '(POST /dev/clock/advance {"hours": 1})', flush=True)
         if host.function_key_generated:
             print(f"  Function key (x-functions-key / ?code=): {host.function_key}", flush=True)
+        if demo is not None:
+            code = await asyncio.to_thread(demo_module.book_demo_appointment, host.base_url)
+            if portal:
+                print(f"\n  Demo portal  {host.base_url}/portal/   (customer: demo-customer; experts in the bar)",
+                      flush=True)
+            if demo.emulator is not None:
+                print(f"  Graph        {demo.emulator.base_url}  (emulator; mail at "
+                      f"{demo.emulator.origin}/_emulator/mail)", flush=True)
+            if code:
+                print(f"  Demo booking {code} for demo-customer", flush=True)
         print("devhost: ready", flush=True)
         await stop.wait()
     finally:
         with contextlib.suppress(Exception):
             await host.stop()
+        if demo is not None:
+            demo.stop()
         if started is not None:
             started.stop()
 

@@ -1,0 +1,93 @@
+"""``make run``: the whole product on one machine, ready to click through.
+
+Around the generic devhost this adds what the demo needs: dev mode, the Graph emulator
+(unless real Graph credentials are configured), the seeded expert directory, the demo
+portal, and one upcoming appointment for the demo customer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("devhost.demo")
+GRAPH_EMULATOR_PORT = 7072
+DEMO_CUSTOMER = "demo-customer"
+
+
+@dataclass
+class Demo:
+    port: int
+    emulator: Any | None = None
+
+    def stop(self) -> None:
+        if self.emulator is not None:
+            with contextlib.suppress(Exception):
+                self.emulator.stop()
+
+
+def configure(port: int) -> Demo:
+    """Set the app's settings for a local demo; start the Graph emulator unless Graph is configured."""
+    os.environ.setdefault("DEV_MODE", "true")
+    os.environ.setdefault("TASK_HUB_NAME", "AppointmentsHub")
+    os.environ.setdefault("PORTAL_BASE_URL", f"http://localhost:{port}")
+    demo = Demo(port)
+    if not os.environ.get("GRAPH_TENANT_ID"):
+        from devhost.graph_emulator import GraphEmulator
+
+        emulator_port = int(os.environ.get("GRAPH_EMULATOR_PORT", GRAPH_EMULATOR_PORT))
+        demo.emulator = GraphEmulator(port=emulator_port).start()
+        os.environ["GRAPH_BASE_URL"] = demo.emulator.base_url
+    os.environ.setdefault("GRAPH_SENDER_MAILBOX", "neuvottelut@pankki.example")
+    os.environ.setdefault("GRAPH_NOTIFICATION_URL", f"http://127.0.0.1:{port}/api/graph/notifications")
+    os.environ.setdefault("GRAPH_CLIENT_STATE", secrets.token_urlsafe(32))
+    return demo
+
+
+def seed_experts() -> None:
+    import bootstrap
+    from devhost.seed import seed
+
+    seed(bootstrap.services().repo)
+
+
+def mount(host: Any) -> bool:
+    """Serve the demo portal under /portal/ (and / redirects there)."""
+    try:
+        from devhost import portal
+    except ImportError:
+        return False
+    host.add_routes(portal.routes())
+    return True
+
+
+def book_demo_appointment(base_url: str) -> str | None:
+    """One upcoming online meeting for the demo customer, unless they have one already."""
+    from appointments.principal import encode_principal
+    from devhost.seed import DEMO_EXPERTS
+
+    headers = {"x-ms-client-principal": encode_principal(DEMO_CUSTOMER)}
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        existing = http.get("/api/appointments", headers=headers).json().get("appointments", [])
+        if existing:
+            return None
+        now = http.get("/dev/clock").json()["now"] if http.get("/dev/clock").status_code == 200 else None
+        from datetime import UTC, datetime
+
+        base = datetime.fromisoformat(now.replace("Z", "+00:00")) if now else datetime.now(UTC)
+        start = (base + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+        body = {"expertId": DEMO_EXPERTS[0].expert_id, "topic": "loans.home-loan", "channel": "online",
+                "start": start.isoformat(), "durationMinutes": 45, "language": "fi", "phone": "+358401234567",
+                "extraInfo": "Demo: asuntolainan neuvottelu"}
+        r = http.post("/api/appointments", headers={**headers, "Idempotency-Key": "demo-booking"}, json=body)
+        if r.status_code not in (200, 201):
+            log.warning("demo booking failed: %s %s", r.status_code, r.text[:200])
+            return None
+        return str(r.json()["bookingCode"])
