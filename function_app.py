@@ -9,10 +9,11 @@ from http_triggers.customer import bp as customer_api
 from http_triggers.expert import bp as expert_api
 from http_triggers.graph_webhook import bp as graph_webhook
 from http_triggers.ops import bp as ops_api
+from http_triggers.slots import bp as slots_api
 from orchestrators.appointment_lifecycle import bp as lifecycle_orchestrator
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for blueprint in (lifecycle_orchestrator, lifecycle_activities, customer_api, catalogue_api, expert_api, ops_api,
-                  graph_webhook):
+                  graph_webhook, slots_api):
     app.register_functions(blueprint)

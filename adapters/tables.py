@@ -11,6 +11,7 @@ Every write is idempotent, so an activity or a client may retry it:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -26,7 +27,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 from appointments.catalogue import Channel
 from appointments.identity import CodeRecord, FailureCounter
 from appointments.model import Appointment, Expert, Phase, WorkingHours
-from appointments.ports import AuditEntry, IdempotencyMismatch, SlotTaken, StaleRecord
+from appointments.ports import AuditEntry, IdempotencyMismatch, SlotHold, SlotTaken, StaleRecord
 from appointments.timerules import iso, parse_utc
 
 APPOINTMENTS = "Appointments"
@@ -37,6 +38,8 @@ IDEMPOTENCY = "IdempotencyKeys"
 EXPERTS = "Experts"
 EXPERTS_PARTITION = "experts"
 IDENTITY_CODES = "IdentityCodes"
+SLOT_HOLDS = "SlotHolds"
+HOLD_EXPIRES = "HoldExpiresAt"  # set on ExpertSlots cells that a hold (not a booking) claimed
 FAILURES = "FailureCounters"
 MAX_BATCH = 100  # the Table service's limit per transaction (Azurite fails opaquely above it)
 
@@ -126,6 +129,17 @@ def _cell_key(cell: datetime) -> str:
     return iso(cell)
 
 
+def _hold_holder(hold_id: str) -> str:
+    from appointments.availability import hold_key
+
+    return hold_key(hold_id)
+
+
+def _expired_hold(row: Any, now: datetime | None) -> bool:
+    expires = row.get(HOLD_EXPIRES)
+    return bool(expires) and now is not None and parse_utc(str(expires)) <= now
+
+
 class TableRepository:
     """``AppointmentRepository`` on ``azure-data-tables``. Tables are created on first use."""
 
@@ -205,29 +219,46 @@ class TableRepository:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def _claim(self, expert_id: str, booking_code: str, cells: Iterable[datetime]) -> None:
-        """Insert one row per cell in one transaction; cells this booking already holds are fine."""
+    def _claim(self, expert_id: str, booking_code: str, cells: Iterable[datetime], *,
+               now: datetime | None = None, hold_id: str | None = None,
+               hold_expires_at: datetime | None = None) -> None:
+        """Claim every cell in one transaction; cells this booking (or hold) already has are fine.
+
+        Free cells are inserted. A cell of a hold that expired before ``now``, or of the hold
+        ``hold_id`` (ours, being converted), is taken over with an ETag-conditional replace in
+        the same transaction, so of two claimants racing for it exactly one wins. Without
+        ``now`` every hold counts as live.
+        """
         table = self.table(EXPERT_SLOTS)
         keys = [_cell_key(c) for c in cells]
         if len(keys) > MAX_BATCH:
             raise ValueError(f"an appointment may claim at most {MAX_BATCH} cells")
-        todo = []
+        extra = {HOLD_EXPIRES: iso(hold_expires_at)} if hold_expires_at is not None else {}
+        takeover = {_hold_holder(hold_id)} if hold_id else set()
+        ops: list[tuple[Any, ...]] = []
         for key in keys:
+            entity = {"PartitionKey": expert_id, "RowKey": key, "BookingCode": booking_code, **extra}
             try:
-                holder = table.get_entity(expert_id, key)["BookingCode"]
+                row = table.get_entity(expert_id, key)
             except ResourceNotFoundError:
-                todo.append(key)
+                ops.append(("create", entity))
                 continue
-            if holder != booking_code:
-                raise SlotTaken(f"expert slot {key} is taken")
-        if not todo:
+            holder = row["BookingCode"]
+            if holder == booking_code:
+                continue
+            if holder in takeover or _expired_hold(row, now):
+                ops.append(("update", entity, {"mode": UpdateMode.REPLACE, "etag": row.metadata["etag"],
+                                               "match_condition": MatchConditions.IfNotModified}))
+                continue
+            raise SlotTaken(f"expert slot {key} is {'held' if row.get(HOLD_EXPIRES) else 'taken'}")
+        if not ops:
             return
-        ops = [("create", {"PartitionKey": expert_id, "RowKey": k, "BookingCode": booking_code}) for k in todo]
         try:
             table.submit_transaction(ops)  # type: ignore[arg-type]
         except TableTransactionError as exc:
             # Lost a race for at least one cell. Whoever won, re-check: it may be ourselves (a retry).
-            for key in todo:
+            for op in ops:
+                key = op[1]["RowKey"]
                 try:
                     holder = table.get_entity(expert_id, key)["BookingCode"]
                 except ResourceNotFoundError:
@@ -251,7 +282,8 @@ class TableRepository:
 
     def create(
         self, appointment: Appointment, *, phone_hmac: str, cells: list[datetime],
-        idempotency_key: str | None, fingerprint: str,
+        idempotency_key: str | None, fingerprint: str, now: datetime | None = None,
+        hold_id: str | None = None,
     ) -> Appointment:
         a = appointment
         if idempotency_key is not None:
@@ -273,7 +305,7 @@ class TableRepository:
                     return existing
                 a = a.with_changes(booking_code=code)  # an earlier attempt crashed half-way: finish it
         try:
-            self._claim(a.expert_id, a.booking_code, cells)
+            self._claim(a.expert_id, a.booking_code, cells, now=now, hold_id=hold_id)
         except SlotTaken:
             if idempotency_key is not None:
                 # Nothing was booked under this key: free it, so the key does not pin a booking
@@ -288,6 +320,8 @@ class TableRepository:
             self.table(APPOINTMENTS).create_entity(_to_entity(a))
         except ResourceExistsError:
             pass  # a retry of this very booking
+        if hold_id is not None:
+            self._forget_hold(hold_id)  # its cells are the booking's now
         stored = self.get(a.customer_id, a.booking_code)
         assert stored is not None
         return stored
@@ -472,3 +506,39 @@ class TableRepository:
             self.table(FAILURES).delete_entity(key, "")
         except ResourceNotFoundError:
             pass
+
+    # --- availability and holds ---------------------------------------------------------------
+
+    def taken_cells(self, expert_id: str, start: datetime, end: datetime, now: datetime) -> set[datetime]:
+        rows = self.table(EXPERT_SLOTS).query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": expert_id, "lo": iso(start), "hi": iso(end)},
+            select=["RowKey", HOLD_EXPIRES],
+        )
+        return {parse_utc(r["RowKey"]) for r in rows if not _expired_hold(r, now)}
+
+    def hold(self, hold: SlotHold, cells: list[datetime], *, now: datetime) -> None:
+        self._claim(hold.expert_id, _hold_holder(hold.hold_id), cells, now=now,
+                    hold_expires_at=hold.expires_at)
+        self.table(SLOT_HOLDS).upsert_entity({
+            "PartitionKey": hold.hold_id, "RowKey": "", "CustomerId": hold.customer_id,
+            "ExpertId": hold.expert_id, "Start": iso(hold.start), "DurationMinutes": hold.duration_minutes,
+            "ExpiresAt": iso(hold.expires_at),
+        })
+
+    def get_hold(self, hold_id: str) -> SlotHold | None:
+        try:
+            e = self.table(SLOT_HOLDS).get_entity(hold_id, "")
+        except ResourceNotFoundError:
+            return None
+        return SlotHold(hold_id=hold_id, customer_id=e["CustomerId"], expert_id=e["ExpertId"],
+                        start=parse_utc(e["Start"]), duration_minutes=int(e["DurationMinutes"]),
+                        expires_at=parse_utc(e["ExpiresAt"]))
+
+    def release_hold(self, hold: SlotHold, cells: list[datetime]) -> None:
+        self.release_cells(hold.expert_id, _hold_holder(hold.hold_id), cells)
+        self._forget_hold(hold.hold_id)
+
+    def _forget_hold(self, hold_id: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self.table(SLOT_HOLDS).delete_entity(hold_id, "")

@@ -19,7 +19,7 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 MAX_EXTRA_INFO = 500
 BOOKING_FIELDS = {"expertId", "topic", "channel", "start", "durationMinutes", "language", "phone", "email",
-                  "extraInfo"}
+                  "extraInfo", "holdId"}
 CHANGE_FIELDS = {"start", "durationMinutes", "topic", "expertId"}
 ANY_EXPERT = "any"
 
@@ -50,6 +50,7 @@ class BookingRequest:
     phone: str
     email: str | None
     extra_info: str
+    hold_id: str | None = None  # the customer's own hold on this slot (POST /api/slots/hold)
 
 
 def _require_object(payload: Any) -> dict[str, Any]:
@@ -132,10 +133,14 @@ def parse_booking(payload: Any, now: datetime, settings: Settings) -> BookingReq
     extra = body.get("extraInfo", "")
     if not isinstance(extra, str) or len(extra) > MAX_EXTRA_INFO:
         p.add("extraInfo", f"must be text of at most {MAX_EXTRA_INFO} characters")
+    hold_id = body.get("holdId")
+    if hold_id is not None and (not isinstance(hold_id, str) or not 0 < len(hold_id) <= 64):
+        p.add("holdId", "must be the holdId from POST /api/slots/hold")
     p.raise_if_any()
     assert topic and channel and start and duration and isinstance(language, str) and isinstance(extra, str)
     return BookingRequest(expert_id.strip(), topic, channel, start, duration, language, phone,
-                          email if isinstance(email, str) else None, extra.strip())
+                          email if isinstance(email, str) else None, extra.strip(),
+                          hold_id if isinstance(hold_id, str) else None)
 
 
 @dataclass(frozen=True)

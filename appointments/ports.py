@@ -119,6 +119,18 @@ class IdempotencyMismatch(Exception):
 
 
 @dataclass(frozen=True)
+class SlotHold:
+    """A customer's short claim on an expert's time while they fill in the booking."""
+
+    hold_id: str  # unguessable; the key the booking carries as ``holdId``
+    customer_id: str
+    expert_id: str
+    start: datetime  # aware, UTC
+    duration_minutes: int
+    expires_at: datetime  # after this the cells are free for anyone
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     booking_code: str
     at: datetime
@@ -142,11 +154,14 @@ class AppointmentRepository(Protocol):
 
     def create(
         self, appointment: Appointment, *, phone_hmac: str, cells: list[datetime],
-        idempotency_key: str | None, fingerprint: str,
+        idempotency_key: str | None, fingerprint: str, now: datetime | None = None,
+        hold_id: str | None = None,
     ) -> Appointment:
         """Claim the cells, then write the code index and the record. Idempotent per key.
 
-        Raises SlotTaken when another booking holds a cell; IdempotencyMismatch when
+        Cells of a hold that expired before ``now``, and of the hold ``hold_id`` (the
+        customer's own, being converted), are taken over with ETag-conditional updates.
+        Raises SlotTaken when another booking or live hold has a cell; IdempotencyMismatch when
         the key was used for a different request (the stored booking is returned otherwise).
         """
         ...
@@ -184,6 +199,23 @@ class AppointmentRepository(Protocol):
     def get_expert(self, expert_id: str) -> Expert | None: ...
 
     def put_expert(self, expert: Expert) -> None: ...
+
+    # Availability and holds.
+
+    def taken_cells(self, expert_id: str, start: datetime, end: datetime, now: datetime) -> set[datetime]:
+        """The expert's claimed cells in ``[start, end)``: bookings and holds still live at ``now``."""
+        ...
+
+    def hold(self, hold: SlotHold, cells: list[datetime], *, now: datetime) -> None:
+        """Claim the cells for the hold in one transaction (expired holds may be taken over), then
+        record the hold. Raises SlotTaken when a booking or a live hold has any of them."""
+        ...
+
+    def get_hold(self, hold_id: str) -> SlotHold | None: ...
+
+    def release_hold(self, hold: SlotHold, cells: list[datetime]) -> None:
+        """Free the cells the hold still has and forget the hold (idempotent)."""
+        ...
 
 
 class Clock(Protocol):

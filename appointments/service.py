@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from appointments import booking as rules
+from appointments.availability import works_at
 from appointments.catalogue import TOPICS, Channel
 from appointments.codes import new_booking_code, normalize_booking_code
 from appointments.errors import (
@@ -91,6 +92,8 @@ class AppointmentService:
                     return Booked(existing, created=False)
         now = self.clock.now()
         req = rules.parse_booking(payload, now, self.settings)
+        if req.hold_id is not None:
+            req = self._with_own_hold(customer_id, req)
         candidates = self._candidates(req)
         last_taken: SlotTaken | None = None
         for expert in candidates:
@@ -104,7 +107,7 @@ class AppointmentService:
                 stored = self.repo.create(
                     appointment, phone_hmac=rules.phone_hmac(req.phone, self.settings.phone_hmac_key.value),
                     cells=self.cells(req.start, req.duration_minutes), idempotency_key=idempotency_key,
-                    fingerprint=fp,
+                    fingerprint=fp, now=now, hold_id=req.hold_id,
                 )
             except SlotTaken as exc:
                 last_taken = exc
@@ -119,12 +122,34 @@ class AppointmentService:
         raise Conflict("The chosen time is no longer free. Please choose another time.",
                        reason="slot_taken") from last_taken
 
+    def _with_own_hold(self, customer_id: str, req: rules.BookingRequest) -> rules.BookingRequest:
+        """Check the hold is the caller's and for this very slot; its expert is the one booked.
+
+        An expired hold is still accepted here: its cells are free for anyone, its owner included,
+        and the repository refuses them if someone else has taken them meanwhile.
+        """
+        hold = self.repo.get_hold(req.hold_id) if req.hold_id else None
+        problems = Problems()
+        if hold is None or hold.customer_id != customer_id:
+            problems.add("holdId", "unknown hold")
+        else:
+            if (hold.start, hold.duration_minutes) != (req.start, req.duration_minutes):
+                problems.add("holdId", "the hold is for another start or duration")
+            if req.expert_id not in (rules.ANY_EXPERT, hold.expert_id):
+                problems.add("expertId", "the hold is for another expert")
+        problems.raise_if_any()
+        assert hold is not None
+        return replace(req, expert_id=hold.expert_id)
+
     def _candidates(self, req: rules.BookingRequest) -> list[Expert]:
         if req.expert_id == rules.ANY_EXPERT:
             experts = self.experts(req.topic_id, req.language, req.channel)
             if not experts:
                 raise ValidationFailed([FieldError("topic", "no expert serves this topic in this language")])
-            return experts
+            working = [x for x in experts if works_at(x, req.start, req.duration_minutes)]
+            if not working:
+                raise ValidationFailed([FieldError("start", "no expert for this topic works at this time")])
+            return working
         expert = self.repo.get_expert(req.expert_id)
         if expert is None or not expert.active:
             raise ValidationFailed([FieldError("expertId", "unknown expert")])
@@ -135,6 +160,8 @@ class AppointmentService:
             problems.add("language", "this expert does not serve this language")
         if req.channel not in expert.channels:
             problems.add("channel", "this expert does not serve this channel")
+        if not works_at(expert, req.start, req.duration_minutes):
+            problems.add("start", "is outside the expert's working hours")
         problems.raise_if_any()
         return [expert]
 

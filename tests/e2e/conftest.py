@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from devhost.graph_emulator import GraphEmulator
 from devhost.seed import DEMO_EXPERTS, seed
 from devhost.testing import DevhostProcess
 
+HELSINKI = ZoneInfo("Europe/Helsinki")
 GRAPH_SECRET = "e2e-client-state-secret-0123456789"
 MATLEENA, MAIJA, OLLI = DEMO_EXPERTS
 
@@ -41,16 +43,22 @@ class Stack:
         return datetime.fromisoformat(self.host.now().replace("Z", "+00:00"))
 
     def slot(self, days: float = 2, hour: int = 10) -> datetime:
-        """A start on the grid ``days`` ahead (UTC ``hour``)."""
-        t = self.now() + timedelta(days=days)
-        return t.replace(hour=hour, minute=0, second=0, microsecond=0)
+        """A start at ``hour`` o'clock Helsinki time on the first weekday at least ``days`` ahead
+        (the seeded experts work weekdays, roughly 08–16 local)."""
+        day = (self.now() + timedelta(days=days)).astimezone(HELSINKI).date()
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        return datetime.combine(day, time(hour), tzinfo=HELSINKI).astimezone(UTC)
 
     def book(self, customer: str, start: datetime | None = None, *, expert: str = MATLEENA.expert_id,
              channel: str = "online", duration: int = 45, **extra: Any) -> dict[str, Any]:
-        body = {"expertId": expert, "topic": "loans.home-loan", "channel": channel,
-                "start": (start or self.slot()).isoformat(), "durationMinutes": duration, "language": "fi",
-                "phone": "+358401234567", **extra}
-        r = self.host.post("/api/appointments", headers=customer_headers(customer), json=body)
+        candidates = [start] if start else [self.slot(days=2 + d, hour=h) for d in range(5) for h in range(9, 15)]
+        for when in candidates:
+            body = {"expertId": expert, "topic": "loans.home-loan", "channel": channel, "start": when.isoformat(),
+                    "durationMinutes": duration, "language": "fi", "phone": "+358401234567", **extra}
+            r = self.host.post("/api/appointments", headers=customer_headers(customer), json=body)
+            if r.status_code != 409 or start:
+                break  # without a given start, a taken slot just means: try the next one
         assert r.status_code == 201, r.text
         self.host.wait_idle()
         return dict(r.json())

@@ -143,13 +143,13 @@ def test_experts_only_touch_their_own(stack: Stack) -> None:
 def test_change_and_cancel_over_http(stack: Stack) -> None:
     """PATCH reschedules or changes the topic; DELETE cancels; bad changes are 422."""
     who = new_customer()
-    code = stack.book(who, stack.slot(days=3, hour=8), expert=MAIJA.expert_id, topic="savings.funds")["bookingCode"]
+    code = stack.book(who, stack.slot(days=3, hour=9), expert=MAIJA.expert_id, topic="savings.funds")["bookingCode"]
     r = stack.as_customer(who, "PATCH", f"/api/appointments/{code}", json={"topic": "savings.pension"})
     assert r.status_code == 200 and r.json()["topic"]["id"] == "savings.pension"
     assert_problem(stack.as_customer(who, "PATCH", f"/api/appointments/{code}", json={}), 422)
     assert_problem(stack.as_customer(who, "PATCH", f"/api/appointments/{code}", json={"topic": "daily.cards"}),
                    422)  # Maija does not serve cards
-    new_start = stack.slot(days=5, hour=8)
+    new_start = stack.slot(days=3, hour=10)
     r = stack.as_customer(who, "PATCH", f"/api/appointments/{code}", json={"start": new_start.isoformat()})
     assert r.status_code == 200 and r.json()["revision"] == 1
     r = stack.as_customer(who, "DELETE", f"/api/appointments/{code}")

@@ -1,0 +1,219 @@
+"""The demo portal in a real Chromium against the whole stack: a customer books, starts and joins
+an online meeting, the expert sees them in the lobby and issues a code, the customer confirms it.
+
+Customer pages run at phone width (360 px), the expert console at desktop width; screenshots of
+the key steps land in ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from appointments.localtime import format_datetime
+from tests.e2e.browser_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
+    PortalProxy,
+    portal_served_by,
+    screenshot_path,
+)
+from tests.e2e.conftest import MAIJA, MATLEENA, OLLI, Stack
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="session")
+def portal_url(stack: Stack) -> Iterator[str]:
+    if portal_served_by(stack.host.base_url):
+        yield f"{stack.host.base_url}/portal/"
+        return
+    with PortalProxy(stack.host.base_url) as proxy:
+        yield f"{proxy.base_url}/portal/"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_portal(browser: Browser, url: str, *, customer: str | None = None, expert: str | None = None,
+                viewport: dict[str, int] = PHONE, hash_: str = "#/") -> tuple[BrowserContext, Page]:
+    """A fresh context signed in through the dev login (stored like the login bar stores it)."""
+    context = browser.new_context(viewport=viewport, locale="fi-FI")
+    who = {"kind": "expert", "id": expert} if expert else {"kind": "customer", "id": customer or "demo-customer"}
+    context.add_init_script(f"localStorage.setItem('portal.who', {json.dumps(json.dumps(who))})")
+    page = context.new_page()
+    page.goto(url + hash_)
+    expect(page.locator("body[data-ready=true]")).to_be_attached()
+    return context, page
+
+
+def next_grid_start(stack: Stack, lead: timedelta = timedelta(hours=3)) -> datetime:
+    """The first start on the 30-minute grid at least ``lead`` from the host's now."""
+    t = stack.now() + lead
+    t = t.replace(second=0, microsecond=0) + timedelta(minutes=(30 - t.minute % 30) % 30)
+    return t
+
+
+def advance_to_join_window(stack: Stack, start: datetime) -> None:
+    stack.host.advance((start - timedelta(minutes=15) - stack.now()).total_seconds())
+
+
+def start_of(stack: Stack, customer: str, code: str) -> datetime:
+    view = stack.as_customer(customer, "GET", f"/api/appointments/{code}").json()
+    return datetime.fromisoformat(view["start"].replace("Z", "+00:00"))
+
+
+def book_in_browser(page: Page) -> str:
+    """Fill the booking form with Matleena; the first free slot that is still free wins."""
+    page.get_by_role("link", name="Varaa aika").click()
+    expect(page.get_by_role("heading", name="Varaa aika", level=1)).to_be_visible()
+    page.get_by_label("Verkkoneuvottelu").check()
+    page.get_by_label("Aihe").select_option("loans.home-loan")
+    page.get_by_label("Neuvottelun kieli").select_option("fi")
+    expert = page.get_by_label("Asiantuntija")
+    expect(expert.locator(f"option[value='{MATLEENA.expert_id}']")).to_be_attached()
+    expert.select_option(MATLEENA.expert_id)
+    page.get_by_label("Kesto").select_option("30")
+    page.get_by_label("Puhelinnumero").fill("+358401234567")
+    page.get_by_label("Sähköposti (vapaaehtoinen)").fill("asiakas@example.com")
+    slots = page.locator(".slots input[name=slot]")
+    expect(slots.first).to_be_attached()
+    page.screenshot(path=screenshot_path("01-booking-form-360"), full_page=True)
+    for i in range(min(6, slots.count())):
+        slots.nth(i).check()
+        page.get_by_role("button", name="Varaa aika").click()
+        outcome = page.locator("[data-testid=flash]:not([hidden]), [data-testid=book-msg]:not([hidden])")
+        expect(outcome).to_be_visible()
+        if page.get_by_test_id("flash").is_visible():
+            break
+        expect(slots.first).to_be_attached()  # taken meanwhile: the form reloaded its slots
+    flash = page.get_by_test_id("flash")
+    expect(flash).to_contain_text("Aika varattu")
+    match = re.search(r"Varaustunnus ([A-Z0-9]+)", flash.inner_text())
+    assert match, flash.inner_text()
+    return match.group(1)
+
+
+def test_customer_books_joins_and_confirms_the_experts_code(browser: Browser, portal_url: str,
+                                                           stack: Stack) -> None:
+    """The whole story: book → too early → join window → lobby → code → verified, on both screens."""
+    customer = "browser-story"
+    cust_ctx, cust = open_portal(browser, portal_url, customer=customer)
+    code = book_in_browser(cust)
+    card = cust.locator(f"article[data-booking='{code}']")
+    expect(card).to_contain_text("Matleena Malliharju")
+    expect(card.get_by_test_id("phase")).to_have_text("Varattu")
+    expect(card.get_by_role("button", name="Aloita verkkoneuvottelu")).to_be_disabled()
+    cust.screenshot(path=screenshot_path("02-upcoming-booked-360"), full_page=True)
+
+    advance_to_join_window(stack, start_of(stack, customer, code))
+    cust.get_by_role("button", name="Päivitä").click()
+    start_button = card.get_by_role("button", name="Aloita verkkoneuvottelu")
+    expect(start_button).to_be_enabled()
+    cust.screenshot(path=screenshot_path("03-upcoming-join-open-360"), full_page=True)
+    start_button.click()
+    expect(cust.get_by_role("heading", name="Verkkoneuvottelu", level=1)).to_be_visible()
+    with cust_ctx.expect_page() as teams_info:
+        cust.get_by_role("button", name="Liity neuvotteluun").click()
+    teams = teams_info.value
+    expect(teams.locator("#lobby")).to_be_visible()
+    assert "/_emulator/join/" in teams.url
+    teams.screenshot(path=screenshot_path("04-teams-lobby"))
+    expect(cust.get_by_test_id("join-msg")).to_contain_text("Odota aulassa")
+
+    exp_ctx, console = open_portal(browser, portal_url, viewport=DESKTOP, hash_="#/")
+    console.get_by_label("Kirjautunut").select_option(f"expert:{MATLEENA.expert_id}")
+    console.get_by_role("button", name="Kirjaudu").click()
+    row = console.locator(f"article[data-booking='{code}']")
+    expect(row.get_by_test_id("waiting")).to_have_text("Asiakas odottaa aulassa")
+    expect(console.get_by_test_id("waiting-count")).to_contain_text("Aulassa odottaa: 1")
+    console.screenshot(path=screenshot_path("05-expert-lobby-desktop"), full_page=True)
+
+    row.get_by_role("button", name="Anna tunnistuskoodi").click()
+    issued = row.get_by_test_id("issued-code")
+    expect(issued).to_have_text(re.compile(r"^\d{3} \d{3}$"))
+    console.screenshot(path=screenshot_path("06-expert-code-desktop"), full_page=True)
+    the_code = issued.inner_text().replace(" ", "")
+    assert the_code not in console.evaluate("JSON.stringify(localStorage)")
+
+    cust.get_by_label("Tunnistuskoodi").fill(the_code)
+    cust.screenshot(path=screenshot_path("07-customer-code-typed-360"), full_page=True)
+    cust.get_by_role("button", name="Vahvista").click()
+    expect(cust.get_by_test_id("verified")).to_have_text("Tunnistautuminen onnistui. Voit palata Teamsiin.")
+    expect(cust.get_by_test_id("phase")).to_have_text("Tunnistettu")
+    cust.screenshot(path=screenshot_path("08-customer-verified-360"), full_page=True)
+
+    expect(row.get_by_test_id("phase")).to_have_text("Tunnistettu")
+    expect(issued).to_have_count(0)  # the code is gone once used
+    console.screenshot(path=screenshot_path("09-expert-verified-desktop"), full_page=True)
+    assert stack.phase(code) == "verified"
+    cust_ctx.close()
+    exp_ctx.close()
+
+
+def test_start_is_disabled_and_join_explains_when_the_window_opens(browser: Browser, portal_url: str,
+                                                                   stack: Stack) -> None:
+    """Too early: Start is disabled with the opening time; Join answers with the same time."""
+    customer = "browser-too-early"
+    booked = stack.book(customer, stack.slot(days=9, hour=7), expert=OLLI.expert_id, topic="daily.cards")
+    code = booked["bookingCode"]
+    opens = datetime.fromisoformat(booked["joinWindowOpensAt"].replace("Z", "+00:00"))
+    opening = format_datetime(opens, "fi")
+    ctx, page = open_portal(browser, portal_url, customer=customer)
+    card = page.locator(f"article[data-booking='{code}']")
+    expect(card.get_by_role("button", name="Aloita verkkoneuvottelu")).to_be_disabled()
+    expect(card).to_contain_text(f"Voit aloittaa neuvottelun {opening} alkaen.")
+
+    page.goto(f"{portal_url}#/meeting/{code}")
+    page.get_by_role("button", name="Liity neuvotteluun").click()
+    expect(page.get_by_test_id("join-msg")).to_have_text(
+        f"Neuvottelun voi aloittaa aikaisintaan 15 minuuttia ennen alkua, {opening} alkaen.")
+    page.screenshot(path=screenshot_path("10-too-early-360"), full_page=True)
+
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("button", name="Join meeting")).to_be_visible()
+    page.get_by_role("button", name="Svenska").click()
+    expect(page.get_by_role("button", name="Anslut till mötet")).to_be_visible()
+    page.get_by_role("button", name="Suomi").click()
+    ctx.close()
+
+
+def test_wrong_codes_tell_attempts_left_and_then_lock(browser: Browser, portal_url: str, stack: Stack) -> None:
+    """Two wrong codes say how many attempts are left; the third locks the code."""
+    customer = "browser-wrong-code"
+    start = next_grid_start(stack)
+    code = stack.book(customer, start, expert=MAIJA.expert_id, topic="savings.funds", duration=30)["bookingCode"]
+    advance_to_join_window(stack, start)
+    assert stack.as_customer(customer, "POST", f"/api/appointments/{code}/join").status_code == 200
+    issued = stack.as_expert(MAIJA.expert_id, "POST", f"/api/expert/appointments/{code}/identification-code")
+    assert issued.status_code == 201, issued.text
+    wrong = f"{(int(issued.json()['code']) + 1) % 10**6:06d}"
+
+    ctx, page = open_portal(browser, portal_url, customer=customer, hash_=f"#/meeting/{code}")
+    field = page.get_by_label("Tunnistuskoodi")
+    message = page.get_by_test_id("ident-msg")
+    for left in (2, 1):
+        field.fill(wrong)
+        field.press("Enter")
+        expect(message).to_have_text(f"Koodi on väärä. Yrityksiä jäljellä: {left}.")
+        expect(field).to_be_focused()
+    page.screenshot(path=screenshot_path("11-wrong-code-360"), full_page=True)
+    field.fill(wrong)
+    page.get_by_role("button", name="Vahvista").click()
+    expect(message).to_contain_text("Koodi on lukittu")
+    page.screenshot(path=screenshot_path("12-code-locked-360"), full_page=True)
+    assert stack.phase(code) == "lobby"
+    ctx.close()
