@@ -81,3 +81,37 @@ class Clock:
     def _notify(self) -> None:
         for listener in list(self._listeners):
             listener()
+
+
+class PersistedClock:
+    """Keeps a non-real clock's time in a table, so virtual time never goes back on a restart.
+
+    Timers and custom statuses are stamped with virtual time; if a restarted host began again
+    at the wall time, every "since" would jump backwards and pending timers would wait anew.
+    """
+
+    def __init__(self, clock: Clock, connection_string: str, hub: str) -> None:
+        from azure.data.tables import TableServiceClient
+
+        self.clock = clock
+        self._table = TableServiceClient.from_connection_string(connection_string).get_table_client(f"{hub}DevClock")
+
+    def restore(self) -> None:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            pass
+        try:
+            saved = datetime.fromisoformat(self._table.get_entity("clock", "")["Now"])
+        except ResourceNotFoundError:
+            saved = None
+        if saved is not None and saved > self.clock.now():
+            self.clock.set(saved)
+        self.save()
+        self.clock.subscribe(self.save)
+
+    def save(self) -> None:
+        self._table.upsert_entity({"PartitionKey": "clock", "RowKey": "", "Now": self.clock.now().isoformat(),
+                                   "Mode": self.clock.mode.value})

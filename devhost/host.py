@@ -27,7 +27,7 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from .clock import Clock, ClockError, ClockMode
+from .clock import Clock, ClockError, ClockMode, PersistedClock
 from .durable.api import ManagementApi, binding_json
 from .durable.engine import Engine
 from .durable.registry import Registry
@@ -127,6 +127,8 @@ class Host:
         self.function_key = function_key or env_key or secrets.token_urlsafe(24)
         functions = app.get_functions()  # only once: a second call raises in azure-functions
         self.functions = http_functions(functions)
+        if self.clock.adjustable:
+            PersistedClock(self.clock, storage, self.hub).restore()  # before the engine reads the time
         self.engine = Engine(TaskHubStore(storage, self.hub), Registry.from_functions(functions), self.clock)
         self.management = ManagementApi(self.engine, self.hub)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="http")

@@ -11,11 +11,12 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from appointments.localtime import format_datetime
+from appointments.localtime import HELSINKI, format_datetime
 from tests.e2e.browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -52,7 +53,8 @@ def open_portal(browser: Browser, url: str, *, customer: str | None = None, expe
                 viewport: dict[str, int] = PHONE, hash_: str = "#/") -> tuple[BrowserContext, Page]:
     """A fresh context signed in through the dev login (stored like the login bar stores it)."""
     context = browser.new_context(viewport=viewport, locale="fi-FI")
-    who = {"kind": "expert", "id": expert} if expert else {"kind": "customer", "id": customer or "demo-customer"}
+    who = ({"kind": "expert", "id": expert} if expert
+           else {"kind": "customer", "id": customer or "demo-customer"})
     context.add_init_script(f"localStorage.setItem('portal.who', {json.dumps(json.dumps(who))})")
     page = context.new_page()
     page.goto(url + hash_)
@@ -60,11 +62,25 @@ def open_portal(browser: Browser, url: str, *, customer: str | None = None, expe
     return context, page
 
 
-def next_grid_start(stack: Stack, lead: timedelta = timedelta(hours=3)) -> datetime:
-    """The first start on the 30-minute grid at least ``lead`` from the host's now."""
-    t = stack.now() + lead
+def book_soon(stack: Stack, customer: str, *, expert: str, topic: str, duration: int = 30) -> dict[str, Any]:
+    """Book the first free grid start in working hours (weekdays 09–16 Helsinki) at least
+    2 h 15 min ahead, so the join window is a short clock advance away."""
+    t = stack.now() + timedelta(hours=2, minutes=15)
     t = t.replace(second=0, microsecond=0) + timedelta(minutes=(30 - t.minute % 30) % 30)
-    return t
+    for _ in range(48 * 14):
+        local = t.astimezone(HELSINKI)
+        end = local + timedelta(minutes=duration)
+        working = local.weekday() < 5 and local.hour >= 9 and (end.hour, end.minute) <= (16, 0)
+        if working and end.date() == local.date():
+            body = {"expertId": expert, "topic": topic, "channel": "online", "start": t.isoformat(),
+                    "durationMinutes": duration, "language": "fi", "phone": "+358401234567"}
+            r = stack.as_customer(customer, "POST", "/api/appointments", json=body)
+            if r.status_code != 409:
+                assert r.status_code == 201, r.text
+                stack.host.wait_idle()
+                return dict(r.json())
+        t += timedelta(minutes=30)
+    raise AssertionError("no free working-hours slot in two weeks")
 
 
 def advance_to_join_window(stack: Stack, start: datetime) -> None:
@@ -159,6 +175,8 @@ def test_customer_books_joins_and_confirms_the_experts_code(browser: Browser, po
     expect(row.get_by_test_id("phase")).to_have_text("Tunnistettu")
     expect(issued).to_have_count(0)  # the code is gone once used
     console.screenshot(path=screenshot_path("09-expert-verified-desktop"), full_page=True)
+    console.set_viewport_size(PHONE)
+    console.screenshot(path=screenshot_path("09-expert-verified-360"), full_page=True)
     assert stack.phase(code) == "verified"
     cust_ctx.close()
     exp_ctx.close()
@@ -168,7 +186,7 @@ def test_start_is_disabled_and_join_explains_when_the_window_opens(browser: Brow
                                                                    stack: Stack) -> None:
     """Too early: Start is disabled with the opening time; Join answers with the same time."""
     customer = "browser-too-early"
-    booked = stack.book(customer, stack.slot(days=9, hour=7), expert=OLLI.expert_id, topic="daily.cards")
+    booked = stack.book(customer, expert=OLLI.expert_id, topic="daily.cards")
     code = booked["bookingCode"]
     opens = datetime.fromisoformat(booked["joinWindowOpensAt"].replace("Z", "+00:00"))
     opening = format_datetime(opens, "fi")
@@ -191,12 +209,13 @@ def test_start_is_disabled_and_join_explains_when_the_window_opens(browser: Brow
     ctx.close()
 
 
-def test_wrong_codes_tell_attempts_left_and_then_lock(browser: Browser, portal_url: str, stack: Stack) -> None:
+def test_wrong_codes_tell_attempts_left_and_then_lock(browser: Browser, portal_url: str,
+                                                      stack: Stack) -> None:
     """Two wrong codes say how many attempts are left; the third locks the code."""
     customer = "browser-wrong-code"
-    start = next_grid_start(stack)
-    code = stack.book(customer, start, expert=MAIJA.expert_id, topic="savings.funds", duration=30)["bookingCode"]
-    advance_to_join_window(stack, start)
+    booked = book_soon(stack, customer, expert=MAIJA.expert_id, topic="savings.funds")
+    code = booked["bookingCode"]
+    advance_to_join_window(stack, datetime.fromisoformat(booked["start"].replace("Z", "+00:00")))
     assert stack.as_customer(customer, "POST", f"/api/appointments/{code}/join").status_code == 200
     issued = stack.as_expert(MAIJA.expert_id, "POST", f"/api/expert/appointments/{code}/identification-code")
     assert issued.status_code == 201, issued.text

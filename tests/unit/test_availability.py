@@ -32,7 +32,8 @@ def expert(expert_id: str = "x1", name: str = "Aino", hours: tuple[WorkingHours,
                   topics=("loans.home-loan",), languages=("fi", "sv"), working_hours=hours)
 
 
-def query(first: date, last: date | None = None, duration: int = 30, expert_id: str | None = None) -> SlotQuery:
+def query(first: date, last: date | None = None, duration: int = 30,
+          expert_id: str | None = None) -> SlotQuery:
     return SlotQuery("loans.home-loan", Channel.ONLINE, "fi", duration, first, last or first, expert_id)
 
 
@@ -62,7 +63,8 @@ def test_an_ordinary_summer_day_runs_0500_to_1300_utc() -> None:
 
 def test_spring_dst_change_shifts_the_utc_hours_from_that_day() -> None:
     """2026-03-29: Saturday 06:00Z, Sunday (summer time from 04:00) and Monday 05:00Z."""
-    slots = compute(query(date(2026, 3, 28), date(2026, 3, 30)), [expert()], now=datetime(2026, 3, 20, tzinfo=UTC))
+    slots = compute(query(date(2026, 3, 28), date(2026, 3, 30)), [expert()],
+                    now=datetime(2026, 3, 20, tzinfo=UTC))
     firsts = {d: starts(slots, d)[0] for d in (date(2026, 3, 28), date(2026, 3, 29), date(2026, 3, 30))}
     assert firsts == {date(2026, 3, 28): "06:00", date(2026, 3, 29): "05:00", date(2026, 3, 30): "05:00"}
 
@@ -89,14 +91,17 @@ def test_autumn_dst_change_repeats_an_hour_and_keeps_the_day_together() -> None:
     assert view["days"][0]["label"] == "sunnuntai 25.10.2026"
     labels = [s["timeLabel"] for s in view["days"][0]["slots"]]
     assert labels == ["2.00", "2.30", "3.00", "3.30", "3.00", "3.30", "4.00", "4.30", "5.00", "5.30"]
-    assert [s["startLocal"][-6:] for s in view["days"][0]["slots"][2:6]] == ["+03:00", "+03:00", "+02:00", "+02:00"]
+    offsets = [s["startLocal"][-6:] for s in view["days"][0]["slots"][2:6]]
+    assert offsets == ["+03:00", "+03:00", "+02:00", "+02:00"]
 
 
 def test_autumn_dst_sunday_working_day_is_0600_to_1400_utc() -> None:
     """08:00-16:00 on 2026-10-25 (winter time again) is 06:00-14:00Z; the Saturday before is 05:00-13:00Z."""
-    slots = compute(query(date(2026, 10, 24), date(2026, 10, 25)), [expert()], now=datetime(2026, 10, 1, tzinfo=UTC))
-    assert starts(slots, date(2026, 10, 24))[0] == "05:00" and starts(slots, date(2026, 10, 24))[-1] == "12:30"
-    assert starts(slots, date(2026, 10, 25))[0] == "06:00" and starts(slots, date(2026, 10, 25))[-1] == "13:30"
+    slots = compute(query(date(2026, 10, 24), date(2026, 10, 25)), [expert()],
+                    now=datetime(2026, 10, 1, tzinfo=UTC))
+    saturday, sunday = starts(slots, date(2026, 10, 24)), starts(slots, date(2026, 10, 25))
+    assert (saturday[0], saturday[-1]) == ("05:00", "12:30")
+    assert (sunday[0], sunday[-1]) == ("06:00", "13:30")
 
 
 def test_working_windows_follow_the_weekdays() -> None:
@@ -124,7 +129,7 @@ def test_an_expert_without_working_hours_is_not_restricted_but_offers_no_slots()
 
 
 def test_claimed_cells_remove_every_overlapping_slot() -> None:
-    """A 45-minute booking at 10:00Z (cells of 15 min) blocks the 09:30, 10:00 and 10:30 starts of 30 minutes."""
+    """A 45-minute booking at 10:00Z (15-minute cells) blocks the 30-minute starts 10:00 and 10:30."""
     t = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     cells = {t + timedelta(minutes=15 * i) for i in range(3)}
     slots = compute(query(date(2026, 12, 1)), [expert()], taken={"x1": cells})
@@ -135,8 +140,9 @@ def test_claimed_cells_remove_every_overlapping_slot() -> None:
 
 
 def test_busy_times_from_graph_remove_slots_with_the_buffer() -> None:
-    """Busy 09:10-10:00Z removes 09:00 and 09:30; with a 15-minute buffer also 10:00 and the 08:30 one-hour."""
-    busy = {"x1": [BusyInterval(datetime(2026, 12, 1, 9, 10, tzinfo=UTC), datetime(2026, 12, 1, 10, 0, tzinfo=UTC))]}
+    """Busy 09:10-10:00Z removes 09:00 and 09:30; with a 15-minute buffer also 10:00 and 08:30."""
+    busy = {"x1": [BusyInterval(datetime(2026, 12, 1, 9, 10, tzinfo=UTC),
+                                datetime(2026, 12, 1, 10, 0, tzinfo=UTC))]}
     plain = starts(compute(query(date(2026, 12, 1)), [expert()], busy=busy))
     assert "09:00" not in plain and "09:30" not in plain and "08:30" in plain and "10:00" in plain
     buffered = Settings(buffer_minutes=15)
@@ -188,8 +194,9 @@ def test_query_defaults_and_rules() -> None:
     q = parse_slot_query({"topic": "loans.home-loan", "channel": "online"}, NOW, SETTINGS)
     assert (q.first_day, q.last_day, q.language, q.duration_minutes, q.expert_id) == (
         date(2026, 11, 25), date(2026, 12, 1), "fi", 30, None)
-    named = parse_slot_query({"topic": "loans.home-loan", "channel": "phone", "expert": "x1", "duration": "60",
-                              "from": "2026-12-01", "to": "2026-12-31", "language": "en"}, NOW, SETTINGS)
+    named = parse_slot_query({"topic": "loans.home-loan", "channel": "phone", "expert": "x1",
+                              "duration": "60", "from": "2026-12-01", "to": "2026-12-31", "language": "en"},
+                             NOW, SETTINGS)
     assert named.expert_id == "x1" and named.last_day == date(2026, 12, 31)
 
 

@@ -208,7 +208,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k in el && typeof v !== "string") el[k] = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -709,7 +709,8 @@ async function bookView(_arg, stale) {
     const now = await serverNow();
     const from = wall(now);
     const until = wall(new Date(now.getTime() + 14 * 86400000));
-    const q = new URLSearchParams({ topic: topic.value, channel: chosenChannel(), from: isoDay(from), to: isoDay(until) });
+    const q = new URLSearchParams({ topic: topic.value, channel: chosenChannel(), language: language.value,
+      duration: duration.value, from: isoDay(from), to: isoDay(until) });
     if (expert.value !== "any") q.set("expert", expert.value);
     const r = await api("GET", `/api/slots?${q}`, null, { auth: false });
     if (stale()) return;
@@ -797,7 +798,11 @@ function normalizeSlots(data) {
     const date = isoDay(wall(new Date(s.start)));
     if (!byDay.has(date)) byDay.set(date, new Map());
     const seen = byDay.get(date);
-    if (!seen.has(s.start)) seen.set(s.start, s);
+    // Either {expertId, expertName} or {experts:[{id, displayName}]}: the first free expert.
+    const first = Array.isArray(s.experts) ? s.experts[0] || {} : {};
+    if (!seen.has(s.start)) {
+      seen.set(s.start, { start: s.start, expertId: s.expertId || first.id, expertName: s.expertName || first.displayName });
+    }
   }
   return [...byDay].sort(([a], [b]) => a.localeCompare(b)).map(([date, m]) => ({
     date, slots: [...m.values()].sort((a, b) => a.start.localeCompare(b.start)),
