@@ -104,6 +104,6 @@ async def send_notification(payload: dict[str, Any]) -> dict[str, Any]:
     previous_end = parse_utc(payload["previousEnd"]) if payload.get("previousEnd") else None
     sent = await bootstrap.notifier().send(
         booking_code=payload["bookingCode"], kind=payload["kind"], recipient=payload["recipient"],
-        key=payload["key"], previous_start=previous, previous_end=previous_end,
+        key=payload["key"], previous_start=previous, previous_end=previous_end, reminder=payload.get("reminder"),
     )
     return {"sent": sent}

@@ -22,7 +22,7 @@ from adapters.renderer import RenderedNotification, Renderer
 from adapters.tables import TableRepository
 from appointments.catalogue import Channel, topic_label
 from appointments.model import Appointment, Expert
-from appointments.notifications import Notification, NotificationKind, Recipient
+from appointments.notifications import Notification, NotificationKind, Recipient, Reminder
 from appointments.ports import Clock, MailMessage, MailSender
 from appointments.settings import Settings
 from appointments.timerules import iso
@@ -50,7 +50,7 @@ class Notifier:
 
     def notification(self, a: Appointment, expert: Expert | None, kind: NotificationKind, recipient: Recipient,
                      previous_start: datetime | None = None, previous_end: datetime | None = None,
-                     ) -> Notification | None:
+                     reminder: Reminder | None = None) -> Notification | None:
         to_expert = recipient is Recipient.EXPERT
         join_url = (a.join_url if to_expert else self.portal_url(a) + "/meeting") if a.channel is Channel.ONLINE \
             else None
@@ -71,13 +71,15 @@ class Notifier:
             previous_duration_minutes=previous_minutes if kind is NotificationKind.RESCHEDULED else None,
             attempts=self.settings.code_max_attempts if kind is NotificationKind.CODE_LOCKED else None,
             failure_reason=a.attention if kind is NotificationKind.MEETING_FAILED else None,
+            reminder=reminder if kind is NotificationKind.REMINDER else None,
         )
 
     async def send(self, *, booking_code: str, kind: str, recipient: str, key: str,
-                   previous_start: datetime | None = None, previous_end: datetime | None = None) -> bool:
+                   previous_start: datetime | None = None, previous_end: datetime | None = None,
+                   reminder: str | None = None) -> bool:
         """Deliver the notification unless this key was delivered before. True if sent now."""
         prepared = await asyncio.to_thread(self._prepare, booking_code, kind, recipient, key, previous_start,
-                                           previous_end)
+                                           previous_end, reminder)
         if prepared is None:
             return False
         n, rendered, expert_mail, customer_mail, row_key = prepared
@@ -89,7 +91,7 @@ class Notifier:
         return True
 
     def _prepare(self, booking_code: str, kind: str, recipient: str, key: str, previous_start: datetime | None,
-                 previous_end: datetime | None) -> tuple[Notification, RenderedNotification, str | None, str | None, str] | None:
+                 previous_end: datetime | None, reminder: str | None = None) -> tuple[Notification, RenderedNotification, str | None, str | None, str] | None:
         """Blocking part before delivery: de-duplicate, load, render, write the outbox rows."""
         marker_table = self.repo.table(NOTIFICATIONS)
         row_key = _key_hash(key)
@@ -104,7 +106,8 @@ class Notifier:
             log.warning("notification %s for unknown booking %s skipped", kind, booking_code)
             return None
         expert = self.repo.get_expert(a.expert_id)
-        n = self.notification(a, expert, NotificationKind(kind), Recipient(recipient), previous_start, previous_end)
+        n = self.notification(a, expert, NotificationKind(kind), Recipient(recipient), previous_start, previous_end,
+                              Reminder(reminder) if reminder else None)
         if n is None:
             return None
         rendered = self.renderer.render_notification(n)

@@ -19,7 +19,7 @@ from typing import Any
 from appointments.catalogue import Channel
 from appointments.errors import IllegalTransition
 from appointments.model import Phase
-from appointments.notifications import NotificationKind, Recipient
+from appointments.notifications import NotificationKind, Recipient, Reminder
 from appointments.timerules import iso, parse_utc
 
 
@@ -39,6 +39,7 @@ class EventType(StrEnum):
     NO_SHOW_TIMEOUT = "NoShowTimeout"
     CODE_EXPIRED = "CodeExpired"
     END_TIMEOUT = "EndTimeout"
+    REMINDER_DUE = "ReminderDue"
     # activity outcome
     MEETING_FAILED = "MeetingFailed"
 
@@ -66,6 +67,7 @@ class ActionType(StrEnum):
 class Action:
     type: ActionType
     kind: NotificationKind | None = None  # for NOTIFY
+    reminder: Reminder | None = None  # for NOTIFY of a reminder
     recipient: Recipient | None = None
     start: datetime | None = None  # new times, for UPDATE_MEETING and CONTINUE_AS_NEW
     end: datetime | None = None
@@ -73,6 +75,13 @@ class Action:
 
 def notify(kind: NotificationKind, recipient: Recipient) -> Action:
     return Action(ActionType.NOTIFY, kind=kind, recipient=recipient)
+
+
+# Reminders to the customer, before the start (all channels).
+REMINDERS: tuple[tuple[Reminder, timedelta], ...] = (
+    (Reminder.DAY_BEFORE, timedelta(hours=24)),
+    (Reminder.HOUR_BEFORE, timedelta(hours=1)),
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,10 @@ class LifecycleState:
     since: datetime | None = None
     code_expires_at: datetime | None = None
     attention: str | None = None
+    reminders_done: frozenset[Reminder] = frozenset()  # sent, or skipped because booked too late
+
+    def reminders_due(self) -> list[tuple[datetime, Reminder]]:
+        return sorted((self.start - before, r) for r, before in REMINDERS if r not in self.reminders_done)
 
     @property
     def join_window_opens_at(self) -> datetime:
@@ -179,7 +192,7 @@ class Decision:
 # Which events each phase accepts. Everything else is an IllegalTransition.
 ALLOWED: dict[Phase, frozenset[EventType]] = {
     Phase.BOOKED: frozenset({EventType.JOIN_WINDOW_OPENED, EventType.CANCELLED, EventType.RESCHEDULED,
-                             EventType.END_TIMEOUT}),
+                             EventType.END_TIMEOUT, EventType.REMINDER_DUE}),
     Phase.JOIN_OPEN: frozenset({EventType.CUSTOMER_JOINED, EventType.CANCELLED, EventType.RESCHEDULED,
                                 EventType.NO_SHOW_TIMEOUT, EventType.MEETING_ENDED, EventType.MEETING_FAILED}),
     Phase.LOBBY: frozenset({EventType.CODE_ISSUED, EventType.MEETING_ENDED, EventType.END_TIMEOUT}),
@@ -195,15 +208,19 @@ ALLOWED: dict[Phase, frozenset[EventType]] = {
 def is_allowed(phase: Phase, event: EventType, channel: Channel = Channel.ONLINE) -> bool:
     if channel is not Channel.ONLINE and phase is Phase.BOOKED:
         # Phone and branch appointments have no meeting phases: only change, cancel or end.
-        return event in {EventType.CANCELLED, EventType.RESCHEDULED, EventType.END_TIMEOUT}
+        return event in {EventType.CANCELLED, EventType.RESCHEDULED, EventType.END_TIMEOUT, EventType.REMINDER_DUE}
     if channel is Channel.ONLINE and event is EventType.END_TIMEOUT and phase is Phase.BOOKED:
         return False
     return event in ALLOWED[phase]
 
 
 def start(state: LifecycleState, at: datetime) -> Decision:
-    """What happens when an orchestration (or a rescheduled one) starts."""
-    new = replace(state, phase=Phase.BOOKED, since=at)
+    """What happens when an orchestration (or a rescheduled one) starts.
+
+    Reminders whose time has already passed (a booking made less than a day ahead) are skipped.
+    """
+    late = frozenset(r for due, r in state.reminders_due() if due <= at)
+    new = replace(state, phase=Phase.BOOKED, since=at, reminders_done=state.reminders_done | late)
     if state.revision == 0:
         return Decision(new, (notify(NotificationKind.BOOKING_CONFIRMATION, Recipient.CUSTOMER),))
     return Decision(new)
@@ -213,9 +230,12 @@ def next_deadline(state: LifecycleState) -> tuple[datetime, EventType] | None:
     """The timer the orchestrator sets in this phase, if any."""
     phase = state.phase
     if phase is Phase.BOOKED:
-        if state.channel is Channel.ONLINE:
-            return state.join_window_opens_at, EventType.JOIN_WINDOW_OPENED
-        return state.end, EventType.END_TIMEOUT
+        main = ((state.join_window_opens_at, EventType.JOIN_WINDOW_OPENED) if state.channel is Channel.ONLINE
+                else (state.end, EventType.END_TIMEOUT))
+        reminders = state.reminders_due()
+        if reminders and reminders[0][0] < main[0]:
+            return reminders[0][0], EventType.REMINDER_DUE
+        return main
     if phase is Phase.JOIN_OPEN:
         # A customer who has not joined by the scheduled end did not show up.
         return state.end, EventType.NO_SHOW_TIMEOUT
@@ -255,6 +275,16 @@ def decide(state: LifecycleState, event: Event) -> Decision:
             return to(Phase.ENDED, code_expires_at=None)
         case EventType.NO_SHOW_TIMEOUT:
             return to(Phase.NO_SHOW)
+        case EventType.REMINDER_DUE:
+            due = state.reminders_due()
+            if not due:
+                return Decision(state)
+            reminder = Reminder(event.reason) if event.reason else due[0][1]
+            if reminder in state.reminders_done:
+                return Decision(state)
+            action = Action(ActionType.NOTIFY, kind=NotificationKind.REMINDER, recipient=Recipient.CUSTOMER,
+                            reminder=reminder)
+            return Decision(replace(state, reminders_done=state.reminders_done | {reminder}), (action,))
         case EventType.MEETING_FAILED:
             # Stay in the join window: the expert is told and can still phone the customer.
             return Decision(replace(state, attention=event.reason or "meeting_creation_failed"),

@@ -118,6 +118,7 @@ def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, 
                 "key": f"{code}/{context.new_guid()}",
                 "previousStart": iso(before.start),
                 "previousEnd": iso(before.end),
+                "reminder": action.reminder.value if action.reminder else None,
             }))
     if notifications:
         try:
@@ -184,7 +185,8 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
             missed = yield from _reconcile(context, state)
             if missed is not None:
                 continue
-            event = Event(deadline[1], at=now)
+            reminder = state.reminders_due()[0][1].value if deadline[1] is EventType.REMINDER_DUE else None
+            event = Event(deadline[1], at=now, reason=reminder)
         else:
             if timer is not None and not timer.is_completed:
                 timer.cancel()

@@ -236,3 +236,32 @@ def test_wrong_codes_tell_attempts_left_and_then_lock(browser: Browser, portal_u
     page.screenshot(path=screenshot_path("12-code-locked-360"), full_page=True)
     assert stack.phase(code) == "lobby"
     ctx.close()
+
+
+def test_lookup_finds_a_booking_and_the_customer_cancels_it(browser: Browser, portal_url: str,
+                                                            stack: Stack) -> None:
+    """Anonymous lookup with code + phone shows the booking; cancelling asks first, then cancels."""
+    customer = "browser-cancel"
+    booked = stack.book(customer, expert=OLLI.expert_id, topic="daily.accounts", phone="+358505550101")
+    code = booked["bookingCode"]
+    ctx, page = open_portal(browser, portal_url, customer=customer, hash_="#/lookup")
+    page.get_by_label("Varaustunnus").fill(code.lower())
+    page.get_by_label("Puhelinnumero").fill("+358 50 555 0101")
+    page.get_by_role("button", name="Hae", exact=True).click()
+    expect(page.get_by_test_id("booking-code")).to_have_text(code)
+    page.screenshot(path=screenshot_path("13-lookup-360"), full_page=True)
+
+    page.get_by_role("link", name="Tulevat neuvottelut").click()
+    card = page.locator(f"article[data-booking='{code}']")
+    card.get_by_role("button", name="Peru aika").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"Haluatko varmasti perua ajan {code}")
+    page.screenshot(path=screenshot_path("14-cancel-dialog-360"))
+    dialog.get_by_role("button", name="Älä peru").click()
+    expect(dialog).to_be_hidden()
+    card.get_by_role("button", name="Peru aika").click()
+    dialog.get_by_role("button", name="Kyllä, peru").click()
+    expect(page.get_by_test_id("flash")).to_have_text(f"Aika {code} on peruttu.")
+    expect(card).to_have_count(0)
+    assert stack.phase(code) == "cancelled"
+    ctx.close()

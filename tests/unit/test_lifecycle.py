@@ -22,7 +22,7 @@ from appointments.lifecycle import (
     start,
 )
 from appointments.model import Phase
-from appointments.notifications import NotificationKind, Recipient
+from appointments.notifications import NotificationKind, Recipient, Reminder
 
 T0 = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
 NOW = T0 - timedelta(days=3)
@@ -70,7 +70,7 @@ def test_every_phase_accepts_exactly_its_events_for_online_meetings(phase: Phase
 @pytest.mark.parametrize("kind", list(EventType))
 def test_phone_and_branch_appointments_have_no_meeting_phases(channel: Channel, kind: EventType) -> None:
     """Phone and branch bookings can only be changed, cancelled or end by their timer."""
-    ok = kind in {EventType.CANCELLED, EventType.RESCHEDULED, EventType.END_TIMEOUT}
+    ok = kind in {EventType.CANCELLED, EventType.RESCHEDULED, EventType.END_TIMEOUT, EventType.REMINDER_DUE}
     assert is_allowed(Phase.BOOKED, kind, channel) is ok
 
 
@@ -210,8 +210,10 @@ def test_meeting_failure_keeps_the_window_open_and_alerts_the_expert() -> None:
 
 def test_deadlines_per_phase() -> None:
     """Each phase sets the one timer the lifecycle table names."""
-    assert next_deadline(state()) == (T0 - timedelta(minutes=15), EventType.JOIN_WINDOW_OPENED)
-    assert next_deadline(state(channel=Channel.PHONE)) == (T0 + timedelta(minutes=45), EventType.END_TIMEOUT)
+    done = frozenset(Reminder)
+    assert next_deadline(state(reminders_done=done)) == (T0 - timedelta(minutes=15), EventType.JOIN_WINDOW_OPENED)
+    assert next_deadline(state(channel=Channel.PHONE, reminders_done=done)) == (
+        T0 + timedelta(minutes=45), EventType.END_TIMEOUT)
     assert next_deadline(state(Phase.JOIN_OPEN)) == (T0 + timedelta(minutes=45), EventType.NO_SHOW_TIMEOUT)
     grace = T0 + timedelta(minutes=75)
     assert next_deadline(state(Phase.LOBBY)) == (grace, EventType.END_TIMEOUT)
@@ -255,3 +257,33 @@ def test_notification_kinds_used_by_the_lifecycle_exist_for_their_recipients() -
                 if action.type is ActionType.NOTIFY:
                     assert action.recipient in RECIPIENTS[NotificationKind(action.kind)]
     assert Recipient.EXPERT in RECIPIENTS[NotificationKind.CUSTOMER_IN_LOBBY]
+
+
+def test_reminders_go_out_a_day_and_an_hour_before_then_the_window_opens() -> None:
+    """Booked: day-before reminder, hour-before reminder, then the join window; each reminder once."""
+    s = start(state(), NOW).state
+    deadline = next_deadline(s)
+    assert deadline == (T0 - timedelta(hours=24), EventType.REMINDER_DUE)
+    d = decide(s, event(EventType.REMINDER_DUE, reason="day_before"))
+    assert [(a.kind, a.reminder) for a in d.actions] == [(NotificationKind.REMINDER, Reminder.DAY_BEFORE)]
+    assert d.state.phase is Phase.BOOKED
+    assert decide(d.state, event(EventType.REMINDER_DUE, reason="day_before")).actions == ()  # once only
+    assert next_deadline(d.state) == (T0 - timedelta(hours=1), EventType.REMINDER_DUE)
+    d2 = decide(d.state, event(EventType.REMINDER_DUE, reason="hour_before"))
+    assert next_deadline(d2.state) == (T0 - timedelta(minutes=15), EventType.JOIN_WINDOW_OPENED)
+
+
+def test_a_late_booking_skips_reminders_whose_time_has_passed() -> None:
+    """Booked 3 hours ahead: no day-before reminder, the hour-before one still comes."""
+    s = start(state(), T0 - timedelta(hours=3)).state
+    assert s.reminders_done == {Reminder.DAY_BEFORE}
+    assert next_deadline(s) == (T0 - timedelta(hours=1), EventType.REMINDER_DUE)
+
+
+def test_a_reschedule_starts_the_reminders_afresh() -> None:
+    """Continue-as-new carries no reminder state: the new time gets its own reminders."""
+    s = replace(start(state(), NOW).state, reminders_done=frozenset(Reminder))
+    moved = decide(s, event(EventType.RESCHEDULED)).state
+    assert "reminders" not in str(moved.to_input())
+    restarted = start(LifecycleState.from_input(moved.to_input()), NOW).state
+    assert restarted.reminders_due()[0] == (T0 + timedelta(days=1) - timedelta(hours=24), Reminder.DAY_BEFORE)

@@ -621,6 +621,7 @@ async function meetingView(code, stale) {
       : problemText(r);
     say(identMsg, text, "error");
     codeInput.focus();
+    await load(); // a lock sends the meeting back to the lobby
   }
   await load();
   poll(load, POLL_CUSTOMER_MS);
