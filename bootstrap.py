@@ -36,7 +36,9 @@ _overrides: dict[str, Any] = {}
 def _assemble(settings: Settings, clock: Clock, repo: AppointmentRepository) -> Services:
     appointments = AppointmentService(repo, clock, settings)
     store: IdentityStore = _overrides.get("identity_store") or repo  # type: ignore[assignment]
-    return Services(settings, clock, repo, appointments, IdentityService(appointments, store, clock, settings))
+    return Services(
+        settings, clock, repo, appointments, IdentityService(appointments, store, clock, settings)
+    )
 
 
 def _build_repo(settings: Settings) -> AppointmentRepository:
@@ -46,7 +48,9 @@ def _build_repo(settings: Settings) -> AppointmentRepository:
         from azure.data.tables import TableServiceClient
         from azure.identity import DefaultAzureCredential
 
-        return TableRepository(TableServiceClient(settings.tables_endpoint, credential=DefaultAzureCredential()))
+        return TableRepository(
+            TableServiceClient(settings.tables_endpoint, credential=DefaultAzureCredential())
+        )
     return TableRepository.from_connection_string(settings.storage_connection_string.value)
 
 
@@ -123,8 +127,10 @@ async def meetings_ready() -> Any:
 def mailer() -> Any:
     from adapters.graph import GraphMailSender
 
-    return _extra("mailer", lambda s: GraphMailSender(_extra("graph_client", _graph_client),
-                                                      s.settings.graph_sender_mailbox))
+    return _extra(
+        "mailer",
+        lambda s: GraphMailSender(_extra("graph_client", _graph_client), s.settings.graph_sender_mailbox),
+    )
 
 
 def notifier() -> Any:
@@ -134,7 +140,7 @@ def notifier() -> Any:
 
 
 async def subscribe_meeting_end(appointment: Any, meeting: Any) -> None:
-    """Ask Graph to tell us when the meeting's call ends (the expert's End and the timer stay as fallbacks)."""
+    """Ask Graph to tell us when the meeting's call ends (expert's End and the timer stay as fallbacks)."""
     s = services()
     if not s.settings.graph_notification_url or not s.settings.graph_client_state:
         return
@@ -142,5 +148,8 @@ async def subscribe_meeting_end(appointment: Any, meeting: Any) -> None:
 
     code = appointment.booking_code
     await meetings().subscribe_call_events(
-        appointment.expert_id, meeting, notification_url_for(s.settings.graph_notification_url, code),
-        client_state_for(s.settings.graph_client_state.value, code))
+        appointment.expert_id,
+        meeting,
+        notification_url_for(s.settings.graph_notification_url, code),
+        client_state_for(s.settings.graph_client_state.value, code),
+    )

@@ -14,6 +14,14 @@ from orchestrators.appointment_lifecycle import bp as lifecycle_orchestrator
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (lifecycle_orchestrator, lifecycle_activities, customer_api, catalogue_api, expert_api, ops_api,
-                  graph_webhook, slots_api):
+for blueprint in (
+    lifecycle_orchestrator,
+    lifecycle_activities,
+    customer_api,
+    catalogue_api,
+    expert_api,
+    ops_api,
+    graph_webhook,
+    slots_api,
+):
     app.register_functions(blueprint)

@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 def record_phase(payload: dict[str, Any]) -> None:
     """Write the orchestration's phase to the Appointments record (portal reads never ask Durable)."""
     bootstrap.services().repo.set_phase(
-        payload["bookingCode"], Phase(payload["phase"]), parse_utc(payload["since"]),
-        revision=payload.get("revision"), attention=payload.get("attention"),
+        payload["bookingCode"],
+        Phase(payload["phase"]),
+        parse_utc(payload["since"]),
+        revision=payload.get("revision"),
+        attention=payload.get("attention"),
     )
 
 
@@ -53,9 +56,12 @@ async def create_meeting(payload: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "reason": "appointment_missing"}
     gateway = await bootstrap.meetings_ready()
     request = MeetingRequest(
-        booking_code=code, organizer_id=a.expert_id,
+        booking_code=code,
+        organizer_id=a.expert_id,
         # The subject comes from the topic only: the customer's name never goes to Graph.
-        subject=f"{topic_label(a.topic_id, a.language)} ({code})", start=a.start, end=a.end,
+        subject=f"{topic_label(a.topic_id, a.language)} ({code})",
+        start=a.start,
+        end=a.end,
     )
     try:
         meeting = await gateway.create_or_get(request)
@@ -76,8 +82,9 @@ async def update_meeting(payload: dict[str, Any]) -> dict[str, Any]:
     if a is None or not a.meeting_id:
         return {"ok": True, "skipped": True}
     try:
-        await (await bootstrap.meetings_ready()).update_times(a.expert_id, a.meeting_id, parse_utc(payload["start"]),
-                                                parse_utc(payload["end"]))
+        await (await bootstrap.meetings_ready()).update_times(
+            a.expert_id, a.meeting_id, parse_utc(payload["start"]), parse_utc(payload["end"])
+        )
     except PermanentGatewayError as exc:
         log.error("updating the meeting for %s failed: %s", a.booking_code, exc)
         return {"ok": False, "reason": "meeting_update_failed"}
@@ -103,7 +110,12 @@ async def send_notification(payload: dict[str, Any]) -> dict[str, Any]:
     previous = parse_utc(payload["previousStart"]) if payload.get("previousStart") else None
     previous_end = parse_utc(payload["previousEnd"]) if payload.get("previousEnd") else None
     sent = await bootstrap.notifier().send(
-        booking_code=payload["bookingCode"], kind=payload["kind"], recipient=payload["recipient"],
-        key=payload["key"], previous_start=previous, previous_end=previous_end, reminder=payload.get("reminder"),
+        booking_code=payload["bookingCode"],
+        kind=payload["kind"],
+        recipient=payload["recipient"],
+        key=payload["key"],
+        previous_start=previous,
+        previous_end=previous_end,
+        reminder=payload.get("reminder"),
     )
     return {"sent": sent}

@@ -37,8 +37,14 @@ def _key_hash(key: str) -> str:
 
 
 class Notifier:
-    def __init__(self, repo: TableRepository, mailer: MailSender, settings: Settings, clock: Clock,
-                 renderer: Renderer | None = None) -> None:
+    def __init__(
+        self,
+        repo: TableRepository,
+        mailer: MailSender,
+        settings: Settings,
+        clock: Clock,
+        renderer: Renderer | None = None,
+    ) -> None:
         self.repo = repo
         self.mailer = mailer
         self.settings = settings
@@ -48,24 +54,43 @@ class Notifier:
     def portal_url(self, a: Appointment) -> str:
         return f"{self.settings.portal_base_url}/portal/#/appointments/{a.booking_code}"
 
-    def notification(self, a: Appointment, expert: Expert | None, kind: NotificationKind, recipient: Recipient,
-                     previous_start: datetime | None = None, previous_end: datetime | None = None,
-                     reminder: Reminder | None = None) -> Notification | None:
+    def notification(
+        self,
+        a: Appointment,
+        expert: Expert | None,
+        kind: NotificationKind,
+        recipient: Recipient,
+        previous_start: datetime | None = None,
+        previous_end: datetime | None = None,
+        reminder: Reminder | None = None,
+    ) -> Notification | None:
         to_expert = recipient is Recipient.EXPERT
-        join_url = (a.join_url if to_expert else self.portal_url(a) + "/meeting") if a.channel is Channel.ONLINE \
+        join_url = (
+            (a.join_url if to_expert else self.portal_url(a) + "/meeting")
+            if a.channel is Channel.ONLINE
             else None
+        )
         if kind in (NotificationKind.JOIN_OPEN, NotificationKind.CUSTOMER_IN_LOBBY) and not join_url:
             return None  # no meeting (its creation failed): the expert got "meeting failed" instead
         previous_minutes = None
         if previous_start and previous_end:
             previous_minutes = int((previous_end - previous_start).total_seconds() // 60)
         return Notification(
-            kind=kind, recipient=recipient, language=a.language, booking_code=a.booking_code, start=a.start,
-            duration_minutes=a.duration_minutes, topic=topic_label(a.topic_id, a.language),
-            expert_name=expert.display_name if expert else "", channel=a.channel,
-            manage_url=f"{self.settings.portal_base_url}/portal/#/expert" if to_expert else self.portal_url(a),
+            kind=kind,
+            recipient=recipient,
+            language=a.language,
+            booking_code=a.booking_code,
+            start=a.start,
+            duration_minutes=a.duration_minutes,
+            topic=topic_label(a.topic_id, a.language),
+            expert_name=expert.display_name if expert else "",
+            channel=a.channel,
+            manage_url=f"{self.settings.portal_base_url}/portal/#/expert"
+            if to_expert
+            else self.portal_url(a),
             cancel_url=None if to_expert else self.portal_url(a),
-            join_url=join_url, join_window_minutes=self.settings.join_window_minutes,
+            join_url=join_url,
+            join_window_minutes=self.settings.join_window_minutes,
             recorded=a.channel is Channel.ONLINE,
             previous_start=previous_start if kind is NotificationKind.RESCHEDULED else None,
             previous_duration_minutes=previous_minutes if kind is NotificationKind.RESCHEDULED else None,
@@ -74,24 +99,48 @@ class Notifier:
             reminder=reminder if kind is NotificationKind.REMINDER else None,
         )
 
-    async def send(self, *, booking_code: str, kind: str, recipient: str, key: str,
-                   previous_start: datetime | None = None, previous_end: datetime | None = None,
-                   reminder: str | None = None) -> bool:
+    async def send(
+        self,
+        *,
+        booking_code: str,
+        kind: str,
+        recipient: str,
+        key: str,
+        previous_start: datetime | None = None,
+        previous_end: datetime | None = None,
+        reminder: str | None = None,
+    ) -> bool:
         """Deliver the notification unless this key was delivered before. True if sent now."""
-        prepared = await asyncio.to_thread(self._prepare, booking_code, kind, recipient, key, previous_start,
-                                           previous_end, reminder)
+        prepared = await asyncio.to_thread(
+            self._prepare, booking_code, kind, recipient, key, previous_start, previous_end, reminder
+        )
         if prepared is None:
             return False
         n, rendered, expert_mail, customer_mail, row_key = prepared
         for to in (expert_mail, customer_mail):
             if to:
-                await self.mailer.send(MailMessage(to=to, subject=rendered.subject, text=rendered.text,
-                                                   html=rendered.html, idempotency_key=key))
+                await self.mailer.send(
+                    MailMessage(
+                        to=to,
+                        subject=rendered.subject,
+                        text=rendered.text,
+                        html=rendered.html,
+                        idempotency_key=key,
+                    )
+                )
         await asyncio.to_thread(self._mark_sent, booking_code, row_key, n)
         return True
 
-    def _prepare(self, booking_code: str, kind: str, recipient: str, key: str, previous_start: datetime | None,
-                 previous_end: datetime | None, reminder: str | None = None) -> tuple[Notification, RenderedNotification, str | None, str | None, str] | None:
+    def _prepare(
+        self,
+        booking_code: str,
+        kind: str,
+        recipient: str,
+        key: str,
+        previous_start: datetime | None,
+        previous_end: datetime | None,
+        reminder: str | None = None,
+    ) -> tuple[Notification, RenderedNotification, str | None, str | None, str] | None:
         """Blocking part before delivery: de-duplicate, load, render, write the outbox rows."""
         marker_table = self.repo.table(NOTIFICATIONS)
         row_key = _key_hash(key)
@@ -106,8 +155,15 @@ class Notifier:
             log.warning("notification %s for unknown booking %s skipped", kind, booking_code)
             return None
         expert = self.repo.get_expert(a.expert_id)
-        n = self.notification(a, expert, NotificationKind(kind), Recipient(recipient), previous_start, previous_end,
-                              Reminder(reminder) if reminder else None)
+        n = self.notification(
+            a,
+            expert,
+            NotificationKind(kind),
+            Recipient(recipient),
+            previous_start,
+            previous_end,
+            Reminder(reminder) if reminder else None,
+        )
         if n is None:
             return None
         rendered = self.renderer.render_notification(n)
@@ -120,10 +176,17 @@ class Notifier:
         return n, rendered, None, a.email, row_key
 
     def _mark_sent(self, booking_code: str, row_key: str, n: Notification) -> None:
-        self.repo.table(NOTIFICATIONS).upsert_entity({
-            "PartitionKey": booking_code, "RowKey": row_key, "State": "sent", "Kind": str(n.kind),
-            "Recipient": str(n.recipient), "SentAt": iso(self.clock.now()),
-        }, mode=UpdateMode.REPLACE)
+        self.repo.table(NOTIFICATIONS).upsert_entity(
+            {
+                "PartitionKey": booking_code,
+                "RowKey": row_key,
+                "State": "sent",
+                "Kind": str(n.kind),
+                "Recipient": str(n.recipient),
+                "SentAt": iso(self.clock.now()),
+            },
+            mode=UpdateMode.REPLACE,
+        )
 
     def _outbox(self, a: Appointment, n: Notification, subject: str, text: str, row_key: str) -> None:
         """SMS and push for the bank's own channels; the row key makes a retry overwrite, not add."""
@@ -131,8 +194,16 @@ class Notifier:
         now = iso(self.clock.now())
         for channel, to in (("sms", a.phone), ("push", a.customer_id)):
             entity: dict[str, Any] = {
-                "PartitionKey": a.customer_id, "RowKey": f"{row_key}-{channel}", "Channel": channel, "To": to,
-                "BookingCode": a.booking_code, "Kind": str(n.kind), "Language": n.language,
-                "Subject": subject, "Text": text, "CreatedAt": now, "State": "pending",
+                "PartitionKey": a.customer_id,
+                "RowKey": f"{row_key}-{channel}",
+                "Channel": channel,
+                "To": to,
+                "BookingCode": a.booking_code,
+                "Kind": str(n.kind),
+                "Language": n.language,
+                "Subject": subject,
+                "Text": text,
+                "CreatedAt": now,
+                "State": "pending",
             }
             table.upsert_entity(entity, mode=UpdateMode.REPLACE)

@@ -21,7 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from appointments.catalogue import Channel
@@ -120,7 +125,9 @@ def _expert_from(e: Any) -> Expert:
         topics=tuple(json.loads(e["Topics"])),
         languages=tuple(json.loads(e["Languages"])),
         channels=tuple(Channel(c) for c in json.loads(e.get("Channels", '["online","phone","branch"]'))),
-        working_hours=tuple(WorkingHours(int(d), s, t) for d, s, t in json.loads(e.get("WorkingHours", "[]"))),
+        working_hours=tuple(
+            WorkingHours(int(d), s, t) for d, s, t in json.loads(e.get("WorkingHours", "[]"))
+        ),
         active=bool(e.get("Active", True)),
     )
 
@@ -158,10 +165,8 @@ class TableRepository:
             with self._lock:
                 client = self._tables.get(name)
                 if client is None:
-                    try:
+                    with contextlib.suppress(ResourceExistsError):
                         self._service.create_table(name)
-                    except ResourceExistsError:
-                        pass
                     client = self._service.get_table_client(name)
                     self._tables[name] = client
         return client
@@ -219,9 +224,16 @@ class TableRepository:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def _claim(self, expert_id: str, booking_code: str, cells: Iterable[datetime], *,
-               now: datetime | None = None, hold_id: str | None = None,
-               hold_expires_at: datetime | None = None) -> None:
+    def _claim(
+        self,
+        expert_id: str,
+        booking_code: str,
+        cells: Iterable[datetime],
+        *,
+        now: datetime | None = None,
+        hold_id: str | None = None,
+        hold_expires_at: datetime | None = None,
+    ) -> None:
         """Claim every cell in one transaction; cells this booking (or hold) already has are fine.
 
         Free cells are inserted. A cell of a hold that expired before ``now``, or of the hold
@@ -247,8 +259,17 @@ class TableRepository:
             if holder == booking_code:
                 continue
             if holder in takeover or _expired_hold(row, now):
-                ops.append(("update", entity, {"mode": UpdateMode.REPLACE, "etag": row.metadata["etag"],
-                                               "match_condition": MatchConditions.IfNotModified}))
+                ops.append(
+                    (
+                        "update",
+                        entity,
+                        {
+                            "mode": UpdateMode.REPLACE,
+                            "etag": row.metadata["etag"],
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    )
+                )
                 continue
             raise SlotTaken(f"expert slot {key} is {'held' if row.get(HOLD_EXPIRES) else 'taken'}")
         if not ops:
@@ -276,23 +297,35 @@ class TableRepository:
             if row["BookingCode"] != booking_code:
                 continue  # somebody else's now; never free another booking's cell
             try:
-                table.delete_entity(row, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+                table.delete_entity(
+                    row, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
             except (ResourceNotFoundError, ResourceModifiedError):
                 continue
 
     def create(
-        self, appointment: Appointment, *, phone_hmac: str, cells: list[datetime],
-        idempotency_key: str | None, fingerprint: str, now: datetime | None = None,
+        self,
+        appointment: Appointment,
+        *,
+        phone_hmac: str,
+        cells: list[datetime],
+        idempotency_key: str | None,
+        fingerprint: str,
+        now: datetime | None = None,
         hold_id: str | None = None,
     ) -> Appointment:
         a = appointment
         if idempotency_key is not None:
             try:
-                self.table(IDEMPOTENCY).create_entity({
-                    "PartitionKey": a.customer_id, "RowKey": idempotency_key,
-                    "BookingCode": a.booking_code, "Fingerprint": fingerprint, "CreatedAt": iso(a.created_at or
-                                                                                                 datetime.now(UTC)),
-                })
+                self.table(IDEMPOTENCY).create_entity(
+                    {
+                        "PartitionKey": a.customer_id,
+                        "RowKey": idempotency_key,
+                        "BookingCode": a.booking_code,
+                        "Fingerprint": fingerprint,
+                        "CreatedAt": iso(a.created_at or datetime.now(UTC)),
+                    }
+                )
             except ResourceExistsError:
                 found = self.find_by_idempotency_key(a.customer_id, idempotency_key)
                 if found is None:  # pragma: no cover - deleted between the two calls
@@ -312,14 +345,17 @@ class TableRepository:
                 # code that never came to be (a retry of the same request gets "slot taken" again).
                 self.table(IDEMPOTENCY).delete_entity(a.customer_id, idempotency_key)
             raise
-        self.table(BOOKING_CODES).upsert_entity({
-            "PartitionKey": a.booking_code, "RowKey": "", "CustomerId": a.customer_id,
-            "PhoneHmac": phone_hmac, "ExpertId": a.expert_id,
-        })
-        try:
+        self.table(BOOKING_CODES).upsert_entity(
+            {
+                "PartitionKey": a.booking_code,
+                "RowKey": "",
+                "CustomerId": a.customer_id,
+                "PhoneHmac": phone_hmac,
+                "ExpertId": a.expert_id,
+            }
+        )
+        with contextlib.suppress(ResourceExistsError):  # a retry of this very booking
             self.table(APPOINTMENTS).create_entity(_to_entity(a))
-        except ResourceExistsError:
-            pass  # a retry of this very booking
         if hold_id is not None:
             self._forget_hold(hold_id)  # its cells are the booking's now
         stored = self.get(a.customer_id, a.booking_code)
@@ -331,8 +367,10 @@ class TableRepository:
             raise ValueError("update needs the record's ETag")
         try:
             self.table(APPOINTMENTS).update_entity(
-                _to_entity(appointment), mode=UpdateMode.REPLACE,
-                etag=appointment.etag, match_condition=MatchConditions.IfNotModified,
+                _to_entity(appointment),
+                mode=UpdateMode.REPLACE,
+                etag=appointment.etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
             raise StaleRecord("the appointment changed meanwhile") from exc
@@ -344,8 +382,9 @@ class TableRepository:
         assert stored is not None
         return stored
 
-    def move(self, appointment: Appointment, new: Appointment, old_cells: list[datetime],
-             new_cells: list[datetime]) -> Appointment:
+    def move(
+        self, appointment: Appointment, new: Appointment, old_cells: list[datetime], new_cells: list[datetime]
+    ) -> Appointment:
         self._claim(new.expert_id, new.booking_code, new_cells)
         try:
             stored = self.update(new.with_changes(etag=appointment.etag))
@@ -355,12 +394,15 @@ class TableRepository:
             raise
         if new.expert_id != appointment.expert_id:
             self.table(BOOKING_CODES).update_entity(
-                {"PartitionKey": new.booking_code, "RowKey": "", "ExpertId": new.expert_id}, mode=UpdateMode.MERGE)
+                {"PartitionKey": new.booking_code, "RowKey": "", "ExpertId": new.expert_id},
+                mode=UpdateMode.MERGE,
+            )
             self.release_cells(appointment.expert_id, appointment.booking_code, old_cells)
         else:
             keep = set(new_cells)
-            self.release_cells(appointment.expert_id, appointment.booking_code,
-                               [c for c in old_cells if c not in keep])
+            self.release_cells(
+                appointment.expert_id, appointment.booking_code, [c for c in old_cells if c not in keep]
+            )
         return stored
 
     def _merge(self, booking_code: str, fields: dict[str, Any]) -> None:
@@ -368,10 +410,18 @@ class TableRepository:
         if row is None:
             raise KeyError(booking_code)
         self.table(APPOINTMENTS).update_entity(
-            {"PartitionKey": row["CustomerId"], "RowKey": booking_code, **fields}, mode=UpdateMode.MERGE)
+            {"PartitionKey": row["CustomerId"], "RowKey": booking_code, **fields}, mode=UpdateMode.MERGE
+        )
 
-    def set_phase(self, booking_code: str, phase: Phase, since: datetime, *, revision: int | None = None,
-                  attention: str | None = None) -> None:
+    def set_phase(
+        self,
+        booking_code: str,
+        phase: Phase,
+        since: datetime,
+        *,
+        revision: int | None = None,
+        attention: str | None = None,
+    ) -> None:
         """Record the orchestration's phase. Idempotent; a terminal phase is never overwritten
         by a non-terminal one, and a stale revision never overwrites a newer one."""
         for _ in range(5):
@@ -386,15 +436,25 @@ class TableRepository:
                 return
             try:
                 self.table(APPOINTMENTS).update_entity(
-                    {"PartitionKey": current.customer_id, "RowKey": booking_code, "Phase": phase.value,
-                     "PhaseSince": iso(since), "Attention": attention or ""},
-                    mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified)
+                    {
+                        "PartitionKey": current.customer_id,
+                        "RowKey": booking_code,
+                        "Phase": phase.value,
+                        "PhaseSince": iso(since),
+                        "Attention": attention or "",
+                    },
+                    mode=UpdateMode.MERGE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
                 return
             except ResourceModifiedError:
                 continue
         raise StaleRecord(f"could not record phase {phase} for {booking_code}")
 
-    def advance_phase(self, booking_code: str, expected: frozenset[Phase], phase: Phase, since: datetime) -> bool:
+    def advance_phase(
+        self, booking_code: str, expected: frozenset[Phase], phase: Phase, since: datetime
+    ) -> bool:
         """Compare-and-set: move the record to ``phase`` only if it is still in ``expected``.
 
         HTTP triggers use it right after raising an event, so the caller's next read sees
@@ -407,9 +467,16 @@ class TableRepository:
                 return False
             try:
                 self.table(APPOINTMENTS).update_entity(
-                    {"PartitionKey": current.customer_id, "RowKey": booking_code, "Phase": phase.value,
-                     "PhaseSince": iso(since)},
-                    mode=UpdateMode.MERGE, etag=current.etag, match_condition=MatchConditions.IfNotModified)
+                    {
+                        "PartitionKey": current.customer_id,
+                        "RowKey": booking_code,
+                        "Phase": phase.value,
+                        "PhaseSince": iso(since),
+                    },
+                    mode=UpdateMode.MERGE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
                 return True
             except ResourceModifiedError:
                 continue
@@ -419,17 +486,24 @@ class TableRepository:
         self._merge(booking_code, {"MeetingId": meeting_id, "JoinUrl": join_url})
 
     def audit(self, entry: AuditEntry) -> None:
-        self.table(AUDIT).create_entity({
-            "PartitionKey": entry.booking_code,
-            # Time to the microsecond, then the writer's nanosecond clock: ordered, and unique.
-            "RowKey": f"{entry.at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}-{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
-            "At": iso(entry.at), "Actor": entry.actor, "Action": entry.action, "Detail": entry.detail,
-        })
+        self.table(AUDIT).create_entity(
+            {
+                "PartitionKey": entry.booking_code,
+                # Time to the microsecond, then the writer's nanosecond clock: ordered, and unique.
+                "RowKey": f"{entry.at:%Y-%m-%dT%H:%M:%S.%fZ}-{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
+                "At": iso(entry.at),
+                "Actor": entry.actor,
+                "Action": entry.action,
+                "Detail": entry.detail,
+            }
+        )
 
     def audit_trail(self, booking_code: str) -> list[AuditEntry]:
         rows = self.table(AUDIT).query_entities("PartitionKey eq @pk", parameters={"pk": booking_code})
-        return [AuditEntry(booking_code, parse_utc(r["At"]), r["Actor"], r["Action"], r.get("Detail", ""))
-                for r in rows]
+        return [
+            AuditEntry(booking_code, parse_utc(r["At"]), r["Actor"], r["Action"], r.get("Detail", ""))
+            for r in rows
+        ]
 
     # --- experts -----------------------------------------------------------------------------
 
@@ -454,17 +528,29 @@ class TableRepository:
         except ResourceNotFoundError:
             return None
         return CodeRecord(
-            booking_code=booking_code, code_hash=e["CodeHash"], salt=e["Salt"], issued_at=parse_utc(e["IssuedAt"]),
-            expires_at=parse_utc(e["ExpiresAt"]), issued_by=e["IssuedBy"], attempts=int(e["Attempts"]),
-            used=bool(e["Used"]), etag=e.metadata["etag"],
+            booking_code=booking_code,
+            code_hash=e["CodeHash"],
+            salt=e["Salt"],
+            issued_at=parse_utc(e["IssuedAt"]),
+            expires_at=parse_utc(e["ExpiresAt"]),
+            issued_by=e["IssuedBy"],
+            attempts=int(e["Attempts"]),
+            used=bool(e["Used"]),
+            etag=e.metadata["etag"],
         )
 
     @staticmethod
     def _code_entity(r: CodeRecord) -> dict[str, Any]:
         return {
-            "PartitionKey": r.booking_code, "RowKey": "current", "CodeHash": r.code_hash, "Salt": r.salt,
-            "IssuedAt": iso(r.issued_at), "ExpiresAt": iso(r.expires_at), "IssuedBy": r.issued_by,
-            "Attempts": r.attempts, "Used": r.used,
+            "PartitionKey": r.booking_code,
+            "RowKey": "current",
+            "CodeHash": r.code_hash,
+            "Salt": r.salt,
+            "IssuedAt": iso(r.issued_at),
+            "ExpiresAt": iso(r.expires_at),
+            "IssuedBy": r.issued_by,
+            "Attempts": r.attempts,
+            "Used": r.used,
         }
 
     def put_code(self, record: CodeRecord) -> None:
@@ -475,8 +561,11 @@ class TableRepository:
         """Write an attempt's result only if nobody else wrote since we read (If-Match)."""
         try:
             self.table(IDENTITY_CODES).update_entity(
-                self._code_entity(record), mode=UpdateMode.REPLACE, etag=record.etag,
-                match_condition=MatchConditions.IfNotModified)
+                self._code_entity(record),
+                mode=UpdateMode.REPLACE,
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
             raise StaleRecord("the code changed meanwhile") from exc
 
@@ -485,27 +574,37 @@ class TableRepository:
             e = self.table(FAILURES).get_entity(key, "")
         except ResourceNotFoundError:
             return FailureCounter(key)
-        return FailureCounter(key, int(e["Failures"]),
-                              parse_utc(e["BlockedUntil"]) if e.get("BlockedUntil") else None, e.metadata["etag"])
+        return FailureCounter(
+            key,
+            int(e["Failures"]),
+            parse_utc(e["BlockedUntil"]) if e.get("BlockedUntil") else None,
+            e.metadata["etag"],
+        )
 
     def save_counter(self, counter: FailureCounter) -> None:
-        entity = {"PartitionKey": counter.key, "RowKey": "", "Failures": counter.failures,
-                  "BlockedUntil": iso(counter.blocked_until) if counter.blocked_until else ""}
+        entity = {
+            "PartitionKey": counter.key,
+            "RowKey": "",
+            "Failures": counter.failures,
+            "BlockedUntil": iso(counter.blocked_until) if counter.blocked_until else "",
+        }
         table = self.table(FAILURES)
         try:
             if counter.etag is None:
                 table.create_entity(entity)
             else:
-                table.update_entity(entity, mode=UpdateMode.REPLACE, etag=counter.etag,
-                                    match_condition=MatchConditions.IfNotModified)
+                table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=counter.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
             raise StaleRecord("the counter changed meanwhile") from exc
 
     def reset_counter(self, key: str) -> None:
-        try:
+        with contextlib.suppress(ResourceNotFoundError):
             self.table(FAILURES).delete_entity(key, "")
-        except ResourceNotFoundError:
-            pass
 
     # --- availability and holds ---------------------------------------------------------------
 
@@ -518,22 +617,34 @@ class TableRepository:
         return {parse_utc(r["RowKey"]) for r in rows if not _expired_hold(r, now)}
 
     def hold(self, hold: SlotHold, cells: list[datetime], *, now: datetime) -> None:
-        self._claim(hold.expert_id, _hold_holder(hold.hold_id), cells, now=now,
-                    hold_expires_at=hold.expires_at)
-        self.table(SLOT_HOLDS).upsert_entity({
-            "PartitionKey": hold.hold_id, "RowKey": "", "CustomerId": hold.customer_id,
-            "ExpertId": hold.expert_id, "Start": iso(hold.start), "DurationMinutes": hold.duration_minutes,
-            "ExpiresAt": iso(hold.expires_at),
-        })
+        self._claim(
+            hold.expert_id, _hold_holder(hold.hold_id), cells, now=now, hold_expires_at=hold.expires_at
+        )
+        self.table(SLOT_HOLDS).upsert_entity(
+            {
+                "PartitionKey": hold.hold_id,
+                "RowKey": "",
+                "CustomerId": hold.customer_id,
+                "ExpertId": hold.expert_id,
+                "Start": iso(hold.start),
+                "DurationMinutes": hold.duration_minutes,
+                "ExpiresAt": iso(hold.expires_at),
+            }
+        )
 
     def get_hold(self, hold_id: str) -> SlotHold | None:
         try:
             e = self.table(SLOT_HOLDS).get_entity(hold_id, "")
         except ResourceNotFoundError:
             return None
-        return SlotHold(hold_id=hold_id, customer_id=e["CustomerId"], expert_id=e["ExpertId"],
-                        start=parse_utc(e["Start"]), duration_minutes=int(e["DurationMinutes"]),
-                        expires_at=parse_utc(e["ExpiresAt"]))
+        return SlotHold(
+            hold_id=hold_id,
+            customer_id=e["CustomerId"],
+            expert_id=e["ExpertId"],
+            start=parse_utc(e["Start"]),
+            duration_minutes=int(e["DurationMinutes"]),
+            expires_at=parse_utc(e["ExpiresAt"]),
+        )
 
     def release_hold(self, hold: SlotHold, cells: list[datetime]) -> None:
         self.release_cells(hold.expert_id, _hold_holder(hold.hold_id), cells)

@@ -190,8 +190,11 @@ def search_window(query: SlotQuery, now: datetime, settings: Settings) -> tuple[
     calendars and the ExpertSlots table."""
     days_start, days_end = query_window(query)
     start = max(days_start, now + timedelta(minutes=settings.min_lead_minutes))
-    end = min(days_end, now + timedelta(days=settings.max_advance_days,
-                                        minutes=query.duration_minutes + settings.buffer_minutes))
+    end = min(
+        days_end,
+        now
+        + timedelta(days=settings.max_advance_days, minutes=query.duration_minutes + settings.buffer_minutes),
+    )
     return (start, end) if start < end else None
 
 
@@ -241,14 +244,18 @@ def free_slots(
         for w_start, w_end in working_windows(expert, query.first_day, query.last_day):
             t = _first_on_grid(max(w_start, window_start), s.slot_interval_minutes)
             while t + length <= min(w_end, window_end):
-                if (earliest <= t <= latest
-                        and not _overlaps(t, t + length + buffer, blocked)
-                        and not any(c in cells for c in claimed_cells(t, query.duration_minutes, cell,
-                                                                      s.buffer_minutes))):
+                if (
+                    earliest <= t <= latest
+                    and not _overlaps(t, t + length + buffer, blocked)
+                    and not any(
+                        c in cells for c in claimed_cells(t, query.duration_minutes, cell, s.buffer_minutes)
+                    )
+                ):
                     free.setdefault(t, []).append(expert)
                 t += step
-    return [Slot(t, t + length, tuple(sorted(xs, key=lambda x: x.display_name)))
-            for t, xs in sorted(free.items())]
+    return [
+        Slot(t, t + length, tuple(sorted(xs, key=lambda x: x.display_name))) for t, xs in sorted(free.items())
+    ]
 
 
 def _first_on_grid(t: datetime, interval_minutes: int) -> datetime:
@@ -263,13 +270,15 @@ def slots_view(query: SlotQuery, slots: Iterable[Slot]) -> dict[str, Any]:
     days: dict[date, list[dict[str, Any]]] = {}
     for slot in slots:
         local = to_local(slot.start)
-        days.setdefault(local.date(), []).append({
-            "start": iso(slot.start),
-            "end": iso(slot.end),
-            "startLocal": local.isoformat(),
-            "timeLabel": format_time(slot.start, query.language),
-            "experts": [{"id": x.expert_id, "displayName": x.display_name} for x in slot.experts],
-        })
+        days.setdefault(local.date(), []).append(
+            {
+                "start": iso(slot.start),
+                "end": iso(slot.end),
+                "startLocal": local.isoformat(),
+                "timeLabel": format_time(slot.start, query.language),
+                "experts": [{"id": x.expert_id, "displayName": x.display_name} for x in slot.experts],
+            }
+        )
     return {
         "topic": query.topic_id,
         "channel": query.channel.value,
@@ -278,8 +287,10 @@ def slots_view(query: SlotQuery, slots: Iterable[Slot]) -> dict[str, Any]:
         "from": query.first_day.isoformat(),
         "to": query.last_day.isoformat(),
         "timeZone": str(HELSINKI),
-        "days": [{"date": d.isoformat(), "label": format_date(d, query.language, weekday=True),
-                  "slots": items} for d, items in sorted(days.items())],
+        "days": [
+            {"date": d.isoformat(), "label": format_date(d, query.language, weekday=True), "slots": items}
+            for d, items in sorted(days.items())
+        ],
     }
 
 
@@ -339,14 +350,20 @@ class HoldService:
         elif not works_at(expert, req.start, req.duration_minutes):
             p.add("start", "is outside the expert's working hours")
         p.raise_if_any()
-        hold = SlotHold(hold_id=secrets.token_urlsafe(16), customer_id=customer_id, expert_id=req.expert_id,
-                        start=req.start, duration_minutes=req.duration_minutes,
-                        expires_at=now + timedelta(minutes=self.settings.hold_minutes))
+        hold = SlotHold(
+            hold_id=secrets.token_urlsafe(16),
+            customer_id=customer_id,
+            expert_id=req.expert_id,
+            start=req.start,
+            duration_minutes=req.duration_minutes,
+            expires_at=now + timedelta(minutes=self.settings.hold_minutes),
+        )
         try:
             self.repo.hold(hold, self.cells(req.start, req.duration_minutes), now=now)
         except SlotTaken:
-            raise Conflict("The chosen time is no longer free. Please choose another time.",
-                           reason="slot_taken") from None
+            raise Conflict(
+                "The chosen time is no longer free. Please choose another time.", reason="slot_taken"
+            ) from None
         return hold
 
     def release(self, customer_id: str, hold_id: str) -> None:
@@ -355,4 +372,3 @@ class HoldService:
         if hold is None or hold.customer_id != customer_id:
             raise NotFound("No such hold.")
         self.repo.release_hold(hold, self.cells(hold.start, hold.duration_minutes))
-

@@ -18,8 +18,18 @@ from appointments.timerules import is_on_grid, parse_utc
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 MAX_EXTRA_INFO = 500
-BOOKING_FIELDS = {"expertId", "topic", "channel", "start", "durationMinutes", "language", "phone", "email",
-                  "extraInfo", "holdId"}
+BOOKING_FIELDS = {
+    "expertId",
+    "topic",
+    "channel",
+    "start",
+    "durationMinutes",
+    "language",
+    "phone",
+    "email",
+    "extraInfo",
+    "holdId",
+}
 CHANGE_FIELDS = {"start", "durationMinutes", "topic", "expertId"}
 ANY_EXPERT = "any"
 
@@ -67,7 +77,9 @@ def _check_unknown(payload: dict[str, Any], allowed: set[str], p: Problems) -> N
         p.add(key, "unknown field")
 
 
-def check_start(start: datetime, now: datetime, settings: Settings, p: Problems, field: str = "start") -> None:
+def check_start(
+    start: datetime, now: datetime, settings: Settings, p: Problems, field: str = "start"
+) -> None:
     if start <= now:
         p.add(field, "must be in the future")
     elif start < now + timedelta(minutes=settings.min_lead_minutes):
@@ -109,11 +121,11 @@ def parse_booking(payload: Any, now: datetime, settings: Settings) -> BookingReq
     _check_unknown(body, BOOKING_FIELDS, p)
     expert_id = body.get("expertId", ANY_EXPERT)
     if not isinstance(expert_id, str) or not expert_id.strip() or len(expert_id) > 64:
-        p.add("expertId", "must be an expert id or \"any\"")
+        p.add("expertId", 'must be an expert id or "any"')
     topic = _parse_topic(body.get("topic"), p)
     channel: Channel | None = None
     try:
-        channel = Channel(body.get("channel"))
+        channel = Channel(str(body.get("channel")))
     except ValueError:
         p.add("channel", "must be one of online, phone, branch")
     start = _parse_start(body.get("start"), p)
@@ -138,9 +150,18 @@ def parse_booking(payload: Any, now: datetime, settings: Settings) -> BookingReq
         p.add("holdId", "must be the holdId from POST /api/slots/hold")
     p.raise_if_any()
     assert topic and channel and start and duration and isinstance(language, str) and isinstance(extra, str)
-    return BookingRequest(expert_id.strip(), topic, channel, start, duration, language, phone,
-                          email if isinstance(email, str) else None, extra.strip(),
-                          hold_id if isinstance(hold_id, str) else None)
+    return BookingRequest(
+        expert_id.strip(),
+        topic,
+        channel,
+        start,
+        duration,
+        language,
+        phone,
+        email if isinstance(email, str) else None,
+        extra.strip(),
+        hold_id if isinstance(hold_id, str) else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -49,12 +49,26 @@ TOPICS: dict[str, Topic] = {
         _t("loans.payment-plan", _LOANS, ("Lyhennysjoustot", "Amorteringsflexibilitet", "Repayment holiday")),
         _t("savings.funds", _SAVINGS, ("Rahastot", "Fonder", "Funds")),
         _t("savings.pension", _SAVINGS, ("Eläkesäästäminen", "Pensionssparande", "Pension savings")),
-        _t("savings.equities", _SAVINGS, ("Osakkeet ja arvo-osuustili", "Aktier och värdeandelskonto",
-                                          "Equities and book-entry account")),
-        _t("insurance.home", _INSURANCE, ("Koti- ja kiinteistövakuutus", "Hem- och fastighetsförsäkring",
-                                           "Home and property insurance")),
-        _t("insurance.personal", _INSURANCE, ("Henkilövakuutukset", "Personförsäkringar", "Personal insurance")),
-        _t("daily.accounts", _DAILY, ("Tilit ja maksaminen", "Konton och betalningar", "Accounts and payments")),
+        _t(
+            "savings.equities",
+            _SAVINGS,
+            ("Osakkeet ja arvo-osuustili", "Aktier och värdeandelskonto", "Equities and book-entry account"),
+        ),
+        _t(
+            "insurance.home",
+            _INSURANCE,
+            ("Koti- ja kiinteistövakuutus", "Hem- och fastighetsförsäkring", "Home and property insurance"),
+        ),
+        _t(
+            "insurance.personal",
+            _INSURANCE,
+            ("Henkilövakuutukset", "Personförsäkringar", "Personal insurance"),
+        ),
+        _t(
+            "daily.accounts",
+            _DAILY,
+            ("Tilit ja maksaminen", "Konton och betalningar", "Accounts and payments"),
+        ),
         _t("daily.cards", _DAILY, ("Kortit", "Kort", "Cards")),
     )
 }

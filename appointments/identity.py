@@ -46,12 +46,15 @@ class CodeRecord:
     etag: str | None = None
 
 
-def issue(booking_code: str, expert_id: str, now: datetime, ttl: timedelta, pepper: str,
-          digits: int = 6) -> tuple[str, CodeRecord]:
+def issue(
+    booking_code: str, expert_id: str, now: datetime, ttl: timedelta, pepper: str, digits: int = 6
+) -> tuple[str, CodeRecord]:
     """A fresh code and the record that replaces any earlier one. The plain code is returned once."""
     code = new_code(digits)
     salt = secrets.token_hex(16)
-    record = CodeRecord(booking_code, hash_code(code, salt, pepper, booking_code), salt, now, now + ttl, expert_id)
+    record = CodeRecord(
+        booking_code, hash_code(code, salt, pepper, booking_code), salt, now, now + ttl, expert_id
+    )
     return code, record
 
 
@@ -75,7 +78,9 @@ def _normalize(entered: str) -> str:
     return "".join(ch for ch in entered if not ch.isspace())
 
 
-def verify(record: CodeRecord | None, entered: str, now: datetime, pepper: str, max_attempts: int) -> Verification:
+def verify(
+    record: CodeRecord | None, entered: str, now: datetime, pepper: str, max_attempts: int
+) -> Verification:
     """Judge one attempt. Locked and expired codes are not compared at all."""
     if record is None or record.used:
         return Verification(Outcome.NONE, None)
@@ -112,9 +117,12 @@ def retry_after(counter: FailureCounter, now: datetime, max_failures: int) -> in
     return None
 
 
-def after_failure(counter: FailureCounter, now: datetime, free_failures: int = 3,
-                  max_delay_seconds: int = 900) -> FailureCounter:
+def after_failure(
+    counter: FailureCounter, now: datetime, free_failures: int = 3, max_delay_seconds: int = 900
+) -> FailureCounter:
     """Count a failure; after ``free_failures`` each one doubles the wait (1 s, 2 s, 4 s … 15 min)."""
     failures = counter.failures + 1
     delay = 0 if failures < free_failures else min(2 ** (failures - free_failures), max_delay_seconds)
-    return replace(counter, failures=failures, blocked_until=now + timedelta(seconds=delay) if delay else None)
+    return replace(
+        counter, failures=failures, blocked_until=now + timedelta(seconds=delay) if delay else None
+    )

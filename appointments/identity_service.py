@@ -19,8 +19,9 @@ MAX_RACE_RETRIES = 50  # ETag retries; far above what 50 parallel requests need
 
 
 class IdentityService:
-    def __init__(self, appointments: AppointmentService, store: IdentityStore, clock: Clock,
-                 settings: Settings) -> None:
+    def __init__(
+        self, appointments: AppointmentService, store: IdentityStore, clock: Clock, settings: Settings
+    ) -> None:
         self.appointments = appointments
         self.repo: AppointmentRepository = appointments.repo
         self.store = store
@@ -36,13 +37,24 @@ class IdentityService:
         """Make a fresh code for the expert's own appointment; returns it once with its expiry."""
         a = self.appointments.expert_appointment(expert_id, booking_code)
         if a.phase not in CODE_PHASES:
-            raise Conflict("A code can be issued only while the customer waits in the lobby.",
-                           reason="wrong_phase", phase=a.phase.value)
+            raise Conflict(
+                "A code can be issued only while the customer waits in the lobby.",
+                reason="wrong_phase",
+                phase=a.phase.value,
+            )
         now = self.clock.now()
-        code, record = identity.issue(a.booking_code, expert_id, now, self.settings.code_ttl,
-                                      self.settings.code_pepper.value, self.settings.code_digits)
+        code, record = identity.issue(
+            a.booking_code,
+            expert_id,
+            now,
+            self.settings.code_ttl,
+            self.settings.code_pepper.value,
+            self.settings.code_digits,
+        )
         self.store.put_code(record)
-        self._audit(a.booking_code, f"expert:{expert_id}", "code_issued", f"expires {record.expires_at:%H:%M:%S}Z")
+        self._audit(
+            a.booking_code, f"expert:{expert_id}", "code_issued", f"expires {record.expires_at:%H:%M:%S}Z"
+        )
         return a, code, record.expires_at
 
     # --- customer ----------------------------------------------------------------------------
@@ -52,7 +64,9 @@ class IdentityService:
         if wait == -1:
             raise Locked("Too many failed attempts. Please contact the bank.", reason="too_many_failures")
         if wait is not None:
-            raise TooManyRequests("Too many failed attempts. Please wait before trying again.", retry_after=wait)
+            raise TooManyRequests(
+                "Too many failed attempts. Please wait before trying again.", retry_after=wait
+            )
 
     def _count_failure(self, key: str, free_failures: int = 3) -> None:
         for _ in range(MAX_RACE_RETRIES):
@@ -69,8 +83,11 @@ class IdentityService:
         p = Problems()
         if isinstance(payload, dict) and set(payload) - {"code"}:
             p.add(sorted(set(payload) - {"code"})[0], "unknown field")
-        if not isinstance(entered, str) or not "".join(entered.split()).isdigit() or \
-                len("".join(entered.split())) != self.settings.code_digits:
+        if (
+            not isinstance(entered, str)
+            or not "".join(entered.split()).isdigit()
+            or len("".join(entered.split())) != self.settings.code_digits
+        ):
             p.add("code", f"must be the {self.settings.code_digits}-digit code the expert gave")
         p.raise_if_any()
         assert isinstance(entered, str)
@@ -78,11 +95,17 @@ class IdentityService:
         counter_key = f"verify:{customer_id}"
         self._check_throttle(self.store.get_counter(counter_key), now)
         if a.phase not in CODE_PHASES:
-            raise Conflict("No identification code is waiting for confirmation.", reason="no_code",
-                           phase=a.phase.value)
+            raise Conflict(
+                "No identification code is waiting for confirmation.", reason="no_code", phase=a.phase.value
+            )
         for _ in range(MAX_RACE_RETRIES):
-            result = identity.verify(self.store.get_code(a.booking_code), entered, now,
-                                     self.settings.code_pepper.value, self.settings.code_max_attempts)
+            result = identity.verify(
+                self.store.get_code(a.booking_code),
+                entered,
+                now,
+                self.settings.code_pepper.value,
+                self.settings.code_max_attempts,
+            )
             if result.record is None:
                 break
             try:
@@ -97,14 +120,19 @@ class IdentityService:
             self._audit(a.booking_code, "customer", "identity_verified")
         elif result.record is not None:  # a counted wrong attempt
             self._count_failure(counter_key)
-            self._audit(a.booking_code, "customer", "code_attempt_failed",
-                        f"attempts left {result.attempts_left}" + (", locked" if result.just_locked else ""))
+            self._audit(
+                a.booking_code,
+                "customer",
+                "code_attempt_failed",
+                f"attempts left {result.attempts_left}" + (", locked" if result.just_locked else ""),
+            )
         return a, result
 
     # --- anonymous lookup, rate-limited -------------------------------------------------------
 
-    def guarded_lookup(self, payload: Any, client_ip: str,
-                       lookup: Callable[[Any], Appointment] | None = None) -> Appointment:
+    def guarded_lookup(
+        self, payload: Any, client_ip: str, lookup: Callable[[Any], Appointment] | None = None
+    ) -> Appointment:
         """Booking code + phone, with failure counters on the code and on the caller's address."""
         from appointments.booking import parse_lookup
         from appointments.errors import NotFound

@@ -191,13 +191,36 @@ class Decision:
 
 # Which events each phase accepts. Everything else is an IllegalTransition.
 ALLOWED: dict[Phase, frozenset[EventType]] = {
-    Phase.BOOKED: frozenset({EventType.JOIN_WINDOW_OPENED, EventType.CANCELLED, EventType.RESCHEDULED,
-                             EventType.END_TIMEOUT, EventType.REMINDER_DUE}),
-    Phase.JOIN_OPEN: frozenset({EventType.CUSTOMER_JOINED, EventType.CANCELLED, EventType.RESCHEDULED,
-                                EventType.NO_SHOW_TIMEOUT, EventType.MEETING_ENDED, EventType.MEETING_FAILED}),
+    Phase.BOOKED: frozenset(
+        {
+            EventType.JOIN_WINDOW_OPENED,
+            EventType.CANCELLED,
+            EventType.RESCHEDULED,
+            EventType.END_TIMEOUT,
+            EventType.REMINDER_DUE,
+        }
+    ),
+    Phase.JOIN_OPEN: frozenset(
+        {
+            EventType.CUSTOMER_JOINED,
+            EventType.CANCELLED,
+            EventType.RESCHEDULED,
+            EventType.NO_SHOW_TIMEOUT,
+            EventType.MEETING_ENDED,
+            EventType.MEETING_FAILED,
+        }
+    ),
     Phase.LOBBY: frozenset({EventType.CODE_ISSUED, EventType.MEETING_ENDED, EventType.END_TIMEOUT}),
-    Phase.CODE_ISSUED: frozenset({EventType.CODE_ISSUED, EventType.CODE_VERIFIED, EventType.CODE_LOCKED,
-                                  EventType.CODE_EXPIRED, EventType.MEETING_ENDED, EventType.END_TIMEOUT}),
+    Phase.CODE_ISSUED: frozenset(
+        {
+            EventType.CODE_ISSUED,
+            EventType.CODE_VERIFIED,
+            EventType.CODE_LOCKED,
+            EventType.CODE_EXPIRED,
+            EventType.MEETING_ENDED,
+            EventType.END_TIMEOUT,
+        }
+    ),
     Phase.VERIFIED: frozenset({EventType.MEETING_ENDED, EventType.END_TIMEOUT}),
     Phase.ENDED: frozenset(),
     Phase.CANCELLED: frozenset(),
@@ -208,7 +231,12 @@ ALLOWED: dict[Phase, frozenset[EventType]] = {
 def is_allowed(phase: Phase, event: EventType, channel: Channel = Channel.ONLINE) -> bool:
     if channel is not Channel.ONLINE and phase is Phase.BOOKED:
         # Phone and branch appointments have no meeting phases: only change, cancel or end.
-        return event in {EventType.CANCELLED, EventType.RESCHEDULED, EventType.END_TIMEOUT, EventType.REMINDER_DUE}
+        return event in {
+            EventType.CANCELLED,
+            EventType.RESCHEDULED,
+            EventType.END_TIMEOUT,
+            EventType.REMINDER_DUE,
+        }
     if channel is Channel.ONLINE and event is EventType.END_TIMEOUT and phase is Phase.BOOKED:
         return False
     return event in ALLOWED[phase]
@@ -230,8 +258,11 @@ def next_deadline(state: LifecycleState) -> tuple[datetime, EventType] | None:
     """The timer the orchestrator sets in this phase, if any."""
     phase = state.phase
     if phase is Phase.BOOKED:
-        main = ((state.join_window_opens_at, EventType.JOIN_WINDOW_OPENED) if state.channel is Channel.ONLINE
-                else (state.end, EventType.END_TIMEOUT))
+        main = (
+            (state.join_window_opens_at, EventType.JOIN_WINDOW_OPENED)
+            if state.channel is Channel.ONLINE
+            else (state.end, EventType.END_TIMEOUT)
+        )
         reminders = state.reminders_due()
         if reminders and reminders[0][0] < main[0]:
             return reminders[0][0], EventType.REMINDER_DUE
@@ -256,8 +287,12 @@ def decide(state: LifecycleState, event: Event) -> Decision:
 
     match event.type:
         case EventType.JOIN_WINDOW_OPENED:
-            return to(Phase.JOIN_OPEN, Action(ActionType.CREATE_MEETING),
-                      notify(NotificationKind.JOIN_OPEN, Recipient.EXPERT), notify(NotificationKind.JOIN_OPEN, Recipient.CUSTOMER))
+            return to(
+                Phase.JOIN_OPEN,
+                Action(ActionType.CREATE_MEETING),
+                notify(NotificationKind.JOIN_OPEN, Recipient.EXPERT),
+                notify(NotificationKind.JOIN_OPEN, Recipient.CUSTOMER),
+            )
         case EventType.CUSTOMER_JOINED:
             return to(Phase.LOBBY, notify(NotificationKind.CUSTOMER_IN_LOBBY, Recipient.EXPERT))
         case EventType.CODE_ISSUED:
@@ -265,10 +300,16 @@ def decide(state: LifecycleState, event: Event) -> Decision:
                 raise ValueError("CodeIssued needs expires_at")
             return to(Phase.CODE_ISSUED, code_expires_at=event.expires_at)
         case EventType.CODE_VERIFIED:
-            return to(Phase.VERIFIED, notify(NotificationKind.IDENTITY_VERIFIED, Recipient.EXPERT), notify(NotificationKind.IDENTITY_VERIFIED, Recipient.CUSTOMER),
-                      code_expires_at=None)
+            return to(
+                Phase.VERIFIED,
+                notify(NotificationKind.IDENTITY_VERIFIED, Recipient.EXPERT),
+                notify(NotificationKind.IDENTITY_VERIFIED, Recipient.CUSTOMER),
+                code_expires_at=None,
+            )
         case EventType.CODE_LOCKED:
-            return to(Phase.LOBBY, notify(NotificationKind.CODE_LOCKED, Recipient.EXPERT), code_expires_at=None)
+            return to(
+                Phase.LOBBY, notify(NotificationKind.CODE_LOCKED, Recipient.EXPERT), code_expires_at=None
+            )
         case EventType.CODE_EXPIRED:
             return to(Phase.LOBBY, code_expires_at=None)
         case EventType.MEETING_ENDED | EventType.END_TIMEOUT:
@@ -282,18 +323,27 @@ def decide(state: LifecycleState, event: Event) -> Decision:
             reminder = Reminder(event.reason) if event.reason else due[0][1]
             if reminder in state.reminders_done:
                 return Decision(state)
-            action = Action(ActionType.NOTIFY, kind=NotificationKind.REMINDER, recipient=Recipient.CUSTOMER,
-                            reminder=reminder)
+            action = Action(
+                ActionType.NOTIFY,
+                kind=NotificationKind.REMINDER,
+                recipient=Recipient.CUSTOMER,
+                reminder=reminder,
+            )
             return Decision(replace(state, reminders_done=state.reminders_done | {reminder}), (action,))
         case EventType.MEETING_FAILED:
             # Stay in the join window: the expert is told and can still phone the customer.
-            return Decision(replace(state, attention=event.reason or "meeting_creation_failed"),
-                            (notify(NotificationKind.MEETING_FAILED, Recipient.EXPERT),))
+            return Decision(
+                replace(state, attention=event.reason or "meeting_creation_failed"),
+                (notify(NotificationKind.MEETING_FAILED, Recipient.EXPERT),),
+            )
         case EventType.CANCELLED:
             actions: list[Action] = []
             if state.phase is Phase.JOIN_OPEN and state.channel is Channel.ONLINE:
                 actions.append(Action(ActionType.DELETE_MEETING))
-            actions += [notify(NotificationKind.CANCELLED, Recipient.EXPERT), notify(NotificationKind.CANCELLED, Recipient.CUSTOMER)]
+            actions += [
+                notify(NotificationKind.CANCELLED, Recipient.EXPERT),
+                notify(NotificationKind.CANCELLED, Recipient.CUSTOMER),
+            ]
             return to(Phase.CANCELLED, *actions)
         case EventType.RESCHEDULED:
             if event.start is None or event.end is None or event.end <= event.start:
@@ -309,7 +359,17 @@ def decide(state: LifecycleState, event: Event) -> Decision:
                 Action(ActionType.CONTINUE_AS_NEW, start=event.start, end=event.end),
             ]
             revision = event.revision if event.revision is not None else state.revision + 1
-            return Decision(replace(state, start=event.start, end=event.end, revision=revision,
-                                    phase=Phase.BOOKED, since=event.at, code_expires_at=None, attention=None),
-                            tuple(actions))
+            return Decision(
+                replace(
+                    state,
+                    start=event.start,
+                    end=event.end,
+                    revision=revision,
+                    phase=Phase.BOOKED,
+                    since=event.at,
+                    code_expires_at=None,
+                    attention=None,
+                ),
+                tuple(actions),
+            )
     raise AssertionError(f"unhandled event {event.type}")  # pragma: no cover - match is exhaustive

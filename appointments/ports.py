@@ -63,7 +63,9 @@ class MeetingGateway(Protocol):
 
     async def create_or_get(self, request: MeetingRequest) -> Meeting: ...
 
-    async def update_times(self, organizer_id: str, meeting_id: str, start: datetime, end: datetime) -> None: ...
+    async def update_times(
+        self, organizer_id: str, meeting_id: str, start: datetime, end: datetime
+    ) -> None: ...
 
     async def delete(self, organizer_id: str, meeting_id: str) -> None:
         """Delete the meeting; a meeting that is already gone is not an error."""
@@ -77,7 +79,9 @@ class MeetingGateway(Protocol):
         self, organizer_id: str, meeting: Meeting, notification_url: str, client_state: str
     ) -> CallEventSubscription: ...
 
-    async def renew_subscription(self, subscription_id: str, expires_at: datetime) -> CallEventSubscription: ...
+    async def renew_subscription(
+        self, subscription_id: str, expires_at: datetime
+    ) -> CallEventSubscription: ...
 
 
 class MailSender(Protocol):
@@ -153,8 +157,14 @@ class AppointmentRepository(Protocol):
     def list_for_expert(self, expert_id: str, start: datetime, end: datetime) -> list[Appointment]: ...
 
     def create(
-        self, appointment: Appointment, *, phone_hmac: str, cells: list[datetime],
-        idempotency_key: str | None, fingerprint: str, now: datetime | None = None,
+        self,
+        appointment: Appointment,
+        *,
+        phone_hmac: str,
+        cells: list[datetime],
+        idempotency_key: str | None,
+        fingerprint: str,
+        now: datetime | None = None,
         hold_id: str | None = None,
     ) -> Appointment:
         """Claim the cells, then write the code index and the record. Idempotent per key.
@@ -170,8 +180,9 @@ class AppointmentRepository(Protocol):
         """(booking code, fingerprint) stored for this key, if any."""
         ...
 
-    def move(self, appointment: Appointment, new: Appointment, old_cells: list[datetime],
-             new_cells: list[datetime]) -> Appointment:
+    def move(
+        self, appointment: Appointment, new: Appointment, old_cells: list[datetime], new_cells: list[datetime]
+    ) -> Appointment:
         """Reschedule/re-topic: claim new cells, update the record (If-Match), release the old cells."""
         ...
 
@@ -181,10 +192,19 @@ class AppointmentRepository(Protocol):
 
     def release_cells(self, expert_id: str, booking_code: str, cells: list[datetime]) -> None: ...
 
-    def set_phase(self, booking_code: str, phase: Phase, since: datetime, *, revision: int | None = None,
-                  attention: str | None = None) -> None: ...
+    def set_phase(
+        self,
+        booking_code: str,
+        phase: Phase,
+        since: datetime,
+        *,
+        revision: int | None = None,
+        attention: str | None = None,
+    ) -> None: ...
 
-    def advance_phase(self, booking_code: str, expected: frozenset[Phase], phase: Phase, since: datetime) -> bool:
+    def advance_phase(
+        self, booking_code: str, expected: frozenset[Phase], phase: Phase, since: datetime
+    ) -> bool:
         """Compare-and-set the record's phase (read-your-writes for the HTTP caller)."""
         ...
 

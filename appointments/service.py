@@ -63,22 +63,28 @@ class AppointmentService:
 
     # --- catalogue ---------------------------------------------------------------------------
 
-    def experts(self, topic: str | None = None, language: str | None = None,
-                channel: Channel | None = None) -> list[Expert]:
+    def experts(
+        self, topic: str | None = None, language: str | None = None, channel: Channel | None = None
+    ) -> list[Expert]:
         if topic is not None and topic not in TOPICS:
             p = Problems()
             p.add("topic", "unknown topic")
             p.raise_if_any()
-        return [x for x in self.repo.list_experts()
-                if x.active and (topic is None or x.serves(topic, language, channel))]
+        return [
+            x
+            for x in self.repo.list_experts()
+            if x.active and (topic is None or x.serves(topic, language, channel))
+        ]
 
     # --- customer ----------------------------------------------------------------------------
 
     def book(self, customer_id: str, payload: Any, idempotency_key: str | None) -> Booked:
-        if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY
-                                                and idempotency_key.isprintable()):
-            raise ValidationFailed([FieldError("Idempotency-Key", "must be 1-128 printable characters")],
-                                   malformed=True)
+        if idempotency_key is not None and not (
+            0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isprintable()
+        ):
+            raise ValidationFailed(
+                [FieldError("Idempotency-Key", "must be 1-128 printable characters")], malformed=True
+            )
         fp = rules.fingerprint(payload) if isinstance(payload, dict) else ""
         if idempotency_key is not None:
             # A replay returns the earlier answer even if, say, the start is no longer in the future.
@@ -98,16 +104,30 @@ class AppointmentService:
         last_taken: SlotTaken | None = None
         for expert in candidates:
             appointment = Appointment(
-                booking_code=new_booking_code(), customer_id=customer_id, expert_id=expert.expert_id,
-                channel=req.channel, topic_id=req.topic_id, start=req.start,
-                duration_minutes=req.duration_minutes, language=req.language, phone=req.phone,
-                email=req.email, extra_info=req.extra_info, phase=Phase.BOOKED, phase_since=now, created_at=now,
+                booking_code=new_booking_code(),
+                customer_id=customer_id,
+                expert_id=expert.expert_id,
+                channel=req.channel,
+                topic_id=req.topic_id,
+                start=req.start,
+                duration_minutes=req.duration_minutes,
+                language=req.language,
+                phone=req.phone,
+                email=req.email,
+                extra_info=req.extra_info,
+                phase=Phase.BOOKED,
+                phase_since=now,
+                created_at=now,
             )
             try:
                 stored = self.repo.create(
-                    appointment, phone_hmac=rules.phone_hmac(req.phone, self.settings.phone_hmac_key.value),
-                    cells=self.cells(req.start, req.duration_minutes), idempotency_key=idempotency_key,
-                    fingerprint=fp, now=now, hold_id=req.hold_id,
+                    appointment,
+                    phone_hmac=rules.phone_hmac(req.phone, self.settings.phone_hmac_key.value),
+                    cells=self.cells(req.start, req.duration_minutes),
+                    idempotency_key=idempotency_key,
+                    fingerprint=fp,
+                    now=now,
+                    hold_id=req.hold_id,
                 )
             except SlotTaken as exc:
                 last_taken = exc
@@ -116,11 +136,16 @@ class AppointmentService:
                 raise IdempotencyConflict() from None
             created = stored.booking_code == appointment.booking_code
             if created:
-                self._audit(stored.booking_code, "customer", "booked",
-                            f"{stored.channel.value} {iso(stored.start)} {stored.duration_minutes} min")
+                self._audit(
+                    stored.booking_code,
+                    "customer",
+                    "booked",
+                    f"{stored.channel.value} {iso(stored.start)} {stored.duration_minutes} min",
+                )
             return Booked(stored, created=True)
-        raise Conflict("The chosen time is no longer free. Please choose another time.",
-                       reason="slot_taken") from last_taken
+        raise Conflict(
+            "The chosen time is no longer free. Please choose another time.", reason="slot_taken"
+        ) from last_taken
 
     def _with_own_hold(self, customer_id: str, req: rules.BookingRequest) -> rules.BookingRequest:
         """Check the hold is the caller's and for this very slot; its expert is the one booked.
@@ -167,8 +192,11 @@ class AppointmentService:
 
     def upcoming(self, customer_id: str) -> list[Appointment]:
         now = self.clock.now()
-        return [a for a in self.repo.list_for_customer(customer_id)
-                if not a.phase.is_terminal and a.end + self.settings.end_grace > now]
+        return [
+            a
+            for a in self.repo.list_for_customer(customer_id)
+            if not a.phase.is_terminal and a.end + self.settings.end_grace > now
+        ]
 
     def get(self, customer_id: str, code: str) -> Appointment:
         normalized = normalize_booking_code(code)
@@ -199,8 +227,9 @@ class AppointmentService:
         notice = timedelta(hours=self.settings.change_notice_hours)
         if a.start - self.clock.now() < notice:
             raise Conflict(
-                f"Appointments can be changed or cancelled online until {self.settings.change_notice_hours} h "
-                "before the start. Please call us to change it.", reason="notice_period",
+                "Appointments can be changed or cancelled online until "
+                f"{self.settings.change_notice_hours} h before the start. Please call us to change it.",
+                reason="notice_period",
             )
 
     def change(self, customer_id: str, code: str, payload: Any) -> tuple[Appointment, Appointment]:
@@ -214,7 +243,11 @@ class AppointmentService:
             expert_id=req.expert_id or current.expert_id,
         )
         if (new.start, new.duration_minutes, new.topic_id, new.expert_id) == (
-                current.start, current.duration_minutes, current.topic_id, current.expert_id):
+            current.start,
+            current.duration_minutes,
+            current.topic_id,
+            current.expert_id,
+        ):
             return current, current  # a retried PATCH: already done
         self._check_change_allowed(current, EventType.RESCHEDULED)
         expert = self.repo.get_expert(new.expert_id)
@@ -228,16 +261,26 @@ class AppointmentService:
         if times_changed:
             new = new.with_changes(revision=current.revision + 1)
         try:
-            stored = self.repo.move(current, new, self.cells(current.start, current.duration_minutes),
-                                    self.cells(new.start, new.duration_minutes))
+            stored = self.repo.move(
+                current,
+                new,
+                self.cells(current.start, current.duration_minutes),
+                self.cells(new.start, new.duration_minutes),
+            )
         except SlotTaken:
-            raise Conflict("The chosen time is no longer free. Please choose another time.",
-                           reason="slot_taken") from None
+            raise Conflict(
+                "The chosen time is no longer free. Please choose another time.", reason="slot_taken"
+            ) from None
         except StaleRecord:
-            raise Conflict("The appointment changed meanwhile. Please reload and try again.",
-                           reason="concurrent_change") from None
-        self._audit(stored.booking_code, "customer", "rescheduled" if times_changed else "changed",
-                    f"{iso(current.start)} -> {iso(stored.start)}" if times_changed else f"topic {stored.topic_id}")
+            raise Conflict(
+                "The appointment changed meanwhile. Please reload and try again.", reason="concurrent_change"
+            ) from None
+        self._audit(
+            stored.booking_code,
+            "customer",
+            "rescheduled" if times_changed else "changed",
+            f"{iso(current.start)} -> {iso(stored.start)}" if times_changed else f"topic {stored.topic_id}",
+        )
         return current, stored
 
     def cancel(self, customer_id: str, code: str) -> tuple[Appointment, bool]:
@@ -250,10 +293,12 @@ class AppointmentService:
         try:
             stored = self.repo.update(current.with_changes(phase=Phase.CANCELLED, phase_since=now))
         except StaleRecord:
-            raise Conflict("The appointment changed meanwhile. Please reload and try again.",
-                           reason="concurrent_change") from None
-        self.repo.release_cells(current.expert_id, current.booking_code,
-                                self.cells(current.start, current.duration_minutes))
+            raise Conflict(
+                "The appointment changed meanwhile. Please reload and try again.", reason="concurrent_change"
+            ) from None
+        self.repo.release_cells(
+            current.expert_id, current.booking_code, self.cells(current.start, current.duration_minutes)
+        )
         self._audit(current.booking_code, "customer", "cancelled")
         return stored, True
 
@@ -267,9 +312,12 @@ class AppointmentService:
             raise Gone("The meeting has ended.", phase=a.phase.value)
         opens = self.join_window_opens_at(a)
         if now < opens:
-            raise Conflict("The meeting can be started at the earliest "
-                           f"{self.settings.join_window_minutes} minutes before its start.",
-                           reason="too_early", joinWindowOpensAt=iso(opens))
+            raise Conflict(
+                "The meeting can be started at the earliest "
+                f"{self.settings.join_window_minutes} minutes before its start.",
+                reason="too_early",
+                joinWindowOpensAt=iso(opens),
+            )
         if a.phase is Phase.BOOKED or not a.join_url:
             raise MeetingNotReady()
         first_join = a.phase is Phase.JOIN_OPEN

@@ -140,7 +140,8 @@ class Settings:
         code_digits = _int(env, "CODE_DIGITS", 6, minimum=6)
         settings = cls(
             storage_connection_string=Secret(
-                env.get("TABLES_CONNECTION_STRING") or env.get("AzureWebJobsStorage", "")
+                env.get("TABLES_CONNECTION_STRING")
+                or env.get("AzureWebJobsStorage", "")
                 or ("UseDevelopmentStorage=true" if dev_mode else "")
             ),
             tables_endpoint=env.get("TABLES_ENDPOINT", ""),

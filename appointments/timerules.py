@@ -18,7 +18,11 @@ def is_on_grid(start: datetime, interval_minutes: int) -> bool:
     Helsinki's UTC offset is a whole number of hours, so a grid aligned in UTC
     is aligned in local time too, across DST changes.
     """
-    return start.second == 0 and start.microsecond == 0 and (start.hour * 60 + start.minute) % interval_minutes == 0
+    return (
+        start.second == 0
+        and start.microsecond == 0
+        and (start.hour * 60 + start.minute) % interval_minutes == 0
+    )
 
 
 def cell_minutes(interval_minutes: int, durations: tuple[int, ...], buffer_minutes: int = 0) -> int:
@@ -27,7 +31,9 @@ def cell_minutes(interval_minutes: int, durations: tuple[int, ...], buffer_minut
     return math.gcd(*parts)
 
 
-def claimed_cells(start: datetime, duration_minutes: int, cell: int, buffer_minutes: int = 0) -> Iterator[datetime]:
+def claimed_cells(
+    start: datetime, duration_minutes: int, cell: int, buffer_minutes: int = 0
+) -> Iterator[datetime]:
     """The cells an appointment occupies in its expert's calendar (plus the trailing buffer).
 
     Claiming every cell, not just the start, is what lets the Table service refuse

@@ -67,8 +67,9 @@ async def upsert_baseline(conn: str, n: int = 200) -> float:
     return statistics.median(times)
 
 
-async def run(host: Host, session: aiohttp.ClientSession, name: str,
-              value: Any) -> tuple[float, dict[str, Any]]:
+async def run(
+    host: Host, session: aiohttp.ClientSession, name: str, value: Any
+) -> tuple[float, dict[str, Any]]:
     base = f"{host.base_url}/runtime/webhooks/durabletask"
     t0 = time.perf_counter()
     async with session.post(f"{base}/orchestrators/{name}", json=value) as r:
@@ -84,8 +85,9 @@ async def run(host: Host, session: aiohttp.ClientSession, name: str,
 async def main() -> None:
     with azurite.running() as az:
         upsert = await upsert_baseline(az.connection_string)
-        host = Host(app, storage=az.connection_string, port=azurite.free_port(), clock=Clock("frozen"),
-                    hub="Bench")
+        host = Host(
+            app, storage=az.connection_string, port=azurite.free_port(), clock=Clock("frozen"), hub="Bench"
+        )
         await host.start()
         try:
             async with aiohttp.ClientSession() as session:

@@ -26,13 +26,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=int(os.environ.get("DEVHOST_PORT", "7071")))
     p.add_argument("--clock", choices=[m.value for m in ClockMode], default="real")
     p.add_argument("--data-dir", type=Path, default=Path(".data"))
-    p.add_argument("--storage", default=os.environ.get("AzureWebJobsStorage", ""),  # noqa: SIM112 - the Functions setting's name
-                   help="Table storage connection string (default: env AzureWebJobsStorage, else Azurite)")
+    p.add_argument(
+        "--storage",
+        default=os.environ.get("AzureWebJobsStorage", ""),  # noqa: SIM112 - the Functions setting's name
+        help="Table storage connection string (default: env AzureWebJobsStorage, else Azurite)",
+    )
     p.add_argument("--app", default="function_app:app", help="module:attribute of the DFApp")
     p.add_argument("--task-hub", default=os.environ.get("DEVHOST_TASK_HUB"))
     p.add_argument("--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO"))
-    p.add_argument("--demo", action="store_true",
-                   help="make run: dev mode, Graph emulator, seeded experts, demo portal and a demo booking")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="make run: dev mode, Graph emulator, seeded experts, demo portal and a demo booking",
+    )
     return p.parse_args(argv)
 
 
@@ -59,16 +65,15 @@ async def serve(args: argparse.Namespace) -> None:
     if not storage or storage.strip().lower().startswith("usedevelopmentstorage=true"):
         if not azurite.is_listening(AZURITE_PORT):
             started = azurite.start(AZURITE_PORT, args.data_dir / "azurite")
-            log.info("started Azurite on 127.0.0.1:%s (data in %s)",
-                     AZURITE_PORT, args.data_dir / "azurite")
+            log.info("started Azurite on 127.0.0.1:%s (data in %s)", AZURITE_PORT, args.data_dir / "azurite")
         storage = azurite.connection_string(AZURITE_PORT)
     # The app reads its storage from the environment, like on Azure.
-    os.environ["AzureWebJobsStorage"] = storage
+    os.environ["AzureWebJobsStorage"] = storage  # noqa: SIM112 - the Functions setting's name
     demo = None
     if args.demo:
         from . import demo as demo_module
 
-        demo = demo_module.configure(args.port)  # noqa: SIM112 - the Functions setting's name
+        demo = demo_module.configure(args.port)
     clock = Clock(ClockMode(args.clock))
     hand_clock_to_app(clock)
     sys.path.insert(0, str(Path.cwd()))
@@ -84,25 +89,35 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await host.start()
-        print(f"devhost: serving {args.app} on {host.base_url}/api/ (clock: {clock.mode.value}, "
-              f"task hub: {host.hub})", flush=True)
+        print(
+            f"devhost: serving {args.app} on {host.base_url}/api/ (clock: {clock.mode.value}, "
+            f"task hub: {host.hub})",
+            flush=True,
+        )
         for f in host.functions:
             methods = ",".join(sorted(f.methods)) if f.methods else "*"
             print(f"  {methods:<12} {host.base_url}/api/{f.route}  [{f.auth_level}]", flush=True)
         print(f"  Durable API  {host.base_url}/runtime/webhooks/durabletask/instances", flush=True)
         if clock.adjustable:
-            print(f"  Clock        {host.base_url}/dev/clock  "
-                  '(POST /dev/clock/advance {"hours": 1})', flush=True)
+            print(
+                f'  Clock        {host.base_url}/dev/clock  (POST /dev/clock/advance {{"hours": 1}})',
+                flush=True,
+            )
         if host.function_key_generated:
             print(f"  Function key (x-functions-key / ?code=): {host.function_key}", flush=True)
         if demo is not None:
             code = await asyncio.to_thread(demo_module.book_demo_appointment, host.base_url)
             if portal:
-                print(f"\n  Demo portal  {host.base_url}/portal/   (customer: demo-customer; experts in the bar)",
-                      flush=True)
+                print(
+                    f"\n  Demo portal  {host.base_url}/portal/   (customer: demo-customer; experts in the bar)",  # noqa: E501
+                    flush=True,
+                )
             if demo.emulator is not None:
-                print(f"  Graph        {demo.emulator.base_url}  (emulator; mail at "
-                      f"{demo.emulator.origin}/_emulator/mail)", flush=True)
+                print(
+                    f"  Graph        {demo.emulator.base_url}  (emulator; mail at "
+                    f"{demo.emulator.origin}/_emulator/mail)",
+                    flush=True,
+                )
             if code:
                 print(f"  Demo booking {code} for demo-customer", flush=True)
         print("devhost: ready", flush=True)
@@ -118,8 +133,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("azure").setLevel(logging.WARNING)
     asyncio.run(serve(args))
 

@@ -80,8 +80,10 @@ def start(port: int | None = None, location: Path | None = None) -> Azurite:
     port = port or free_port()
     args = [
         str(AZURITE_TABLE),
-        "--tableHost", "127.0.0.1",
-        "--tablePort", str(port),
+        "--tableHost",
+        "127.0.0.1",
+        "--tablePort",
+        str(port),
         "--disableTelemetry",
         "--skipApiVersionCheck",
         "--silent",

@@ -6,6 +6,7 @@ so a demo can jump ahead three days and a test can move time only when it says s
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -94,15 +95,15 @@ class PersistedClock:
         from azure.data.tables import TableServiceClient
 
         self.clock = clock
-        self._table = TableServiceClient.from_connection_string(connection_string).get_table_client(f"{hub}DevClock")
+        self._table = TableServiceClient.from_connection_string(connection_string).get_table_client(
+            f"{hub}DevClock"
+        )
 
     def restore(self) -> None:
         from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-        try:
+        with contextlib.suppress(ResourceExistsError):
             self._table.create_table()
-        except ResourceExistsError:
-            pass
         try:
             saved = datetime.fromisoformat(self._table.get_entity("clock", "")["Now"])
         except ResourceNotFoundError:
@@ -113,5 +114,11 @@ class PersistedClock:
         self.clock.subscribe(self.save)
 
     def save(self) -> None:
-        self._table.upsert_entity({"PartitionKey": "clock", "RowKey": "", "Now": self.clock.now().isoformat(),
-                                   "Mode": self.clock.mode.value})
+        self._table.upsert_entity(
+            {
+                "PartitionKey": "clock",
+                "RowKey": "",
+                "Now": self.clock.now().isoformat(),
+                "Mode": self.clock.mode.value,
+            }
+        )

@@ -83,9 +83,16 @@ def book_demo_appointment(base_url: str) -> str | None:
 
         base = datetime.fromisoformat(now.replace("Z", "+00:00")) if now else datetime.now(UTC)
         start = (base + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
-        body = {"expertId": DEMO_EXPERTS[0].expert_id, "topic": "loans.home-loan", "channel": "online",
-                "start": start.isoformat(), "durationMinutes": 45, "language": "fi", "phone": "+358401234567",
-                "extraInfo": "Demo: asuntolainan neuvottelu"}
+        body = {
+            "expertId": DEMO_EXPERTS[0].expert_id,
+            "topic": "loans.home-loan",
+            "channel": "online",
+            "start": start.isoformat(),
+            "durationMinutes": 45,
+            "language": "fi",
+            "phone": "+358401234567",
+            "extraInfo": "Demo: asuntolainan neuvottelu",
+        }
         r = http.post("/api/appointments", headers={**headers, "Idempotency-Key": "demo-booking"}, json=body)
         if r.status_code not in (200, 201):
             log.warning("demo booking failed: %s %s", r.status_code, r.text[:200])

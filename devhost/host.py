@@ -39,8 +39,9 @@ DEFAULT_HUB = "TestHubName"  # what the Functions host uses locally when host.js
 SETTLE_TIMEOUT = 30.0
 
 
-def problem(status: int, title: str, detail: str | None = None, *,
-            headers: dict[str, str] | None = None) -> web.Response:
+def problem(
+    status: int, title: str, detail: str | None = None, *, headers: dict[str, str] | None = None
+) -> web.Response:
     """An RFC 9457 problem document."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
@@ -95,15 +96,19 @@ def http_functions(functions: Iterable[Any]) -> list[HttpFunction]:
             continue
         user = f.get_user_function()
         methods = trigger.get("methods")
-        out.append(HttpFunction(
-            name=f.get_function_name(), fn=user, is_async=inspect.iscoroutinefunction(user),
-            trigger_param=trigger["name"],
-            client_params=[b["name"] for b in bindings if b.get("type") == "durableClient"],
-            auth_level=_value(trigger.get("authLevel", "function")).lower(),
-            methods=frozenset(_value(m).upper() for m in methods) if methods else None,
-            route=trigger.get("route") or f.get_function_name(),
-            params=set(inspect.signature(user).parameters),
-        ))
+        out.append(
+            HttpFunction(
+                name=f.get_function_name(),
+                fn=user,
+                is_async=inspect.iscoroutinefunction(user),
+                trigger_param=trigger["name"],
+                client_params=[b["name"] for b in bindings if b.get("type") == "durableClient"],
+                auth_level=_value(trigger.get("authLevel", "function")).lower(),
+                methods=frozenset(_value(m).upper() for m in methods) if methods else None,
+                route=trigger.get("route") or f.get_function_name(),
+                params=set(inspect.signature(user).parameters),
+            )
+        )
     return out
 
 
@@ -114,9 +119,18 @@ class Host:
     ``start()``, e.g. a demo portal under ``/portal/`` or the Graph emulator.
     """
 
-    def __init__(self, app: Any, *, storage: str, port: int = 7071, clock: Clock | None = None,
-                 hub: str | None = None, function_key: str | None = None,
-                 settings: HostSettings | None = None, bind: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        storage: str,
+        port: int = 7071,
+        clock: Clock | None = None,
+        hub: str | None = None,
+        function_key: str | None = None,
+        settings: HostSettings | None = None,
+        bind: str = "127.0.0.1",
+    ) -> None:
         self.settings = settings or HostSettings.from_host_json(Path.cwd() / "host.json")
         self.hub = hub or self.settings.hub
         self.port = port
@@ -139,11 +153,13 @@ class Host:
         self.web_app.add_routes(self.management.routes())
         self.web_app.add_routes([web.post("/dev/idle", self._idle), web.get("/dev/health", self._health)])
         if self.clock.adjustable:
-            self.web_app.add_routes([
-                web.get("/dev/clock", self._clock_now),
-                web.post("/dev/clock/advance", self._clock_advance),
-                web.post("/dev/clock/set", self._clock_set),
-            ])
+            self.web_app.add_routes(
+                [
+                    web.get("/dev/clock", self._clock_now),
+                    web.post("/dev/clock/advance", self._clock_advance),
+                    web.post("/dev/clock/set", self._clock_set),
+                ]
+            )
         prefix = f"/{self.settings.route_prefix}" if self.settings.route_prefix else ""
         self._prefix = prefix
         self._runner: web.AppRunner | None = None
@@ -157,8 +173,9 @@ class Host:
 
     async def start(self) -> None:
         # The app's catch-all goes last so that routes added by callers win.
-        self.web_app.router.add_route("*", self._prefix + "/{tail:.*}" if self._prefix else "/{tail:.*}",
-                                      self._dispatch)
+        self.web_app.router.add_route(
+            "*", self._prefix + "/{tail:.*}" if self._prefix else "/{tail:.*}", self._dispatch
+        )
         await self.engine.start()
         self._runner = web.AppRunner(self.web_app, access_log=None)
         await self._runner.setup()
@@ -177,8 +194,12 @@ class Host:
         route, params, allowed = self._table.match(tail, request.method)
         if route is None:
             if allowed:
-                return problem(405, "Method Not Allowed", f"{request.method} is not allowed here",
-                               headers={"Allow": ", ".join(sorted(allowed))})
+                return problem(
+                    405,
+                    "Method Not Allowed",
+                    f"{request.method} is not allowed here",
+                    headers={"Allow": ", ".join(sorted(allowed))},
+                )
             return problem(404, "Not Found", f"No function serves {request.path}")
         target: HttpFunction = route.target
         if target.auth_level != "anonymous" and not self._authorised(request):
@@ -193,12 +214,17 @@ class Host:
         given = request.headers.get("x-functions-key") or request.query.get("code") or ""
         return hmac.compare_digest(given.encode(), self.function_key.encode())
 
-    async def _invoke(self, target: HttpFunction, request: web.Request,
-                      params: dict[str, str]) -> web.StreamResponse:
+    async def _invoke(
+        self, target: HttpFunction, request: web.Request, params: dict[str, str]
+    ) -> web.StreamResponse:
         body = await request.read()
         req = func.HttpRequest(
-            method=request.method, url=str(request.url), headers=dict(request.headers),
-            params=dict(request.query), route_params=params, body=body,
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params=dict(request.query),
+            route_params=params,
+            body=body,
         )
         kwargs: dict[str, Any] = {target.trigger_param: req}
         for name in target.client_params:
@@ -271,8 +297,11 @@ def to_web_response(result: Any) -> web.StreamResponse:
     if result is None:
         return web.Response(status=204)
     if isinstance(result, bytes | str):
-        return web.Response(status=200, body=result if isinstance(result, bytes) else result.encode(),
-                            content_type="text/plain")
+        return web.Response(
+            status=200,
+            body=result if isinstance(result, bytes) else result.encode(),
+            content_type="text/plain",
+        )
     return web.json_response(result)
 
 

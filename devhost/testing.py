@@ -30,10 +30,19 @@ TEST_FUNCTION_KEY = "devhost-test-key"
 
 
 class DevhostProcess:
-    def __init__(self, app: str = "function_app:app", *, storage: str, clock: str = "frozen",
-                 port: int | None = None, task_hub: str | None = None, env: Mapping[str, str] | None = None,
-                 function_key: str = TEST_FUNCTION_KEY, startup_timeout: float = 30.0,
-                 cwd: Path = PROJECT_ROOT) -> None:
+    def __init__(
+        self,
+        app: str = "function_app:app",
+        *,
+        storage: str,
+        clock: str = "frozen",
+        port: int | None = None,
+        task_hub: str | None = None,
+        env: Mapping[str, str] | None = None,
+        function_key: str = TEST_FUNCTION_KEY,
+        startup_timeout: float = 30.0,
+        cwd: Path = PROJECT_ROOT,
+    ) -> None:
         self.app = app
         self.storage = storage
         self.clock = clock
@@ -54,10 +63,22 @@ class DevhostProcess:
 
     # -- process ---------------------------------------------------------------------------
     def start(self) -> DevhostProcess:
-        env = {**os.environ, **self.env, "DEVHOST_FUNCTION_KEY": self.function_key,
-               "PYTHONUNBUFFERED": "1"}
-        args = [sys.executable, "-m", "devhost", "--app", self.app, "--clock", self.clock,
-                "--port", str(self.port), "--storage", self.storage, "--task-hub", self.task_hub]
+        env = {**os.environ, **self.env, "DEVHOST_FUNCTION_KEY": self.function_key, "PYTHONUNBUFFERED": "1"}
+        args = [
+            sys.executable,
+            "-m",
+            "devhost",
+            "--app",
+            self.app,
+            "--clock",
+            self.clock,
+            "--port",
+            str(self.port),
+            "--storage",
+            self.storage,
+            "--task-hub",
+            self.task_hub,
+        ]
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             args, cwd=self.cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
@@ -126,8 +147,9 @@ class DevhostProcess:
 
     def advance(self, seconds: float = 0, *, minutes: float = 0, hours: float = 0, days: float = 0) -> str:
         """Move the clock forward; returns after the work that caused has settled."""
-        r = self.post("/dev/clock/advance",
-                      json={"seconds": seconds, "minutes": minutes, "hours": hours, "days": days})
+        r = self.post(
+            "/dev/clock/advance", json={"seconds": seconds, "minutes": minutes, "hours": hours, "days": days}
+        )
         r.raise_for_status()
         assert r.json()["settled"], "work did not settle after advancing the clock"
         return str(r.json()["now"])
@@ -146,8 +168,7 @@ class DevhostProcess:
         result: dict[str, Any] = r.json()
         return result
 
-    def start_orchestration(self, name: str, instance_id: str | None = None,
-                            input: Any = None) -> str:
+    def start_orchestration(self, name: str, instance_id: str | None = None, input: Any = None) -> str:
         path = f"/runtime/webhooks/durabletask/orchestrators/{name}"
         if instance_id:
             path += f"/{instance_id}"

@@ -17,8 +17,10 @@ bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 @bp.route(route="topics", methods=["GET"])
 @problems_as_responses
 async def list_topics(req: func.HttpRequest) -> func.HttpResponse:
-    topics = [{"id": t.id, "group": t.group, "name": t.name, "label": {lang: t.label(lang) for lang in LANGUAGES}}
-              for t in TOPICS.values()]
+    topics = [
+        {"id": t.id, "group": t.group, "name": t.name, "label": {lang: t.label(lang) for lang in LANGUAGES}}
+        for t in TOPICS.values()
+    ]
     channels = [{"id": c.value, "label": CHANNEL_LABELS[c]} for c in Channel]
     durations = list(bootstrap.services().settings.allowed_durations)
     return json_response({"topics": topics, "channels": channels, "durations": durations})
@@ -41,8 +43,18 @@ async def list_experts(req: func.HttpRequest) -> func.HttpResponse:
             p.add("channel", "must be one of online, phone, branch")
     p.raise_if_any()
     experts = await call(bootstrap.services().appointments.experts, topic, language, channel)
-    return json_response({"experts": [
-        {"id": x.expert_id, "displayName": x.display_name, "title": x.title, "topics": list(x.topics),
-         "languages": list(x.languages), "channels": [c.value for c in x.channels]}
-        for x in experts
-    ]})
+    return json_response(
+        {
+            "experts": [
+                {
+                    "id": x.expert_id,
+                    "displayName": x.display_name,
+                    "title": x.title,
+                    "topics": list(x.topics),
+                    "languages": list(x.languages),
+                    "channels": [c.value for c in x.channels],
+                }
+                for x in experts
+            ]
+        }
+    )

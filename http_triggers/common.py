@@ -33,8 +33,9 @@ async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def principal(req: func.HttpRequest) -> Principal:
     settings = bootstrap.services().settings
-    return parse_principal(req.headers.get(PRINCIPAL_HEADER),
-                           trusted=settings.platform_auth_enabled or settings.dev_mode)
+    return parse_principal(
+        req.headers.get(PRINCIPAL_HEADER), trusted=settings.platform_auth_enabled or settings.dev_mode
+    )
 
 
 def client_address(req: func.HttpRequest) -> str:
@@ -82,8 +83,11 @@ def appointment_view(a: Appointment, experts: dict[str, Expert] | None = None) -
     if a.channel.value == "online":
         opens = s.appointments.join_window_opens_at(a)
         view["joinWindowOpensAt"] = iso(opens)
-        view["canJoin"] = (not a.phase.is_terminal and s.clock.now() >= opens
-                           and s.clock.now() < a.end + s.settings.end_grace)
+        view["canJoin"] = (
+            not a.phase.is_terminal
+            and s.clock.now() >= opens
+            and s.clock.now() < a.end + s.settings.end_grace
+        )
     if a.attention:
         view["attention"] = a.attention
     return view
@@ -92,8 +96,13 @@ def appointment_view(a: Appointment, experts: dict[str, Expert] | None = None) -
 def lifecycle_input(a: Appointment) -> dict[str, Any]:
     s = bootstrap.services().settings
     return LifecycleState(
-        booking_code=a.booking_code, channel=a.channel, expert_id=a.expert_id, start=a.start, end=a.end,
-        revision=a.revision, policy=Policy(s.join_window_minutes, s.end_grace_minutes),
+        booking_code=a.booking_code,
+        channel=a.channel,
+        expert_id=a.expert_id,
+        start=a.start,
+        end=a.end,
+        revision=a.revision,
+        policy=Policy(s.join_window_minutes, s.end_grace_minutes),
     ).to_input()
 
 
@@ -112,13 +121,19 @@ OPTIMISTIC: dict[EventType, tuple[frozenset[Phase], Phase]] = {
     EventType.CODE_ISSUED: (frozenset({Phase.LOBBY}), Phase.CODE_ISSUED),
     EventType.CODE_VERIFIED: (frozenset({Phase.CODE_ISSUED, Phase.LOBBY}), Phase.VERIFIED),
     EventType.CODE_LOCKED: (frozenset({Phase.CODE_ISSUED}), Phase.LOBBY),
-    EventType.MEETING_ENDED: (frozenset({Phase.JOIN_OPEN, Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED}),
-                              Phase.ENDED),
+    EventType.MEETING_ENDED: (
+        frozenset({Phase.JOIN_OPEN, Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED}),
+        Phase.ENDED,
+    ),
 }
 
 
-async def raise_lifecycle_event(client: df.DurableOrchestrationClient, booking_code: str, event: EventType,
-                                payload: dict[str, Any] | None = None) -> bool:
+async def raise_lifecycle_event(
+    client: df.DurableOrchestrationClient,
+    booking_code: str,
+    event: EventType,
+    payload: dict[str, Any] | None = None,
+) -> bool:
     """Raise an event the HTTP gate has already checked. False if the instance is gone or finished."""
     iid = instance_id(booking_code)
     try:

@@ -29,12 +29,16 @@ bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 async def book_appointment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     who = customer(req)
     body = read_json(req)
-    booked = await call(bootstrap.services().appointments.book, who.user_id, body,
-                        req.headers.get("idempotency-key"))
+    booked = await call(
+        bootstrap.services().appointments.book, who.user_id, body, req.headers.get("idempotency-key")
+    )
     await ensure_lifecycle(client, booked.appointment)
     view = await call(appointment_view, booked.appointment)
-    return json_response(view, status=201 if booked.created else 200,
-                         headers={"Location": f"/api/appointments/{booked.appointment.booking_code}"})
+    return json_response(
+        view,
+        status=201 if booked.created else 200,
+        headers={"Location": f"/api/appointments/{booked.appointment.booking_code}"},
+    )
 
 
 @bp.route(route="appointments", methods=["GET"])
@@ -67,24 +71,34 @@ async def get_appointment(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="appointments/{code}", methods=["PATCH"])
 @bp.durable_client_input(client_name="client")
 @problems_as_responses
-async def change_appointment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def change_appointment(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
     who = customer(req)
     body = read_json(req)
-    before, after = await call(bootstrap.services().appointments.change, who.user_id, req.route_params["code"],
-                               body)
+    before, after = await call(
+        bootstrap.services().appointments.change, who.user_id, req.route_params["code"], body
+    )
     if (before.start, before.end) != (after.start, after.end) or after.revision != before.revision:
-        await raise_lifecycle_event(client, after.booking_code, EventType.RESCHEDULED,
-                                    {"start": iso(after.start), "end": iso(after.end), "revision": after.revision})
+        await raise_lifecycle_event(
+            client,
+            after.booking_code,
+            EventType.RESCHEDULED,
+            {"start": iso(after.start), "end": iso(after.end), "revision": after.revision},
+        )
     return json_response(await call(appointment_view, after))
 
 
 @bp.route(route="appointments/{code}", methods=["DELETE"])
 @bp.durable_client_input(client_name="client")
 @problems_as_responses
-async def cancel_appointment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def cancel_appointment(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
     who = customer(req)
-    cancelled, _changed = await call(bootstrap.services().appointments.cancel, who.user_id,
-                                     req.route_params["code"])
+    cancelled, _changed = await call(
+        bootstrap.services().appointments.cancel, who.user_id, req.route_params["code"]
+    )
     # Raised again on a retried DELETE too: a lost event must not leave the lifecycle running.
     await raise_lifecycle_event(client, cancelled.booking_code, EventType.CANCELLED)
     return json_response(await call(appointment_view, cancelled))
@@ -95,12 +109,18 @@ async def cancel_appointment(req: func.HttpRequest, client: df.DurableOrchestrat
 @problems_as_responses
 async def join_meeting(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     who = customer(req)
-    appointment, first_join = await call(bootstrap.services().appointments.join, who.user_id,
-                                         req.route_params["code"])
+    appointment, first_join = await call(
+        bootstrap.services().appointments.join, who.user_id, req.route_params["code"]
+    )
     if first_join:
         await raise_lifecycle_event(client, appointment.booking_code, EventType.CUSTOMER_JOINED)
-    return json_response({"bookingCode": appointment.booking_code, "joinUrl": appointment.join_url,
-                          "phase": "lobby" if first_join else appointment.phase.value})
+    return json_response(
+        {
+            "bookingCode": appointment.booking_code,
+            "joinUrl": appointment.join_url,
+            "phase": "lobby" if first_join else appointment.phase.value,
+        }
+    )
 
 
 @bp.route(route="appointments/{code}/identity-verification", methods=["POST"])
@@ -110,8 +130,9 @@ async def verify_identity(req: func.HttpRequest, client: df.DurableOrchestration
     """The customer types the expert's code: 200 verified, 422 wrong, 410 expired, 423 locked, 409 none."""
     who = customer(req)
     body = read_json(req)
-    appointment, result = await call(bootstrap.services().identity.verify, who.user_id,
-                                     req.route_params["code"], body)
+    appointment, result = await call(
+        bootstrap.services().identity.verify, who.user_id, req.route_params["code"], body
+    )
     code = appointment.booking_code
     no_store = {"Cache-Control": "no-store"}
     if result.outcome is Outcome.VERIFIED:
@@ -121,12 +142,24 @@ async def verify_identity(req: func.HttpRequest, client: df.DurableOrchestration
         await raise_lifecycle_event(client, code, EventType.CODE_LOCKED)
     answers = {
         Outcome.WRONG: (422, "Wrong code", "The code is not correct.", "wrong-code"),
-        Outcome.LOCKED: (423, "Code locked", "Too many wrong attempts. Ask the expert for a new code.",
-                         "code-locked"),
-        Outcome.EXPIRED: (410, "Code expired", "The code has expired. Ask the expert for a new code.",
-                          "code-expired"),
-        Outcome.NONE: (409, "No code outstanding", "No identification code is waiting for confirmation.",
-                       "no-code"),
+        Outcome.LOCKED: (
+            423,
+            "Code locked",
+            "Too many wrong attempts. Ask the expert for a new code.",
+            "code-locked",
+        ),
+        Outcome.EXPIRED: (
+            410,
+            "Code expired",
+            "The code has expired. Ask the expert for a new code.",
+            "code-expired",
+        ),
+        Outcome.NONE: (
+            409,
+            "No code outstanding",
+            "No identification code is waiting for confirmation.",
+            "no-code",
+        ),
     }
     status, title, detail, slug = answers[result.outcome]
     return problem(status, title, detail, slug, headers=no_store, attemptsLeft=result.attempts_left)

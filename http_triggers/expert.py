@@ -50,8 +50,13 @@ async def expert_day(req: func.HttpRequest) -> func.HttpResponse:
     start, end = local_day_bounds(day)
     found = await call(services.appointments.expert_day, who.user_id, start, end)
     views = [await call(expert_view, a) for a in found]
-    return json_response({"date": day.isoformat(), "appointments": views,
-                          "waitingInLobby": [v["bookingCode"] for v in views if v["waitingInLobby"]]})
+    return json_response(
+        {
+            "date": day.isoformat(),
+            "appointments": views,
+            "waitingInLobby": [v["bookingCode"] for v in views if v["waitingInLobby"]],
+        }
+    )
 
 
 @bp.route(route="expert/appointments/{code}/end", methods=["POST"])
@@ -67,13 +72,23 @@ async def end_meeting(req: func.HttpRequest, client: df.DurableOrchestrationClie
 @bp.route(route="expert/appointments/{code}/identification-code", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 @problems_as_responses
-async def issue_identification_code(req: func.HttpRequest,
-                                    client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def issue_identification_code(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
     """A fresh one-time code, returned once to the expert; the lifecycle hears only its expiry."""
     who = expert(req)
-    a, code, expires_at = await call(bootstrap.services().identity.issue, who.user_id, req.route_params["code"])
+    a, code, expires_at = await call(
+        bootstrap.services().identity.issue, who.user_id, req.route_params["code"]
+    )
     await raise_lifecycle_event(client, a.booking_code, EventType.CODE_ISSUED, {"expiresAt": iso(expires_at)})
     settings = bootstrap.services().settings
-    return json_response({"bookingCode": a.booking_code, "code": code, "expiresAt": iso(expires_at),
-                          "attemptsAllowed": settings.code_max_attempts},
-                         status=201, headers={"Cache-Control": "no-store"})
+    return json_response(
+        {
+            "bookingCode": a.booking_code,
+            "code": code,
+            "expiresAt": iso(expires_at),
+            "attemptsAllowed": settings.code_max_attempts,
+        },
+        status=201,
+        headers={"Cache-Control": "no-store"},
+    )

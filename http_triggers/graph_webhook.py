@@ -28,14 +28,17 @@ log = logging.getLogger(__name__)
 
 @bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
-async def graph_notifications(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def graph_notifications(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
     try:
         reply = validation_token(req.params)
     except MalformedNotification as exc:
         return problem(400, "Bad validation request", str(exc), "bad-validation")
     if reply is not None:
-        return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type,
-                                 headers=dict(reply.headers))
+        return func.HttpResponse(
+            reply.body, status_code=reply.status, mimetype=reply.content_type, headers=dict(reply.headers)
+        )
     accepted = func.HttpResponse(status_code=202)
     services = bootstrap.services()
     secret = services.settings.graph_client_state.value
@@ -49,11 +52,15 @@ async def graph_notifications(req: func.HttpRequest, client: df.DurableOrchestra
     now = services.clock.now()
     if batch.forged:
         log.warning("refused %d Graph notification(s) with a wrong clientState", len(batch.forged))
-        await call(services.repo.audit, AuditEntry(code, now, "graph", "forged_notification_refused",
-                                                   f"{len(batch.forged)} item(s)"))
+        await call(
+            services.repo.audit,
+            AuditEntry(code, now, "graph", "forged_notification_refused", f"{len(batch.forged)} item(s)"),
+        )
     if batch.call_ended:
         appointment = await call(services.repo.get_by_code, code)
-        if appointment is not None and is_allowed(appointment.phase, EventType.MEETING_ENDED, appointment.channel):
+        if appointment is not None and is_allowed(
+            appointment.phase, EventType.MEETING_ENDED, appointment.channel
+        ):
             await call(services.repo.audit, AuditEntry(code, now, "graph", "call_ended"))
             await raise_lifecycle_event(client, code, EventType.MEETING_ENDED, {"source": "graph"})
     for notice in batch.lifecycle:

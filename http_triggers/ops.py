@@ -28,7 +28,20 @@ async def ops_appointments(req: func.HttpRequest) -> func.HttpResponse:
             p.raise_if_any(malformed=True)
     rows = await call(bootstrap.services().repo.list_by_phase, phase)
     # Operators see identifiers, phases and times: no phone numbers, e-mails or names.
-    return json_response({"appointments": [
-        {"bookingCode": a.booking_code, "phase": a.phase.value, "channel": a.channel.value,
-         "expertId": a.expert_id, "start": a.start.isoformat(), "durationMinutes": a.duration_minutes,
-         "attention": a.attention, "instanceId": f"appt-{a.booking_code}"} for a in rows]})
+    return json_response(
+        {
+            "appointments": [
+                {
+                    "bookingCode": a.booking_code,
+                    "phase": a.phase.value,
+                    "channel": a.channel.value,
+                    "expertId": a.expert_id,
+                    "start": a.start.isoformat(),
+                    "durationMinutes": a.duration_minutes,
+                    "attention": a.attention,
+                    "instanceId": f"appt-{a.booking_code}",
+                }
+                for a in rows
+            ]
+        }
+    )

@@ -18,18 +18,40 @@ JSON = "application/json"
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, ensure_ascii=False), status_code=status, mimetype=JSON,
-                             charset="utf-8", headers=headers or {})
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        mimetype=JSON,
+        charset="utf-8",
+        headers=headers or {},
+    )
 
 
-def problem(status: int, title: str, detail: str, slug: str, instance: str | None = None,
-            headers: dict[str, str] | None = None, **extensions: Any) -> func.HttpResponse:
-    body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> func.HttpResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
     body.update(extensions)
-    return func.HttpResponse(json.dumps(body, ensure_ascii=False), status_code=status,
-                             mimetype="application/problem+json", charset="utf-8", headers=headers or {})
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        mimetype="application/problem+json",
+        charset="utf-8",
+        headers=headers or {},
+    )
 
 
 def from_error(error: DomainError, req: func.HttpRequest | None = None) -> func.HttpResponse:
@@ -43,8 +65,9 @@ def from_error(error: DomainError, req: func.HttpRequest | None = None) -> func.
     instance = None
     if req is not None:
         instance = "/" + req.url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
-    return problem(error.status, error.title, error.detail, error.type_slug, instance, headers,
-                   **error.extensions)
+    return problem(
+        error.status, error.title, error.detail, error.type_slug, instance, headers, **error.extensions
+    )
 
 
 def read_json(req: func.HttpRequest) -> Any:

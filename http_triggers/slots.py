@@ -52,14 +52,21 @@ async def list_slots(req: func.HttpRequest) -> func.HttpResponse:
         busy = await bootstrap.meetings().get_schedule([x.email for x in experts], start, end)
     except GatewayError as exc:
         log.warning("getSchedule failed, no slots offered: %s", exc)
-        return problem(503, "Calendars unavailable",
-                       "The experts' calendars cannot be read right now. Please try again shortly.",
-                       "calendars-unavailable", headers={"Retry-After": str(GRAPH_RETRY_AFTER_SECONDS)},
-                       retryAfter=GRAPH_RETRY_AFTER_SECONDS)
+        return problem(
+            503,
+            "Calendars unavailable",
+            "The experts' calendars cannot be read right now. Please try again shortly.",
+            "calendars-unavailable",
+            headers={"Retry-After": str(GRAPH_RETRY_AFTER_SECONDS)},
+            retryAfter=GRAPH_RETRY_AFTER_SECONDS,
+        )
     # getSchedule speaks mail addresses; the slot computation speaks expert ids.
     by_email: dict[str, Expert] = {x.email.lower(): x for x in experts}
-    busy_by_id = {by_email[addr.lower()].expert_id: intervals for addr, intervals in busy.items()
-                  if addr.lower() in by_email}
+    busy_by_id = {
+        by_email[addr.lower()].expert_id: intervals
+        for addr, intervals in busy.items()
+        if addr.lower() in by_email
+    }
     slots = free_slots(query, experts, claimed, busy_by_id, now, s.settings)
     return json_response(slots_view(query, slots), headers={"Cache-Control": "no-store"})
 
@@ -71,10 +78,17 @@ async def hold_slot(req: func.HttpRequest) -> func.HttpResponse:
     body = read_json(req)
     s = bootstrap.services()
     hold = await call(HoldService(s.repo, s.clock, s.settings).hold, who.user_id, body)
-    return json_response({"holdId": hold.hold_id, "expiresAt": iso(hold.expires_at),
-                          "expertId": hold.expert_id, "start": iso(hold.start),
-                          "durationMinutes": hold.duration_minutes},
-                         status=201, headers={"Location": f"/api/slots/hold/{hold.hold_id}"})
+    return json_response(
+        {
+            "holdId": hold.hold_id,
+            "expiresAt": iso(hold.expires_at),
+            "expertId": hold.expert_id,
+            "start": iso(hold.start),
+            "durationMinutes": hold.duration_minutes,
+        },
+        status=201,
+        headers={"Location": f"/api/slots/hold/{hold.hold_id}"},
+    )
 
 
 @bp.route(route="slots/hold/{holdId}", methods=["DELETE"])

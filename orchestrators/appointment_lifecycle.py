@@ -71,8 +71,15 @@ def _event_from(name: str, payload: Any, at: Any) -> Event:
     end = parse_utc(data["end"]) if data.get("end") else None
     expires = parse_utc(data["expiresAt"]) if data.get("expiresAt") else None
     revision = int(data["revision"]) if data.get("revision") is not None else None
-    return Event(event_type, at=at, start=start, end=end, expires_at=expires, revision=revision,
-                 reason=data.get("source"))
+    return Event(
+        event_type,
+        at=at,
+        start=start,
+        end=end,
+        expires_at=expires,
+        revision=revision,
+        reason=data.get("source"),
+    )
 
 
 def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, decision: Decision) -> Work:
@@ -86,17 +93,30 @@ def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, 
         actions.remove(action)
         result = yield context.call_activity_with_retry(create_meeting, RETRY, {"bookingCode": code})
         if not result.get("ok"):
-            failed = lifecycle.decide(state, Event(EventType.MEETING_FAILED, at=context.current_utc_datetime,
-                                                   reason=result.get("reason", "meeting_creation_failed")))
+            failed = lifecycle.decide(
+                state,
+                Event(
+                    EventType.MEETING_FAILED,
+                    at=context.current_utc_datetime,
+                    reason=result.get("reason", "meeting_creation_failed"),
+                ),
+            )
             state = failed.state
             actions += list(failed.actions)
 
     if state.phase is not before.phase or state.attention != before.attention or before.since is None:
         context.set_custom_status(state.custom_status())
-        yield context.call_activity_with_retry(record_phase, RETRY, {
-            "bookingCode": code, "phase": state.phase.value, "since": iso(state.since or context.current_utc_datetime),
-            "revision": state.revision, "attention": state.attention,
-        })
+        yield context.call_activity_with_retry(
+            record_phase,
+            RETRY,
+            {
+                "bookingCode": code,
+                "phase": state.phase.value,
+                "since": iso(state.since or context.current_utc_datetime),
+                "revision": state.revision,
+                "attention": state.attention,
+            },
+        )
 
     notifications = []
     for action in actions:
@@ -104,22 +124,35 @@ def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, 
             activity, payload = (delete_meeting, {"bookingCode": code})
             if action.type is ActionType.UPDATE_MEETING:
                 assert action.start and action.end
-                activity, payload = update_meeting, {**payload, "start": iso(action.start), "end": iso(action.end)}
+                activity, payload = (
+                    update_meeting,
+                    {**payload, "start": iso(action.start), "end": iso(action.end)},
+                )
             try:
                 yield context.call_activity_with_retry(activity, RETRY, payload)
             except Exception as err:  # retries exhausted: the appointment goes on; ops see the log
                 if not context.is_replaying:
-                    log.error("%s failed for %s after retries: %s", action.type.value, context.instance_id, err)
+                    log.error(
+                        "%s failed for %s after retries: %s", action.type.value, context.instance_id, err
+                    )
         elif action.type is ActionType.NOTIFY:
             assert action.kind and action.recipient
-            notifications.append(context.call_activity_with_retry(send_notification, RETRY, {
-                "bookingCode": code, "kind": action.kind, "recipient": action.recipient.value,
-                # Replay-safe and unique per notification: the activity sends each key once.
-                "key": f"{code}/{context.new_guid()}",
-                "previousStart": iso(before.start),
-                "previousEnd": iso(before.end),
-                "reminder": action.reminder.value if action.reminder else None,
-            }))
+            notifications.append(
+                context.call_activity_with_retry(
+                    send_notification,
+                    RETRY,
+                    {
+                        "bookingCode": code,
+                        "kind": action.kind,
+                        "recipient": action.recipient.value,
+                        # Replay-safe and unique per notification: the activity sends each key once.
+                        "key": f"{code}/{context.new_guid()}",
+                        "previousStart": iso(before.start),
+                        "previousEnd": iso(before.end),
+                        "reminder": action.reminder.value if action.reminder else None,
+                    },
+                )
+            )
     if notifications:
         try:
             yield context.task_all(notifications)
@@ -143,8 +176,13 @@ def _reconcile(context: df.DurableOrchestrationContext, state: LifecycleState) -
     if record["phase"] == "cancelled" and not state.phase.is_terminal:
         return Event(EventType.CANCELLED, at=now)
     if int(record["revision"]) > state.revision:
-        return Event(EventType.RESCHEDULED, at=now, start=parse_utc(record["start"]), end=parse_utc(record["end"]),
-                     revision=int(record["revision"]))
+        return Event(
+            EventType.RESCHEDULED,
+            at=now,
+            start=parse_utc(record["start"]),
+            end=parse_utc(record["end"]),
+            revision=int(record["revision"]),
+        )
     return None
 
 

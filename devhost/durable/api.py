@@ -34,32 +34,33 @@ def binding_json(base_url: str, hub: str) -> str:
     rpc = f"{base_url}{PREFIX}/"
     qs = f"taskHub={quote(hub)}&connection={CONNECTION}"
     instance = f"{rpc}instances/INSTANCEID"
-    return json.dumps({
-        "taskHubName": hub,
-        "creationUrls": {
-            "createNewInstancePostUri": f"{rpc}orchestrators/{{functionName}}[/{{instanceId}}]?{qs}",
-            "createAndWaitOnNewInstancePostUri":
-                f"{rpc}orchestrators/{{functionName}}[/{{instanceId}}]?timeout={{timeoutInSeconds}}"
-                f"&pollingInterval={{intervalInSeconds}}&{qs}",
-        },
-        "managementUrls": {
-            "id": "INSTANCEID",
-            "statusQueryGetUri": f"{instance}?{qs}",
-            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{qs}",
-            "terminatePostUri": f"{instance}/terminate?reason={{text}}&{qs}",
-            "rewindPostUri": f"{instance}/rewind?reason={{text}}&{qs}",
-            "purgeHistoryDeleteUri": f"{instance}?{qs}",
-            "restartPostUri": f"{instance}/restart?{qs}",
-            "suspendPostUri": f"{instance}/suspend?reason={{text}}&{qs}",
-            "resumePostUri": f"{instance}/resume?reason={{text}}&{qs}",
-        },
-        "baseUrl": rpc,
-        "requiredQueryStringParameters": qs,
-        "rpcBaseUrl": rpc,
-        "httpBaseUrl": "",
-        "maxGrpcMessageSizeInBytes": 0,
-        "grpcHttpClientTimeout": "00:01:40",
-    })
+    return json.dumps(
+        {
+            "taskHubName": hub,
+            "creationUrls": {
+                "createNewInstancePostUri": f"{rpc}orchestrators/{{functionName}}[/{{instanceId}}]?{qs}",
+                "createAndWaitOnNewInstancePostUri": f"{rpc}orchestrators/{{functionName}}[/{{instanceId}}]"
+                f"?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{qs}",
+            },
+            "managementUrls": {
+                "id": "INSTANCEID",
+                "statusQueryGetUri": f"{instance}?{qs}",
+                "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{qs}",
+                "terminatePostUri": f"{instance}/terminate?reason={{text}}&{qs}",
+                "rewindPostUri": f"{instance}/rewind?reason={{text}}&{qs}",
+                "purgeHistoryDeleteUri": f"{instance}?{qs}",
+                "restartPostUri": f"{instance}/restart?{qs}",
+                "suspendPostUri": f"{instance}/suspend?reason={{text}}&{qs}",
+                "resumePostUri": f"{instance}/resume?reason={{text}}&{qs}",
+            },
+            "baseUrl": rpc,
+            "requiredQueryStringParameters": qs,
+            "rpcBaseUrl": rpc,
+            "httpBaseUrl": "",
+            "maxGrpcMessageSizeInBytes": 0,
+            "grpcHttpClientTimeout": "00:01:40",
+        }
+    )
 
 
 def _decode_body(raw: bytes) -> Any:
@@ -155,8 +156,10 @@ class ManagementApi:
         flag = lambda name, default: q.get(name, default).lower() == "true"  # noqa: E731
         instance_id = request.match_info["instance_id"]
         status = await self.engine.get_status(
-            instance_id, show_history=flag("showHistory", "false"),
-            show_history_output=flag("showHistoryOutput", "false"), show_input=flag("showInput", "true"),
+            instance_id,
+            show_history=flag("showHistory", "false"),
+            show_history_output=flag("showHistoryOutput", "false"),
+            show_input=flag("showInput", "true"),
         )
         if status is None:
             # A JSON string: the client turns it into a falsy DurableOrchestrationStatus.
@@ -219,8 +222,11 @@ class ManagementApi:
 
     async def purge_by(self, request: web.Request) -> web.Response:
         query_filter, params = self._filter(request)
-        ids = [row["PartitionKey"] async for row in self.engine.store.all_instances(query_filter, params)
-               if row.get("RuntimeStatus") in TERMINAL]
+        ids = [
+            row["PartitionKey"]
+            async for row in self.engine.store.all_instances(query_filter, params)
+            if row.get("RuntimeStatus") in TERMINAL
+        ]
         for instance_id in ids:
             await self.engine.purge(instance_id)
         if not ids:

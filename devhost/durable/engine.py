@@ -202,8 +202,9 @@ class Episode:
 class Engine:
     """Runs the app's orchestrations and activities; the management API calls its methods."""
 
-    def __init__(self, store: TaskHubStore, registry: Registry, clock: Clock, *,
-                 activity_threads: int = 16) -> None:
+    def __init__(
+        self, store: TaskHubStore, registry: Registry, clock: Clock, *, activity_threads: int = 16
+    ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
@@ -289,8 +290,11 @@ class Engine:
         state = EngineState.loads(row.get("DevhostState"))
         execution_id = row["ExecutionId"]
         rows = await self.store.read_history(instance_id)
-        stale = [r for r in rows if r.get("ExecutionId") != execution_id
-                 or int(r["RowKey"], 16) >= state.history_count]
+        stale = [
+            r
+            for r in rows
+            if r.get("ExecutionId") != execution_id or int(r["RowKey"], 16) >= state.history_count
+        ]
         events = [h.from_row(r) for r in rows if r not in stale]
         if stale:
             # Leftovers of an episode that crashed before its commit, or of a finished execution.
@@ -317,17 +321,19 @@ class Engine:
     def _index_history(self, rt: Runtime, events: list[h.Event]) -> None:
         for ev in events:
             kind = ev["EventType"]
-            if kind in (T.TASK_COMPLETED, T.TASK_FAILED, T.SUB_ORCHESTRATION_INSTANCE_COMPLETED,
-                        T.SUB_ORCHESTRATION_INSTANCE_FAILED):
+            if kind in (
+                T.TASK_COMPLETED,
+                T.TASK_FAILED,
+                T.SUB_ORCHESTRATION_INSTANCE_COMPLETED,
+                T.SUB_ORCHESTRATION_INSTANCE_FAILED,
+            ):
                 rt.done_ids.add(int(ev["TaskScheduledId"]))
             elif kind == T.TIMER_FIRED:
                 rt.done_ids.add(int(ev["TimerId"]))
 
     async def _resume_work(self, rt: Runtime) -> None:
         """After a restart: run again what was scheduled and has no result yet, re-arm timers."""
-        pending_results = {
-            int(m.body["TaskScheduledId"]) for m in rt.inbox if "TaskScheduledId" in m.body
-        }
+        pending_results = {int(m.body["TaskScheduledId"]) for m in rt.inbox if "TaskScheduledId" in m.body}
         cancelled = set(rt.state.cancelled)
         for ev in rt.history:
             kind, eid = ev["EventType"], ev.get("EventId", -1)
@@ -341,11 +347,13 @@ class Engine:
                 await self._ensure_child(rt, eid, ev)
 
     # -- management operations -------------------------------------------------------------
-    async def start_new(self, name: str, instance_id: str | None, input_json: str | None,
-                        parent: dict[str, Any] | None = None) -> Entity:
+    async def start_new(
+        self, name: str, instance_id: str | None, input_json: str | None, parent: dict[str, Any] | None = None
+    ) -> Entity:
         if name not in self.registry.orchestrators:
-            raise UnknownOrchestrator(f"The function '{name}' doesn't exist, is disabled, or is not an "
-                                      "orchestrator function.")
+            raise UnknownOrchestrator(
+                f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."
+            )
         instance_id = instance_id or uuid.uuid4().hex
         now = utcnow_ms(self.clock)
         existing = await self.store.get_instance(instance_id)
@@ -353,9 +361,16 @@ class Engine:
             raise InstanceConflict(f"An instance with ID '{instance_id}' already exists.")
         state = EngineState(parent=parent)
         row: Entity = {
-            "PartitionKey": instance_id, "RowKey": "", "Name": name, "Version": "",
-            "Input": input_json, "RuntimeStatus": "Pending", "CreatedTime": now,
-            "LastUpdatedTime": now, "ExecutionId": uuid.uuid4().hex, "DevhostState": state.dumps(),
+            "PartitionKey": instance_id,
+            "RowKey": "",
+            "Name": name,
+            "Version": "",
+            "Input": input_json,
+            "RuntimeStatus": "Pending",
+            "CreatedTime": now,
+            "LastUpdatedTime": now,
+            "ExecutionId": uuid.uuid4().hex,
+            "DevhostState": state.dumps(),
             "ParentInstanceId": parent["instanceId"] if parent else None,
         }
         try:
@@ -394,8 +409,13 @@ class Engine:
             raise InstanceNotFound(f"No instance with ID '{instance_id}' found.")
         return row
 
-    async def get_status(self, instance_id: str, show_history: bool = False,
-                         show_history_output: bool = False, show_input: bool = True) -> dict[str, Any] | None:
+    async def get_status(
+        self,
+        instance_id: str,
+        show_history: bool = False,
+        show_history_output: bool = False,
+        show_input: bool = True,
+    ) -> dict[str, Any] | None:
         row = await self.store.get_instance(instance_id)
         if row is None:
             return None
@@ -465,8 +485,9 @@ class Engine:
         if rt is None or rt.gone or rt.execution_id != execution_id or timer_id not in rt.armed:
             return
         rt.armed.discard(timer_id)
-        rt.inbox.append(Message("TimerFired", {"TimerId": timer_id, "FireAt": h.ts(fire_at)},
-                                execution_id=execution_id))
+        rt.inbox.append(
+            Message("TimerFired", {"TimerId": timer_id, "FireAt": h.ts(fire_at)}, execution_id=execution_id)
+        )
         self._kick(rt)
 
     def _arm(self, rt: Runtime, timer_id: int, fire_at: datetime) -> None:
@@ -563,13 +584,23 @@ class Engine:
             h.event(T.ORCHESTRATOR_COMPLETED, now),
             h.event(T.EXECUTION_COMPLETED, now, OrchestrationStatus="Terminated", Result=json.dumps(reason)),
         ]
-        return Episode(batch, events, copy.deepcopy(rt.state), "Terminated", output=reason,
-                       custom_status=_json_or_none(rt.row.get("CustomStatus")))
+        return Episode(
+            batch,
+            events,
+            copy.deepcopy(rt.state),
+            "Terminated",
+            output=reason,
+            custom_status=_json_or_none(rt.row.get("CustomStatus")),
+        )
 
     def _execution_started(self, rt: Runtime, now: datetime) -> h.Event:
         parent = rt.state.parent
         return h.event(
-            T.EXECUTION_STARTED, now, Name=rt.row["Name"], Input=rt.row.get("Input"), Version=None,
+            T.EXECUTION_STARTED,
+            now,
+            Name=rt.row["Name"],
+            Input=rt.row.get("Input"),
+            Version=None,
             OrchestrationInstance=json.dumps({"InstanceId": rt.instance_id, "ExecutionId": rt.execution_id}),
             ParentInstance=json.dumps(parent) if parent else None,
         )
@@ -616,7 +647,7 @@ class Engine:
             return self._finish(episode, now)
         actions = result.get("actions") or [[]]
         flat: list[dict[str, Any]] = [a for group in actions for a in group]
-        for action in flat[state.actions:]:
+        for action in flat[state.actions :]:
             self._schedule(rt, episode, action, now)
         state.actions = len(flat)
         self._collect_cancelled(episode, flat)
@@ -630,14 +661,26 @@ class Engine:
     def _finish(self, episode: Episode, now: datetime) -> Episode:
         episode.events.append(h.event(T.ORCHESTRATOR_COMPLETED, now))
         if episode.status == "Completed":
-            episode.events.append(h.event(T.EXECUTION_COMPLETED, now, OrchestrationStatus="Completed",
-                                          Result=df_dumps(episode.output)))
+            episode.events.append(
+                h.event(
+                    T.EXECUTION_COMPLETED,
+                    now,
+                    OrchestrationStatus="Completed",
+                    Result=df_dumps(episode.output),
+                )
+            )
         elif episode.status == "Failed":
-            episode.events.append(h.event(T.EXECUTION_COMPLETED, now, OrchestrationStatus="Failed",
-                                          Result=json.dumps(episode.error)))
+            episode.events.append(
+                h.event(
+                    T.EXECUTION_COMPLETED, now, OrchestrationStatus="Failed", Result=json.dumps(episode.error)
+                )
+            )
         elif episode.status == "ContinuedAsNew":
-            episode.events.append(h.event(T.EXECUTION_COMPLETED, now, OrchestrationStatus="ContinuedAsNew",
-                                          Result=episode.can_input))
+            episode.events.append(
+                h.event(
+                    T.EXECUTION_COMPLETED, now, OrchestrationStatus="ContinuedAsNew", Result=episode.can_input
+                )
+            )
         return episode
 
     def _retry_bookkeeping(self, rt: Runtime, episode: Episode, now: datetime) -> None:
@@ -666,8 +709,9 @@ class Engine:
                     continue
                 task_id = self._next_seq(state)
                 state.retries[str(task_id)] = dict(rec, phase="task", attempt=rec["attempt"] + 1)
-                episode.events.append(h.event(T.TASK_SCHEDULED, now, task_id, Name=rec["name"],
-                                              Input=rec["input"]))
+                episode.events.append(
+                    h.event(T.TASK_SCHEDULED, now, task_id, Name=rec["name"], Input=rec["input"])
+                )
                 episode.work.append(("activity", {"id": task_id, "name": rec["name"], "input": rec["input"]}))
 
     @staticmethod
@@ -698,7 +742,10 @@ class Engine:
             if kind == 1:
                 opts = action.get("retryOptions", {})
                 state.retries[str(seq)] = {
-                    "phase": "task", "name": name, "input": inp, "attempt": 1,
+                    "phase": "task",
+                    "name": name,
+                    "input": inp,
+                    "attempt": 1,
                     "max": int(opts.get("maxNumberOfAttempts", 1)),
                     "interval": float(opts.get("firstRetryIntervalInMilliseconds", 1000)),
                     "backoff": float(opts.get("backoffCoefficient", 1.0)),
@@ -714,13 +761,18 @@ class Engine:
         elif kind in (2, 3):
             child_id = action.get("instanceId") or f"{rt.instance_id}:{seq}"
             name, inp = action["functionName"], action.get("input")
-            episode.events.append(h.event(T.SUB_ORCHESTRATION_INSTANCE_CREATED, now, seq, Name=name,
-                                          Input=inp, InstanceId=child_id))
-            episode.work.append(("suborchestration", {"id": seq, "name": name, "input": inp,
-                                                      "instance_id": child_id}))
+            episode.events.append(
+                h.event(
+                    T.SUB_ORCHESTRATION_INSTANCE_CREATED, now, seq, Name=name, Input=inp, InstanceId=child_id
+                )
+            )
+            episode.work.append(
+                ("suborchestration", {"id": seq, "name": name, "input": inp, "instance_id": child_id})
+            )
         else:
-            log.warning("%s: action type %s (entities, call_http) is not supported by devhost",
-                        rt.instance_id, kind)
+            log.warning(
+                "%s: action type %s (entities, call_http) is not supported by devhost", rt.instance_id, kind
+            )
 
     @staticmethod
     def _leaves(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -748,8 +800,9 @@ class Engine:
     async def _commit(self, rt: Runtime, episode: Episode, now: datetime) -> None:
         state = episode.state
         start = state.history_count
-        rows = [h.to_row(rt.instance_id, rt.execution_id, start + i, ev)
-                for i, ev in enumerate(episode.events)]
+        rows = [
+            h.to_row(rt.instance_id, rt.execution_id, start + i, ev) for i, ev in enumerate(episode.events)
+        ]
         await self.store.write_history(rt.instance_id, rows)
         state.history_count = start + len(episode.events)
         state.consumed = [m.row_key for m in episode.batch if m.row_key]
@@ -761,8 +814,9 @@ class Engine:
         if status == "ContinuedAsNew":
             # A new execution: fresh history and bookkeeping, the new input; the old rows go.
             state = EngineState(parent=state.parent, consumed=state.consumed)
-            row.update(ExecutionId=uuid.uuid4().hex, Input=episode.can_input, RuntimeStatus="Running",
-                       Output=None)
+            row.update(
+                ExecutionId=uuid.uuid4().hex, Input=episode.can_input, RuntimeStatus="Running", Output=None
+            )
         else:
             row["RuntimeStatus"] = status
             if status == "Completed":
@@ -827,8 +881,9 @@ class Engine:
     def _dispatch_activity(self, rt: Runtime, task_id: int, name: str, input_json: str | None) -> None:
         self._spawn(self._run_activity(rt.instance_id, rt.execution_id, task_id, name, input_json))
 
-    async def _run_activity(self, instance_id: str, execution_id: str, task_id: int, name: str,
-                            input_json: str | None) -> None:
+    async def _run_activity(
+        self, instance_id: str, execution_id: str, task_id: int, name: str, input_json: str | None
+    ) -> None:
         activity = self.registry.activities.get(name)
         try:
             if activity is None:
@@ -839,28 +894,42 @@ class Engine:
                 result = await call()
             else:
                 result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
-            msg = Message("TaskCompleted", {"TaskScheduledId": task_id, "Result": df_dumps(result)},
-                          execution_id=execution_id)
+            msg = Message(
+                "TaskCompleted",
+                {"TaskScheduledId": task_id, "Result": df_dumps(result)},
+                execution_id=execution_id,
+            )
         except Exception as exc:
             log.warning("activity %s (%s #%s) failed: %s", name, instance_id, task_id, exc)
             log.debug("%s", traceback.format_exc())
-            msg = Message("TaskFailed", {
-                "TaskScheduledId": task_id,
-                "Reason": f"Activity function '{name}' failed: {type(exc).__name__}: {exc}",
-                "Details": traceback.format_exception_only(exc)[-1].strip(),
-            }, execution_id=execution_id)
+            msg = Message(
+                "TaskFailed",
+                {
+                    "TaskScheduledId": task_id,
+                    "Reason": f"Activity function '{name}' failed: {type(exc).__name__}: {exc}",
+                    "Details": traceback.format_exception_only(exc)[-1].strip(),
+                },
+                execution_id=execution_id,
+            )
         msg.message_id = f"task-{execution_id}-{task_id}"
         await self._deliver(instance_id, msg)
 
     # -- sub-orchestrations ----------------------------------------------------------------
-    async def _start_child(self, rt: Runtime, task_id: int, name: str, child_id: str,
-                           input_json: str | None) -> None:
+    async def _start_child(
+        self, rt: Runtime, task_id: int, name: str, child_id: str, input_json: str | None
+    ) -> None:
         parent = {"instanceId": rt.instance_id, "executionId": rt.execution_id, "taskId": task_id}
         try:
             await self.start_new(name, child_id, input_json, parent=parent)
         except EngineError as exc:
-            await self._deliver(rt.instance_id, Message("SubOrchestrationInstanceFailed", {
-                "TaskScheduledId": task_id, "Reason": str(exc), "Details": str(exc)}, rt.execution_id))
+            await self._deliver(
+                rt.instance_id,
+                Message(
+                    "SubOrchestrationInstanceFailed",
+                    {"TaskScheduledId": task_id, "Reason": str(exc), "Details": str(exc)},
+                    rt.execution_id,
+                ),
+            )
 
     async def _ensure_child(self, rt: Runtime, task_id: int, ev: h.Event) -> None:
         child = await self.store.get_instance(ev["InstanceId"])
@@ -874,8 +943,11 @@ class Engine:
     async def _notify_parent(self, rt: Runtime | None, row: Entity, parent: dict[str, Any]) -> None:
         task_id = parent["taskId"]
         if row["RuntimeStatus"] == "Completed":
-            msg = Message("SubOrchestrationInstanceCompleted",
-                          {"TaskScheduledId": task_id, "Result": row.get("Output")}, parent["executionId"])
+            msg = Message(
+                "SubOrchestrationInstanceCompleted",
+                {"TaskScheduledId": task_id, "Result": row.get("Output")},
+                parent["executionId"],
+            )
         else:
             reason = str(_json_or_none(row.get("Output")))
             body = {"TaskScheduledId": task_id, "Reason": reason, "Details": reason}

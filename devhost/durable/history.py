@@ -60,8 +60,21 @@ def to_row(instance_id: str, execution_id: str, index: int, ev: Event) -> Entity
 def from_row(row: Entity) -> Event:
     ev: Event = {"EventType": _VALUES[row["EventType"]], "Timestamp": ts(row["_Timestamp"])}
     for key, value in row.items():
-        if key in {"PartitionKey", "RowKey", "ExecutionId", "_Timestamp", "EventType", "IsPlayed",
-                   "Timestamp", "etag"} or key.startswith("odata") or key.endswith("@odata.type"):
+        if (
+            key
+            in {
+                "PartitionKey",
+                "RowKey",
+                "ExecutionId",
+                "_Timestamp",
+                "EventType",
+                "IsPlayed",
+                "Timestamp",
+                "etag",
+            }
+            or key.startswith("odata")
+            or key.endswith("@odata.type")
+        ):
             continue
         ev[key] = value
     ev.setdefault("EventId", -1)
@@ -74,8 +87,17 @@ def from_row(row: Entity) -> Event:
 def for_status(ev: Event, with_output: bool) -> dict[str, Any]:
     """One entry of ``historyEvents`` in a status answer (roughly the real host's shape)."""
     out: dict[str, Any] = {"EventType": type_name(ev["EventType"]), "Timestamp": ev["Timestamp"][:23] + "Z"}
-    for key in ("EventId", "Name", "FunctionName", "TaskScheduledId", "TimerId", "FireAt", "Reason",
-                "OrchestrationStatus", "InstanceId"):
+    for key in (
+        "EventId",
+        "Name",
+        "FunctionName",
+        "TaskScheduledId",
+        "TimerId",
+        "FireAt",
+        "Reason",
+        "OrchestrationStatus",
+        "InstanceId",
+    ):
         if key in ev and ev[key] not in (None, -1):
             out[key] = ev[key]
     if with_output:

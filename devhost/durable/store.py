@@ -91,14 +91,16 @@ class TaskHubStore:
     async def delete_instance(self, instance_id: str) -> None:
         await self.instances.delete_entity(instance_id, "")
 
-    def query_instances(self, query_filter: str, parameters: dict[str, Any] | None = None,
-                        page_size: int | None = None) -> Any:
+    def query_instances(
+        self, query_filter: str, parameters: dict[str, Any] | None = None, page_size: int | None = None
+    ) -> Any:
         return self.instances.query_entities(
             query_filter, parameters=parameters or {}, results_per_page=page_size
         )
 
-    async def all_instances(self, query_filter: str, parameters: dict[str, Any] | None = None
-                            ) -> AsyncIterator[Entity]:
+    async def all_instances(
+        self, query_filter: str, parameters: dict[str, Any] | None = None
+    ) -> AsyncIterator[Entity]:
         async for row in self.instances.query_entities(query_filter, parameters=parameters or {}):
             yield with_etag(row)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -50,12 +50,30 @@ class Stack:
             day += timedelta(days=1)
         return datetime.combine(day, time(hour), tzinfo=HELSINKI).astimezone(UTC)
 
-    def book(self, customer: str, start: datetime | None = None, *, expert: str = MATLEENA.expert_id,
-             channel: str = "online", duration: int = 45, **extra: Any) -> dict[str, Any]:
-        candidates = [start] if start else [self.slot(days=2 + d, hour=h) for d in range(5) for h in range(9, 15)]
+    def book(
+        self,
+        customer: str,
+        start: datetime | None = None,
+        *,
+        expert: str = MATLEENA.expert_id,
+        channel: str = "online",
+        duration: int = 45,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        candidates = (
+            [start] if start else [self.slot(days=2 + d, hour=h) for d in range(5) for h in range(9, 15)]
+        )
         for when in candidates:
-            body = {"expertId": expert, "topic": "loans.home-loan", "channel": channel, "start": when.isoformat(),
-                    "durationMinutes": duration, "language": "fi", "phone": "+358401234567", **extra}
+            body = {
+                "expertId": expert,
+                "topic": "loans.home-loan",
+                "channel": channel,
+                "start": when.isoformat(),
+                "durationMinutes": duration,
+                "language": "fi",
+                "phone": "+358401234567",
+                **extra,
+            }
             r = self.host.post("/api/appointments", headers=customer_headers(customer), json=body)
             if r.status_code != 409 or start:
                 break  # without a given start, a taken slot just means: try the next one
@@ -63,12 +81,16 @@ class Stack:
         self.host.wait_idle()
         return dict(r.json())
 
-    def as_customer(self, customer: str, method: str, path: str, *, headers: dict[str, str] | None = None,
-                    **kw: Any) -> httpx.Response:
-        return self.host.request(method, path, headers={**customer_headers(customer), **(headers or {})}, **kw)
+    def as_customer(
+        self, customer: str, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
+        return self.host.request(
+            method, path, headers={**customer_headers(customer), **(headers or {})}, **kw
+        )
 
-    def as_expert(self, expert: str, method: str, path: str, *, headers: dict[str, str] | None = None,
-                  **kw: Any) -> httpx.Response:
+    def as_expert(
+        self, expert: str, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         return self.host.request(method, path, headers={**expert_headers(expert), **(headers or {})}, **kw)
 
     def phase(self, code: str) -> str:

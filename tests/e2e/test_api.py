@@ -18,9 +18,15 @@ def new_customer() -> str:
 
 
 def body(stack: Stack, **kw: object) -> dict[str, object]:
-    b: dict[str, object] = {"expertId": MATLEENA.expert_id, "topic": "loans.home-loan", "channel": "online",
-                            "start": stack.slot(days=3).isoformat(), "durationMinutes": 45, "language": "fi",
-                            "phone": "+358401234567"}
+    b: dict[str, object] = {
+        "expertId": MATLEENA.expert_id,
+        "topic": "loans.home-loan",
+        "channel": "online",
+        "start": stack.slot(days=3).isoformat(),
+        "durationMinutes": 45,
+        "language": "fi",
+        "phone": "+358401234567",
+    }
     b.update(kw)
     return b
 
@@ -36,11 +42,14 @@ def assert_problem(r: httpx.Response, status: int) -> dict[str, object]:
 def test_booking_answers_201_with_the_portal_view(stack: Stack) -> None:
     """A booking returns its code, Helsinki time, expert and join window."""
     who = new_customer()
-    r = stack.as_customer(who, "POST", "/api/appointments", json=body(stack, start=stack.slot(days=3, hour=9)
-                                                                      .isoformat()))
+    r = stack.as_customer(
+        who, "POST", "/api/appointments", json=body(stack, start=stack.slot(days=3, hour=9).isoformat())
+    )
     assert r.status_code == 201
     view = r.json()
-    assert len(view["bookingCode"]) == 8 and r.headers["location"] == f"/api/appointments/{view['bookingCode']}"
+    assert (
+        len(view["bookingCode"]) == 8 and r.headers["location"] == f"/api/appointments/{view['bookingCode']}"
+    )
     assert view["expert"]["displayName"] == "Matleena Malliharju"
     assert view["topic"]["label"] == "Lainat, Asuntolainaneuvottelu"
     assert " klo " in view["startLocal"] and view["durationLabel"] == "45 min"
@@ -57,23 +66,29 @@ def test_idempotency_key_replays_over_http(stack: Stack) -> None:
     second = stack.as_customer(who, "POST", "/api/appointments", json=b, headers=key)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["bookingCode"] == second.json()["bookingCode"]
-    other = stack.as_customer(who, "POST", "/api/appointments", json={**b, "durationMinutes": 30}, headers=key)
+    other = stack.as_customer(
+        who, "POST", "/api/appointments", json={**b, "durationMinutes": 30}, headers=key
+    )
     assert_problem(other, 422)
     listed = stack.as_customer(who, "GET", "/api/appointments").json()["appointments"]
     assert [a["bookingCode"] for a in listed] == [first.json()["bookingCode"]]
 
 
-@pytest.mark.parametrize(("change", "status", "field"), [
-    ({"durationMinutes": 50}, 422, "durationMinutes"),
-    ({"topic": "nope"}, 422, "topic"),
-    ({"phone": "040 1234567"}, 422, "phone"),
-    ({"language": "de"}, 422, "language"),
-    ({"start": "2020-01-01T10:00:00Z"}, 422, "start"),
-    ({"start": "2030-01-01T10:07:00Z"}, 422, "start"),
-    ({"expertId": "no-such-expert"}, 422, "expertId"),
-])
-def test_bad_bookings_get_problem_json_and_store_nothing(stack: Stack, change: dict[str, object], status: int,
-                                                         field: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        ({"durationMinutes": 50}, 422, "durationMinutes"),
+        ({"topic": "nope"}, 422, "topic"),
+        ({"phone": "040 1234567"}, 422, "phone"),
+        ({"language": "de"}, 422, "language"),
+        ({"start": "2020-01-01T10:00:00Z"}, 422, "start"),
+        ({"start": "2030-01-01T10:07:00Z"}, 422, "start"),
+        ({"expertId": "no-such-expert"}, 422, "expertId"),
+    ],
+)
+def test_bad_bookings_get_problem_json_and_store_nothing(
+    stack: Stack, change: dict[str, object], status: int, field: str
+) -> None:
     """Each bad field: the right status, the field named, nothing stored."""
     who = new_customer()
     r = stack.as_customer(who, "POST", "/api/appointments", json=body(stack, **change))
@@ -86,16 +101,26 @@ def test_malformed_requests_are_400(stack: Stack) -> None:
     """Not JSON, not an object, wrong content type: 400."""
     who = new_customer()
     h = customer_headers(who)
-    assert_problem(stack.host.request("POST", "/api/appointments", headers={**h, "content-type": "application/json"},
-                                      content=b"{nope"), 400)
+    assert_problem(
+        stack.host.request(
+            "POST", "/api/appointments", headers={**h, "content-type": "application/json"}, content=b"{nope"
+        ),
+        400,
+    )
     assert_problem(stack.host.request("POST", "/api/appointments", headers=h, json=[1]), 400)
-    assert_problem(stack.host.request("POST", "/api/appointments", headers={**h, "content-type": "text/plain"},
-                                      content=b"{}"), 400)
+    assert_problem(
+        stack.host.request(
+            "POST", "/api/appointments", headers={**h, "content-type": "text/plain"}, content=b"{}"
+        ),
+        400,
+    )
 
 
 def test_a_taken_slot_is_409(stack: Stack) -> None:
     """Two customers, one slot: the second gets 409."""
-    b = body(stack, start=stack.slot(days=3, hour=13).isoformat(), expertId=OLLI.expert_id, topic="daily.cards")
+    b = body(
+        stack, start=stack.slot(days=3, hour=13).isoformat(), expertId=OLLI.expert_id, topic="daily.cards"
+    )
     assert stack.as_customer(new_customer(), "POST", "/api/appointments", json=b).status_code == 201
     assert_problem(stack.as_customer(new_customer(), "POST", "/api/appointments", json=b), 409)
 
@@ -103,8 +128,9 @@ def test_a_taken_slot_is_409(stack: Stack) -> None:
 def test_identity_is_required(stack: Stack) -> None:
     """No principal, or a garbled one: 401 with problem+json."""
     assert_problem(stack.host.request("GET", "/api/appointments"), 401)
-    assert_problem(stack.host.request("GET", "/api/appointments",
-                                      headers={"x-ms-client-principal": "%%%"}), 401)
+    assert_problem(
+        stack.host.request("GET", "/api/appointments", headers={"x-ms-client-principal": "%%%"}), 401
+    )
 
 
 def test_customers_only_see_their_own(stack: Stack) -> None:
@@ -112,11 +138,13 @@ def test_customers_only_see_their_own(stack: Stack) -> None:
     owner = new_customer()
     code = stack.book(owner, stack.slot(days=3, hour=14))["bookingCode"]
     intruder = new_customer()
-    for method, path, kw in (("GET", f"/api/appointments/{code}", {}),
-                             ("PATCH", f"/api/appointments/{code}", {"json": {"durationMinutes": 30}}),
-                             ("DELETE", f"/api/appointments/{code}", {}),
-                             ("POST", f"/api/appointments/{code}/join", {}),
-                             ("POST", f"/api/appointments/{code}/identity-verification", {"json": {"code": "123456"}})):
+    for method, path, kw in (
+        ("GET", f"/api/appointments/{code}", {}),
+        ("PATCH", f"/api/appointments/{code}", {"json": {"durationMinutes": 30}}),
+        ("DELETE", f"/api/appointments/{code}", {}),
+        ("POST", f"/api/appointments/{code}/join", {}),
+        ("POST", f"/api/appointments/{code}/identity-verification", {"json": {"code": "123456"}}),
+    ):
         mine = stack.as_customer(intruder, method, path, **kw)
         unknown = stack.as_customer(intruder, method, path.replace(code, "ZZZZZZZZ"), **kw)
         assert_problem(mine, 404)
@@ -130,44 +158,67 @@ def test_experts_only_touch_their_own(stack: Stack) -> None:
     code = stack.book(who, stack.slot(days=3, hour=15))["bookingCode"]
     r = stack.as_expert(MAIJA.expert_id, "POST", f"/api/expert/appointments/{code}/end")
     assert_problem(r, 404)
-    assert_problem(stack.as_expert(MAIJA.expert_id, "POST",
-                                   f"/api/expert/appointments/{code}/identification-code"), 404)
+    assert_problem(
+        stack.as_expert(MAIJA.expert_id, "POST", f"/api/expert/appointments/{code}/identification-code"), 404
+    )
     assert_problem(stack.as_customer(who, "GET", "/api/expert/appointments"), 403)
-    day = stack.as_expert(MAIJA.expert_id, "GET", "/api/expert/appointments",
-                          params={"date": stack.slot(days=3).date().isoformat()}).json()
+    day = stack.as_expert(
+        MAIJA.expert_id,
+        "GET",
+        "/api/expert/appointments",
+        params={"date": stack.slot(days=3).date().isoformat()},
+    ).json()
     assert code not in [a["bookingCode"] for a in day["appointments"]]
-    assert_problem(stack.as_expert(MAIJA.expert_id, "GET", "/api/expert/appointments",
-                                   params={"date": "31.12.2026"}), 400)
+    assert_problem(
+        stack.as_expert(MAIJA.expert_id, "GET", "/api/expert/appointments", params={"date": "31.12.2026"}),
+        400,
+    )
 
 
 def test_change_and_cancel_over_http(stack: Stack) -> None:
     """PATCH reschedules or changes the topic; DELETE cancels; bad changes are 422."""
     who = new_customer()
-    code = stack.book(who, stack.slot(days=3, hour=9), expert=MAIJA.expert_id, topic="savings.funds")["bookingCode"]
+    code = stack.book(who, stack.slot(days=3, hour=9), expert=MAIJA.expert_id, topic="savings.funds")[
+        "bookingCode"
+    ]
     r = stack.as_customer(who, "PATCH", f"/api/appointments/{code}", json={"topic": "savings.pension"})
     assert r.status_code == 200 and r.json()["topic"]["id"] == "savings.pension"
     assert_problem(stack.as_customer(who, "PATCH", f"/api/appointments/{code}", json={}), 422)
-    assert_problem(stack.as_customer(who, "PATCH", f"/api/appointments/{code}", json={"topic": "daily.cards"}),
-                   422)  # Maija does not serve cards
+    assert_problem(
+        stack.as_customer(who, "PATCH", f"/api/appointments/{code}", json={"topic": "daily.cards"}), 422
+    )  # Maija does not serve cards
     new_start = stack.slot(days=3, hour=10)
     r = stack.as_customer(who, "PATCH", f"/api/appointments/{code}", json={"start": new_start.isoformat()})
     assert r.status_code == 200 and r.json()["revision"] == 1
     r = stack.as_customer(who, "DELETE", f"/api/appointments/{code}")
     assert r.status_code == 200 and r.json()["phase"] == "cancelled"
-    assert_problem(stack.as_customer(who, "PATCH", f"/api/appointments/{code}",
-                                     json={"start": (new_start + timedelta(hours=1)).isoformat()}), 410)
+    assert_problem(
+        stack.as_customer(
+            who,
+            "PATCH",
+            f"/api/appointments/{code}",
+            json={"start": (new_start + timedelta(hours=1)).isoformat()},
+        ),
+        410,
+    )
 
 
 def test_lookup_with_code_and_phone(stack: Stack) -> None:
     """No login: the right code + phone shows the booking; a wrong phone is 404; probing is slowed."""
     who = new_customer()
     code = stack.book(who, stack.slot(days=3, hour=11), phone="+358501112233")["bookingCode"]
-    r = stack.host.post("/api/appointments/lookup", json={"bookingCode": code.lower(), "phone": "+358 50 111 2233"})
+    r = stack.host.post(
+        "/api/appointments/lookup", json={"bookingCode": code.lower(), "phone": "+358 50 111 2233"}
+    )
     assert r.status_code == 200 and r.json()["bookingCode"] == code
     for _ in range(3):
-        assert_problem(stack.host.post("/api/appointments/lookup",
-                                       json={"bookingCode": code, "phone": "+358409999999"}), 404)
-    limited = stack.host.post("/api/appointments/lookup", json={"bookingCode": code, "phone": "+358501112233"})
+        assert_problem(
+            stack.host.post("/api/appointments/lookup", json={"bookingCode": code, "phone": "+358409999999"}),
+            404,
+        )
+    limited = stack.host.post(
+        "/api/appointments/lookup", json={"bookingCode": code, "phone": "+358501112233"}
+    )
     assert_problem(limited, 429)
     assert int(limited.headers["retry-after"]) >= 1
     assert_problem(stack.host.post("/api/appointments/lookup", json={"bookingCode": "x", "phone": "1"}), 422)

@@ -27,10 +27,13 @@ def crashable(storage_connection_string: str) -> Iterator[Stack]:
     seed(repo)
     port = free_port()
     with GraphEmulator() as graph:
-        env = {"DEV_MODE": "true", "GRAPH_BASE_URL": graph.base_url,
-               "GRAPH_SENDER_MAILBOX": "neuvottelut@pankki.example",
-               "GRAPH_NOTIFICATION_URL": f"http://127.0.0.1:{port}/api/graph/notifications",
-               "GRAPH_CLIENT_STATE": GRAPH_SECRET}
+        env = {
+            "DEV_MODE": "true",
+            "GRAPH_BASE_URL": graph.base_url,
+            "GRAPH_SENDER_MAILBOX": "neuvottelut@pankki.example",
+            "GRAPH_NOTIFICATION_URL": f"http://127.0.0.1:{port}/api/graph/notifications",
+            "GRAPH_CLIENT_STATE": GRAPH_SECRET,
+        }
         with DevhostProcess(storage=storage_connection_string, port=port, env=env) as host:
             yield Stack(host, graph, repo)
 
@@ -45,8 +48,10 @@ def test_a_crash_while_the_meeting_is_being_created_loses_nothing(crashable: Sta
     who = f"cust-{uuid.uuid4().hex[:8]}"
     booked = stack.book(who)
     code = booked["bookingCode"]
-    httpx.post(f"{stack.graph.origin}/_emulator/faults",
-               json={"path": "onlineMeetings/createOrGet", "delayMs": 20_000, "count": 1}).raise_for_status()
+    httpx.post(
+        f"{stack.graph.origin}/_emulator/faults",
+        json={"path": "onlineMeetings/createOrGet", "delayMs": 20_000, "count": 1},
+    ).raise_for_status()
     target = datetime.fromisoformat(booked["start"].replace("Z", "+00:00")) - timedelta(minutes=15)
 
     def advance() -> None:
@@ -85,8 +90,9 @@ def test_kill_mid_lifecycle_then_the_lifecycle_completes(crashable: Stack) -> No
     stack.host.kill()
     stack.host.restart()
     assert stack.phase(code) == "code_issued"
-    v = stack.as_customer(who, "POST", f"/api/appointments/{code}/identity-verification",
-                          json={"code": r.json()["code"]})
+    v = stack.as_customer(
+        who, "POST", f"/api/appointments/{code}/identity-verification", json={"code": r.json()["code"]}
+    )
     assert v.status_code == 200
     assert stack.phase(code) == "verified"
     stack.host.kill()

@@ -47,7 +47,9 @@ def test_fifty_parallel_wrong_guesses_count_exactly_three(stack: Stack) -> None:
     url = f"{stack.host.base_url}/api/appointments/{code}/identity-verification"
 
     def guess(_: int) -> int:
-        return httpx.post(url, headers=customer_headers(who), json={"code": wrong(secret)}, timeout=60).status_code
+        return httpx.post(
+            url, headers=customer_headers(who), json={"code": wrong(secret)}, timeout=60
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=25) as pool:
         statuses = list(pool.map(guess, range(50)))
@@ -60,7 +62,9 @@ def test_fifty_parallel_wrong_guesses_count_exactly_three(stack: Stack) -> None:
     assert len(failed) == 3
     # The right code no longer helps: the code is locked.
     stack.host.advance(60)
-    r = stack.as_customer(who, "POST", f"/api/appointments/{code}/identity-verification", json={"code": secret})
+    r = stack.as_customer(
+        who, "POST", f"/api/appointments/{code}/identity-verification", json={"code": secret}
+    )
     assert r.status_code == 423
 
 
@@ -90,8 +94,9 @@ def test_a_code_only_works_for_the_appointment_it_was_issued_for(stack: Stack) -
     code_for_second = issue(stack, second, MAIJA.expert_id)
     if code_for_first == code_for_second:  # one in a million: nothing to prove
         return
-    r = stack.as_customer(who, "POST", f"/api/appointments/{second}/identity-verification",
-                          json={"code": code_for_first})
+    r = stack.as_customer(
+        who, "POST", f"/api/appointments/{second}/identity-verification", json={"code": code_for_first}
+    )
     assert r.status_code == 422 and r.json()["attemptsLeft"] == 2
 
 
@@ -124,15 +129,24 @@ def test_bad_code_input_is_validated(stack: Stack) -> None:
 
 def test_a_forged_principal_is_refused_when_platform_auth_is_off(storage_connection_string: str) -> None:
     """Outside dev mode and without App Service Authentication, the header is not believed: 401."""
-    env = {"DEV_MODE": "false", "WEBSITE_AUTH_ENABLED": "false", "CODE_PEPPER": "p" * 32,
-           "PHONE_HMAC_KEY": "k" * 32}
+    env = {
+        "DEV_MODE": "false",
+        "WEBSITE_AUTH_ENABLED": "false",
+        "CODE_PEPPER": "p" * 32,
+        "PHONE_HMAC_KEY": "k" * 32,
+    }
     with DevhostProcess(storage=storage_connection_string, env=env) as host:
         forged = {"x-ms-client-principal": encode_principal("someone", ("Expert",))}
-        for method, path in (("GET", "/api/appointments"), ("GET", "/api/expert/appointments"),
-                             ("POST", "/api/expert/appointments/2KMEVE6X/identification-code")):
+        for method, path in (
+            ("GET", "/api/appointments"),
+            ("GET", "/api/expert/appointments"),
+            ("POST", "/api/expert/appointments/2KMEVE6X/identification-code"),
+        ):
             r = host.request(method, path, headers=forged)
             assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
     env_on = {**env, "WEBSITE_AUTH_ENABLED": "true"}
     with DevhostProcess(storage=storage_connection_string, env=env_on) as host:
-        r = host.request("GET", "/api/appointments", headers={"x-ms-client-principal": encode_principal("c-1")})
+        r = host.request(
+            "GET", "/api/appointments", headers={"x-ms-client-principal": encode_principal("c-1")}
+        )
         assert r.status_code == 200

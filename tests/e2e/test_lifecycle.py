@@ -38,8 +38,9 @@ def issue_code(stack: Stack, code: str, expert: str = MATLEENA.expert_id) -> str
 
 
 def verify(stack: Stack, who: str, code: str, entered: str) -> int:
-    return stack.as_customer(who, "POST", f"/api/appointments/{code}/identity-verification",
-                             json={"code": entered}).status_code
+    return stack.as_customer(
+        who, "POST", f"/api/appointments/{code}/identity-verification", json={"code": entered}
+    ).status_code
 
 
 def wrong(code: str) -> str:
@@ -59,14 +60,17 @@ def test_the_whole_story_from_booking_to_end(stack: Stack) -> None:
     joined = join(stack, who, code)
     assert str(joined["joinUrl"]).startswith(stack.graph.origin)
     assert stack.phase(code) == "lobby"
-    day = stack.as_expert(MATLEENA.expert_id, "GET", "/api/expert/appointments",
-                          params={"date": booked["start"][:10]}).json()
+    day = stack.as_expert(
+        MATLEENA.expert_id, "GET", "/api/expert/appointments", params={"date": booked["start"][:10]}
+    ).json()
     assert code in day["waitingInLobby"]
     secret = issue_code(stack, code)
     assert stack.phase(code) == "code_issued"
     assert verify(stack, who, code, secret) == 200
     assert stack.phase(code) == "verified"
-    assert stack.as_expert(MATLEENA.expert_id, "POST", f"/api/expert/appointments/{code}/end").status_code == 202
+    assert (
+        stack.as_expert(MATLEENA.expert_id, "POST", f"/api/expert/appointments/{code}/end").status_code == 202
+    )
     assert stack.phase(code) == "ended"
     assert stack.runtime_status(code) == "Completed"
     # Teams: exactly one meeting, lobby for everyone but the organizer, recorded.
@@ -131,13 +135,18 @@ def test_reschedule_twice_restarts_the_lifecycle_with_the_new_times(stack: Stack
         assert r.status_code == 200, r.text
     stack.host.wait_idle()
     status = stack.host.status(f"appt-{code}")
-    assert status["input"]["start"] == second.strftime("%Y-%m-%dT%H:%M:%SZ") and status["input"]["revision"] == 2
+    assert (
+        status["input"]["start"] == second.strftime("%Y-%m-%dT%H:%M:%SZ") and status["input"]["revision"] == 2
+    )
     to_window(stack, booked["start"])  # the original time
     assert stack.phase(code) == "booked"
     to_window(stack, second.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert stack.phase(code) == "join_open"
-    mails = [m for m in stack.graph.state.mail if code in str(m["message"].get("subject", ""))
-             or code in str(m["message"].get("body", ""))]
+    mails = [
+        m
+        for m in stack.graph.state.mail
+        if code in str(m["message"].get("subject", "")) or code in str(m["message"].get("body", ""))
+    ]
     assert mails  # the expert heard about it
 
 
@@ -206,7 +215,11 @@ def test_end_from_a_graph_call_ended_notification(stack: Stack) -> None:
     join(stack, who, code)
     meeting = next(m for m in stack.graph.state.meetings.values() if m.get("externalId") == code)
     assert any(code in s.get("notificationUrl", "") for s in stack.graph.state.subscriptions.values())
-    r = stack.graph.http.post(f"/_emulator/meetings/{meeting['id']}/end") if hasattr(stack.graph, "http") else None
+    r = (
+        stack.graph.http.post(f"/_emulator/meetings/{meeting['id']}/end")
+        if hasattr(stack.graph, "http")
+        else None
+    )
     if r is None:
         import httpx
 
@@ -229,7 +242,11 @@ def test_a_booking_thirty_days_ahead_waits_through_long_timers(stack: Stack) -> 
     to_window(stack, booked["start"])
     assert stack.phase(code) == "join_open"
     history = stack.host.status(f"appt-{code}", show_history=True)["historyEvents"]
-    timers = [e for e in history if e.get("EventType") in ("TimerCreated", 10) or e.get("eventType") == "TimerCreated"]
+    timers = [
+        e
+        for e in history
+        if e.get("EventType") in ("TimerCreated", 10) or e.get("eventType") == "TimerCreated"
+    ]
     assert len(timers) >= 10
 
 

@@ -37,8 +37,14 @@ def z(t: datetime) -> str:
 
 
 def slots(stack: Stack, day: date, **params: str) -> httpx.Response:
-    q = {"topic": "savings.funds", "channel": "online", "expert": MAIJA.expert_id, "from": day.isoformat(),
-         "to": day.isoformat(), **params}
+    q = {
+        "topic": "savings.funds",
+        "channel": "online",
+        "expert": MAIJA.expert_id,
+        "from": day.isoformat(),
+        "to": day.isoformat(),
+        **params,
+    }
     return stack.host.get("/api/slots", params=q)
 
 
@@ -71,8 +77,10 @@ def test_a_busy_calendar_in_graph_removes_slots(stack: Stack, emulator: httpx.Cl
     day = weekday_ahead(stack, 13)
     before = starts(slots(stack, day))
     assert z(at(day, 10)) in before and z(at(day, 11)) in before
-    r = emulator.put(f"/_emulator/busy/{MAIJA.email}",
-                     json=[{"start": z(at(day, 10)), "end": z(at(day, 11, 15)), "status": "busy"}])
+    r = emulator.put(
+        f"/_emulator/busy/{MAIJA.email}",
+        json=[{"start": z(at(day, 10)), "end": z(at(day, 11, 15)), "status": "busy"}],
+    )
     assert r.status_code == 200
     after = starts(slots(stack, day))
     gone = sorted(set(before) - set(after))
@@ -87,12 +95,15 @@ def test_unreadable_calendars_are_503_not_guesses(stack: Stack, emulator: httpx.
     assert int(r.headers["retry-after"]) > 0
 
 
-@pytest.mark.parametrize(("params", "status"), [
-    ({"from": "1.12.2026"}, 400),
-    ({"topic": "nope"}, 422),
-    ({"from": "2026-12-01", "to": "2027-01-15"}, 422),
-    ({"expert": "no-such-expert"}, 422),
-])
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"from": "1.12.2026"}, 400),
+        ({"topic": "nope"}, 422),
+        ({"from": "2026-12-01", "to": "2027-01-15"}, 422),
+        ({"expert": "no-such-expert"}, 422),
+    ],
+)
 def test_bad_slot_queries_are_problems(stack: Stack, params: dict[str, str], status: int) -> None:
     """Malformed parameters are 400, rule breakers 422 (a range of at most 31 days)."""
     r = slots(stack, weekday_ahead(stack, 12), **params)
@@ -100,8 +111,16 @@ def test_bad_slot_queries_are_problems(stack: Stack, params: dict[str, str], sta
 
 
 def booking(start: datetime, **kw: Any) -> dict[str, Any]:
-    return {"expertId": OLLI.expert_id, "topic": "daily.cards", "channel": "online", "start": z(start),
-            "durationMinutes": 45, "language": "fi", "phone": "+358401234567", **kw}
+    return {
+        "expertId": OLLI.expert_id,
+        "topic": "daily.cards",
+        "channel": "online",
+        "start": z(start),
+        "durationMinutes": 45,
+        "language": "fi",
+        "phone": "+358401234567",
+        **kw,
+    }
 
 
 def test_hold_then_book_and_nobody_else_gets_the_slot(stack: Stack) -> None:
@@ -116,9 +135,15 @@ def test_hold_then_book_and_nobody_else_gets_the_slot(stack: Stack) -> None:
     assert stack.as_customer(other, "POST", "/api/slots/hold", json=hold_req).status_code == 409
     assert stack.as_customer(other, "POST", "/api/appointments", json=booking(start)).status_code == 409
     assert stack.as_customer(other, "DELETE", f"/api/slots/hold/{hold['holdId']}").status_code == 404
-    listed = stack.host.get("/api/slots", params={"topic": "daily.cards", "channel": "online",
-                                                  "expert": OLLI.expert_id, "from": to_local(start).date()
-                                                  .isoformat()}).json()
+    listed = stack.host.get(
+        "/api/slots",
+        params={
+            "topic": "daily.cards",
+            "channel": "online",
+            "expert": OLLI.expert_id,
+            "from": to_local(start).date().isoformat(),
+        },
+    ).json()
     assert z(start) not in [s["start"] for d in listed["days"] for s in d["slots"]]
     booked = stack.as_customer(owner, "POST", "/api/appointments", json=booking(start, holdId=hold["holdId"]))
     assert booked.status_code == 201, booked.text
@@ -138,22 +163,30 @@ def test_an_expired_hold_is_free_for_someone_else(stack: Stack) -> None:
 
     later = at(weekday_ahead(stack, 15), 12)
     owner = new_customer()
-    released = stack.as_customer(owner, "POST", "/api/slots/hold",
-                                 json={**hold_req, "start": z(later)}).json()["holdId"]
+    released = stack.as_customer(
+        owner, "POST", "/api/slots/hold", json={**hold_req, "start": z(later)}
+    ).json()["holdId"]
     assert stack.as_customer(owner, "DELETE", f"/api/slots/hold/{released}").status_code == 204
-    assert stack.as_customer(new_customer(), "POST", "/api/slots/hold",
-                             json={**hold_req, "start": z(later)}).status_code == 201
+    assert (
+        stack.as_customer(
+            new_customer(), "POST", "/api/slots/hold", json={**hold_req, "start": z(later)}
+        ).status_code
+        == 201
+    )
 
 
 def test_booking_outside_working_hours_is_422(stack: Stack) -> None:
     """Olli works 08-16: a 15.30 start of 45 minutes would end after 16.00."""
-    r = stack.as_customer(new_customer(), "POST", "/api/appointments",
-                          json=booking(at(weekday_ahead(stack, 14), 15, 30)))
+    r = stack.as_customer(
+        new_customer(), "POST", "/api/appointments", json=booking(at(weekday_ahead(stack, 14), 15, 30))
+    )
     assert r.status_code == 422 and "start" in {e["field"] for e in r.json()["errors"]}
 
 
 def test_holding_needs_a_signed_in_customer(stack: Stack) -> None:
     """No principal: 401."""
-    r = stack.host.post("/api/slots/hold", json={"expertId": OLLI.expert_id, "start": "2030-01-01T10:00:00Z",
-                                                 "durationMinutes": 45})
+    r = stack.host.post(
+        "/api/slots/hold",
+        json={"expertId": OLLI.expert_id, "start": "2030-01-01T10:00:00Z", "durationMinutes": 45},
+    )
     assert r.status_code == 401

@@ -22,7 +22,8 @@ def steps(connection_string: str, instance: str) -> list[str]:
 
 
 def test_orchestration_survives_kills_during_an_activity_and_a_timer(
-        crashable: DevhostProcess, storage_connection_string: str) -> None:
+    crashable: DevhostProcess, storage_connection_string: str
+) -> None:
     """Killed mid-activity and again while a timer waits, the flow completes with one A and one B."""
     instance = crashable.start_orchestration("crash_flow")
     time.sleep(0.6)  # activity A sleeps 2 s before it writes its side effect

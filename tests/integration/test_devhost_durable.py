@@ -11,8 +11,9 @@ from tests.integration.durable_samples.helpers import side_effects
 API = "/runtime/webhooks/durabletask"
 
 
-def start_via_app(devhost: DevhostProcess, name: str, input: Any = None,
-                  instance_id: str | None = None) -> str:
+def start_via_app(
+    devhost: DevhostProcess, name: str, input: Any = None, instance_id: str | None = None
+) -> str:
     path = f"/api/start/{name}" + (f"/{instance_id}" if instance_id else "")
     r = devhost.post(path, key=True, json=input)
     assert r.status_code == 202, r.text
@@ -32,7 +33,8 @@ def test_function_chaining_passes_each_result_on(devhost: DevhostProcess) -> Non
 
 
 def test_fan_out_runs_activities_concurrently(
-        devhost: DevhostProcess, storage_connection_string: str) -> None:
+    devhost: DevhostProcess, storage_connection_string: str
+) -> None:
     """Five 0.5 s activities overlap in time, and task_all gathers every result."""
     instance = start_via_app(devhost, "fan_out", 5)
     devhost.wait_idle()
@@ -90,7 +92,10 @@ def test_continue_as_new_carries_input_and_resets_history(devhost: DevhostProces
         assert status["runtimeStatus"] == "Running"
         assert status["input"] == {"total": sum(range(1, n + 1)), "rounds": n}
         assert [e["EventType"] for e in status["historyEvents"]] == [
-            "OrchestratorStarted", "ExecutionStarted", "OrchestratorCompleted"]
+            "OrchestratorStarted",
+            "ExecutionStarted",
+            "OrchestratorCompleted",
+        ]
     devhost.raise_event(instance, "Add", 3)
     devhost.wait_idle()
     assert devhost.status(instance)["output"] == {"total": 6, "rounds": 3}
@@ -106,7 +111,8 @@ def test_events_after_continue_as_new_go_to_the_new_execution(devhost: DevhostPr
 
 
 def test_activity_retry_until_success_and_until_exhausted(
-        devhost: DevhostProcess, storage_connection_string: str) -> None:
+    devhost: DevhostProcess, storage_connection_string: str
+) -> None:
     """call_activity_with_retry: two failures then success; a hopeless one fails after its attempts."""
     instance = start_via_app(devhost, "retrying")
     devhost.wait_idle()

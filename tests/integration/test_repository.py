@@ -28,8 +28,13 @@ def repo(storage_connection_string: str) -> TableRepository:
 @pytest.fixture
 def expert(repo: TableRepository) -> Expert:
     """A fresh expert per test, so tests never share a calendar."""
-    x = Expert(expert_id=str(uuid.uuid4()), display_name="Maija Suomalainen", email="maija@pankki.example",
-               topics=("loans.home-loan", "savings.funds"), languages=("fi", "sv"))
+    x = Expert(
+        expert_id=str(uuid.uuid4()),
+        display_name="Maija Suomalainen",
+        email="maija@pankki.example",
+        topics=("loans.home-loan", "savings.funds"),
+        languages=("fi", "sv"),
+    )
     repo.put_expert(x)
     return x
 
@@ -41,9 +46,15 @@ def service(repo: TableRepository, storage_connection_string: str) -> Appointmen
 
 
 def body(expert: Expert, start: datetime = START, **kw: Any) -> dict[str, Any]:
-    b: dict[str, Any] = {"expertId": expert.expert_id, "topic": "loans.home-loan", "channel": "online",
-                         "start": start.isoformat(), "durationMinutes": 45, "language": "fi",
-                         "phone": "+358401234567"}
+    b: dict[str, Any] = {
+        "expertId": expert.expert_id,
+        "topic": "loans.home-loan",
+        "channel": "online",
+        "start": start.isoformat(),
+        "durationMinutes": 45,
+        "language": "fi",
+        "phone": "+358401234567",
+    }
     b.update(kw)
     return b
 
@@ -53,8 +64,10 @@ def customer() -> str:
 
 
 def test_twenty_concurrent_bookings_of_one_slot_have_exactly_one_winner(
-        service: AppointmentService, expert: Expert) -> None:
+    service: AppointmentService, expert: Expert
+) -> None:
     """The Table service itself refuses the double booking: 1 wins, 19 get 409."""
+
     def attempt(_: int) -> str:
         try:
             return service.book(customer(), body(expert), None).appointment.booking_code
@@ -70,7 +83,9 @@ def test_twenty_concurrent_bookings_of_one_slot_have_exactly_one_winner(
     assert [a.booking_code for a in day] == winners
 
 
-def test_overlapping_bookings_of_different_lengths_are_refused(service: AppointmentService, expert: Expert) -> None:
+def test_overlapping_bookings_of_different_lengths_are_refused(
+    service: AppointmentService, expert: Expert
+) -> None:
     """A 45-minute meeting at 12.00 blocks a 30-minute one at 12.30 (cells, not just starts)."""
     service.book(customer(), body(expert), None)
     with pytest.raises(Conflict):
@@ -89,7 +104,9 @@ def test_idempotency_key_replay_returns_the_same_booking(service: AppointmentSer
     assert len(service.upcoming(who)) == 1
 
 
-def test_idempotency_key_reused_for_another_request_is_refused(service: AppointmentService, expert: Expert) -> None:
+def test_idempotency_key_reused_for_another_request_is_refused(
+    service: AppointmentService, expert: Expert
+) -> None:
     """The key belongs to one request; another body under it is a 422 and books nothing."""
     who = customer()
     service.book(who, body(expert), "key-2")
@@ -107,7 +124,8 @@ def test_idempotency_keys_are_per_customer(service: AppointmentService, expert: 
 
 
 def test_a_crashed_booking_resumes_with_the_same_code(
-        service: AppointmentService, repo: TableRepository, expert: Expert) -> None:
+    service: AppointmentService, repo: TableRepository, expert: Expert
+) -> None:
     """If the first attempt stopped after claiming the key, the retry finishes that booking."""
     who = customer()
     first = service.book(who, body(expert), "key-crash")
@@ -123,14 +141,25 @@ def test_bad_input_stores_nothing(service: AppointmentService, repo: TableReposi
     """Every field is validated before anything is written."""
     who = customer()
     with pytest.raises(ValidationFailed) as err:
-        service.book(who, body(expert, START + timedelta(minutes=10), phone="040 123", durationMinutes=50,
-                                topic="nope", language="de"), "key-bad")
+        service.book(
+            who,
+            body(
+                expert,
+                START + timedelta(minutes=10),
+                phone="040 123",
+                durationMinutes=50,
+                topic="nope",
+                language="de",
+            ),
+            "key-bad",
+        )
     fields = {e.field for e in err.value.errors}
     assert {"start", "phone", "durationMinutes", "topic", "language"} <= fields
     assert service.upcoming(who) == []
     assert repo.find_by_idempotency_key(who, "key-bad") is None
-    slots = list(repo.table(EXPERT_SLOTS).query_entities("PartitionKey eq @pk",
-                                                          parameters={"pk": expert.expert_id}))
+    slots = list(
+        repo.table(EXPERT_SLOTS).query_entities("PartitionKey eq @pk", parameters={"pk": expert.expert_id})
+    )
     assert slots == []
 
 
@@ -150,8 +179,19 @@ def test_any_expert_picks_a_free_one(service: AppointmentService, repo: TableRep
         repo.put_expert(x)
         ids.append(x.expert_id)
     when = START + timedelta(days=1)
-    got = {service.book(customer(), {**body(Expert(ids[0], "", "", (), ())), "expertId": "any", "topic": topic,
-                                     "start": when.isoformat()}, None).appointment.expert_id for _ in range(2)}
+    got = {
+        service.book(
+            customer(),
+            {
+                **body(Expert(ids[0], "", "", (), ())),
+                "expertId": "any",
+                "topic": topic,
+                "start": when.isoformat(),
+            },
+            None,
+        ).appointment.expert_id
+        for _ in range(2)
+    }
     assert len(got) == 2
 
 
@@ -194,8 +234,11 @@ def test_changes_inside_the_notice_period_are_refused(service: AppointmentServic
 def test_other_customers_get_404_for_my_booking(service: AppointmentService, expert: Expert) -> None:
     """Someone else's booking code looks exactly like an unknown one."""
     booked = service.book(customer(), body(expert), None).appointment
-    for action in (lambda c: service.get("intruder", c), lambda c: service.cancel("intruder", c),
-                   lambda c: service.change("intruder", c, {"durationMinutes": 30})):
+    for action in (
+        lambda c: service.get("intruder", c),
+        lambda c: service.cancel("intruder", c),
+        lambda c: service.change("intruder", c, {"durationMinutes": 30}),
+    ):
         with pytest.raises(NotFound):
             action(booked.booking_code)
 
@@ -212,7 +255,9 @@ def test_lookup_needs_the_right_phone(service: AppointmentService, expert: Exper
     assert wrong_phone.value.detail == wrong_code.value.detail
 
 
-def test_join_is_refused_before_the_window_and_after_the_end(service: AppointmentService, expert: Expert) -> None:
+def test_join_is_refused_before_the_window_and_after_the_end(
+    service: AppointmentService, expert: Expert
+) -> None:
     """409 with joinWindowOpensAt before start-15min; 410 once it is over."""
     who = customer()
     booked = service.book(who, body(expert), None).appointment
@@ -225,8 +270,9 @@ def test_join_is_refused_before_the_window_and_after_the_end(service: Appointmen
         service.join(who, booked.booking_code)
 
 
-def test_phase_writes_never_undo_a_terminal_phase(repo: TableRepository, service: AppointmentService,
-                                                  expert: Expert) -> None:
+def test_phase_writes_never_undo_a_terminal_phase(
+    repo: TableRepository, service: AppointmentService, expert: Expert
+) -> None:
     """A late "join_open" from the orchestration cannot resurrect a cancelled appointment."""
     who = customer()
     booked = service.book(who, body(expert), None).appointment
@@ -236,8 +282,9 @@ def test_phase_writes_never_undo_a_terminal_phase(repo: TableRepository, service
     assert stored is not None and stored.phase is Phase.CANCELLED
 
 
-def test_audit_trail_records_who_did_what(repo: TableRepository, service: AppointmentService,
-                                          expert: Expert) -> None:
+def test_audit_trail_records_who_did_what(
+    repo: TableRepository, service: AppointmentService, expert: Expert
+) -> None:
     """Booking and cancelling are audited with the actor's role, never a name or phone."""
     who = customer()
     booked = service.book(who, body(expert), None).appointment

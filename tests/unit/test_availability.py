@@ -28,12 +28,19 @@ ALL_WEEK = tuple(WorkingHours(d, "08:00", "16:00") for d in range(7))
 
 
 def expert(expert_id: str = "x1", name: str = "Aino", hours: tuple[WorkingHours, ...] = ALL_WEEK) -> Expert:
-    return Expert(expert_id=expert_id, display_name=name, email=f"{expert_id}@pankki.example",
-                  topics=("loans.home-loan",), languages=("fi", "sv"), working_hours=hours)
+    return Expert(
+        expert_id=expert_id,
+        display_name=name,
+        email=f"{expert_id}@pankki.example",
+        topics=("loans.home-loan",),
+        languages=("fi", "sv"),
+        working_hours=hours,
+    )
 
 
-def query(first: date, last: date | None = None, duration: int = 30,
-          expert_id: str | None = None) -> SlotQuery:
+def query(
+    first: date, last: date | None = None, duration: int = 30, expert_id: str | None = None
+) -> SlotQuery:
     return SlotQuery("loans.home-loan", Channel.ONLINE, "fi", duration, first, last or first, expert_id)
 
 
@@ -41,9 +48,15 @@ def starts(slots: list, day: date | None = None) -> list[str]:  # type: ignore[t
     return [s.start.strftime("%H:%M") for s in slots if day is None or s.start.date() == day]
 
 
-def compute(q: SlotQuery, experts: list[Expert], *, taken: dict[str, set[datetime]] | None = None,
-            busy: dict[str, list[BusyInterval]] | None = None, now: datetime = NOW,
-            settings: Settings = SETTINGS) -> list:  # type: ignore[type-arg]
+def compute(
+    q: SlotQuery,
+    experts: list[Expert],
+    *,
+    taken: dict[str, set[datetime]] | None = None,
+    busy: dict[str, list[BusyInterval]] | None = None,
+    now: datetime = NOW,
+    settings: Settings = SETTINGS,
+) -> list:  # type: ignore[type-arg]
     busy = busy if busy is not None else {x.expert_id: [] for x in experts}
     return free_slots(q, experts, taken or {}, busy, now, settings)
 
@@ -63,8 +76,9 @@ def test_an_ordinary_summer_day_runs_0500_to_1300_utc() -> None:
 
 def test_spring_dst_change_shifts_the_utc_hours_from_that_day() -> None:
     """2026-03-29: Saturday 06:00Z, Sunday (summer time from 04:00) and Monday 05:00Z."""
-    slots = compute(query(date(2026, 3, 28), date(2026, 3, 30)), [expert()],
-                    now=datetime(2026, 3, 20, tzinfo=UTC))
+    slots = compute(
+        query(date(2026, 3, 28), date(2026, 3, 30)), [expert()], now=datetime(2026, 3, 20, tzinfo=UTC)
+    )
     firsts = {d: starts(slots, d)[0] for d in (date(2026, 3, 28), date(2026, 3, 29), date(2026, 3, 30))}
     assert firsts == {date(2026, 3, 28): "06:00", date(2026, 3, 29): "05:00", date(2026, 3, 30): "05:00"}
 
@@ -97,8 +111,9 @@ def test_autumn_dst_change_repeats_an_hour_and_keeps_the_day_together() -> None:
 
 def test_autumn_dst_sunday_working_day_is_0600_to_1400_utc() -> None:
     """08:00-16:00 on 2026-10-25 (winter time again) is 06:00-14:00Z; the Saturday before is 05:00-13:00Z."""
-    slots = compute(query(date(2026, 10, 24), date(2026, 10, 25)), [expert()],
-                    now=datetime(2026, 10, 1, tzinfo=UTC))
+    slots = compute(
+        query(date(2026, 10, 24), date(2026, 10, 25)), [expert()], now=datetime(2026, 10, 1, tzinfo=UTC)
+    )
     saturday, sunday = starts(slots, date(2026, 10, 24)), starts(slots, date(2026, 10, 25))
     assert (saturday[0], saturday[-1]) == ("05:00", "12:30")
     assert (sunday[0], sunday[-1]) == ("06:00", "13:30")
@@ -141,8 +156,11 @@ def test_claimed_cells_remove_every_overlapping_slot() -> None:
 
 def test_busy_times_from_graph_remove_slots_with_the_buffer() -> None:
     """Busy 09:10-10:00Z removes 09:00 and 09:30; with a 15-minute buffer also 10:00 and 08:30."""
-    busy = {"x1": [BusyInterval(datetime(2026, 12, 1, 9, 10, tzinfo=UTC),
-                                datetime(2026, 12, 1, 10, 0, tzinfo=UTC))]}
+    busy = {
+        "x1": [
+            BusyInterval(datetime(2026, 12, 1, 9, 10, tzinfo=UTC), datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+        ]
+    }
     plain = starts(compute(query(date(2026, 12, 1)), [expert()], busy=busy))
     assert "09:00" not in plain and "09:30" not in plain and "08:30" in plain and "10:00" in plain
     buffered = Settings(buffer_minutes=15)
@@ -170,8 +188,10 @@ def test_lead_time_and_advance_limit() -> None:
 def test_any_expert_lists_everyone_free_at_each_start() -> None:
     """Two experts: a start shows both by name, or only the one still free."""
     a, b = expert("a", "Aino"), expert("b", "Bertta")
-    busy = {"a": [], "b": [BusyInterval(datetime(2026, 12, 1, 6, 0, tzinfo=UTC),
-                                        datetime(2026, 12, 1, 7, 0, tzinfo=UTC))]}
+    busy = {
+        "a": [],
+        "b": [BusyInterval(datetime(2026, 12, 1, 6, 0, tzinfo=UTC), datetime(2026, 12, 1, 7, 0, tzinfo=UTC))],
+    }
     slots = compute(query(date(2026, 12, 1)), [b, a], busy=busy)
     assert [x.display_name for x in slots[0].experts] == ["Aino"]
     assert [x.display_name for x in slots[2].experts] == ["Aino", "Bertta"]
@@ -193,23 +213,41 @@ def test_query_defaults_and_rules() -> None:
     """Defaults: a week from today, fi, the shortest duration, any expert."""
     q = parse_slot_query({"topic": "loans.home-loan", "channel": "online"}, NOW, SETTINGS)
     assert (q.first_day, q.last_day, q.language, q.duration_minutes, q.expert_id) == (
-        date(2026, 11, 25), date(2026, 12, 1), "fi", 30, None)
-    named = parse_slot_query({"topic": "loans.home-loan", "channel": "phone", "expert": "x1",
-                              "duration": "60", "from": "2026-12-01", "to": "2026-12-31", "language": "en"},
-                             NOW, SETTINGS)
+        date(2026, 11, 25),
+        date(2026, 12, 1),
+        "fi",
+        30,
+        None,
+    )
+    named = parse_slot_query(
+        {
+            "topic": "loans.home-loan",
+            "channel": "phone",
+            "expert": "x1",
+            "duration": "60",
+            "from": "2026-12-01",
+            "to": "2026-12-31",
+            "language": "en",
+        },
+        NOW,
+        SETTINGS,
+    )
     assert named.expert_id == "x1" and named.last_day == date(2026, 12, 31)
 
 
-@pytest.mark.parametrize(("params", "status", "field"), [
-    ({"from": "1.12.2026"}, 400, "from"),
-    ({"duration": "half"}, 400, "duration"),
-    ({"duration": "50"}, 422, "duration"),
-    ({"topic": "nope"}, 422, "topic"),
-    ({"channel": "fax"}, 422, "channel"),
-    ({"language": "de"}, 422, "language"),
-    ({"from": "2026-12-10", "to": "2026-12-01"}, 422, "to"),
-    ({"from": "2026-12-01", "to": "2027-01-01"}, 422, "to"),
-])
+@pytest.mark.parametrize(
+    ("params", "status", "field"),
+    [
+        ({"from": "1.12.2026"}, 400, "from"),
+        ({"duration": "half"}, 400, "duration"),
+        ({"duration": "50"}, 422, "duration"),
+        ({"topic": "nope"}, 422, "topic"),
+        ({"channel": "fax"}, 422, "channel"),
+        ({"language": "de"}, 422, "language"),
+        ({"from": "2026-12-10", "to": "2026-12-01"}, 422, "to"),
+        ({"from": "2026-12-01", "to": "2027-01-01"}, 422, "to"),
+    ],
+)
 def test_bad_queries_are_refused(params: dict[str, str], status: int, field: str) -> None:
     """Malformed values are 400, values that break a rule are 422 (at most 31 days)."""
     with pytest.raises(ValidationFailed) as caught:

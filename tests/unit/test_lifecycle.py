@@ -29,8 +29,16 @@ NOW = T0 - timedelta(days=3)
 
 
 def state(phase: Phase = Phase.BOOKED, channel: Channel = Channel.ONLINE, **kw: object) -> LifecycleState:
-    base = LifecycleState("2KMEVE6X", channel, "expert-1", T0, T0 + timedelta(minutes=45),
-                          Policy(15, 30), phase=phase, since=NOW)
+    base = LifecycleState(
+        "2KMEVE6X",
+        channel,
+        "expert-1",
+        T0,
+        T0 + timedelta(minutes=45),
+        Policy(15, 30),
+        phase=phase,
+        since=NOW,
+    )
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
@@ -47,8 +55,13 @@ def event(kind: EventType, **kw: object) -> Event:
 def kinds(decision_actions: tuple[object, ...]) -> list[tuple[str, str | None, str | None]]:
     out = []
     for a in decision_actions:
-        out.append((a.type.value, a.kind.value if a.kind else None,  # type: ignore[attr-defined]
-                    a.recipient.value if a.recipient else None))  # type: ignore[attr-defined]
+        out.append(
+            (
+                a.type.value,
+                a.kind.value if a.kind else None,  # type: ignore[attr-defined]
+                a.recipient.value if a.recipient else None,
+            )
+        )  # type: ignore[attr-defined]
     return out
 
 
@@ -94,8 +107,11 @@ def test_join_window_creates_the_meeting_then_tells_both() -> None:
     """Opening the window creates the Teams meeting and notifies expert and customer."""
     d = decide(state(), event(EventType.JOIN_WINDOW_OPENED))
     assert d.state.phase is Phase.JOIN_OPEN and d.state.since == T0
-    assert kinds(d.actions) == [("create_meeting", None, None), ("notify", "join_open", "expert"),
-                                ("notify", "join_open", "customer")]
+    assert kinds(d.actions) == [
+        ("create_meeting", None, None),
+        ("notify", "join_open", "expert"),
+        ("notify", "join_open", "customer"),
+    ]
 
 
 def test_customer_joining_puts_them_in_the_lobby_and_tells_the_expert() -> None:
@@ -126,7 +142,10 @@ def test_verification_notifies_both_sides() -> None:
     """The right code verifies identity; expert and customer are told."""
     d = decide(state(Phase.CODE_ISSUED, code_expires_at=T0), event(EventType.CODE_VERIFIED))
     assert d.state.phase is Phase.VERIFIED and d.state.code_expires_at is None
-    assert kinds(d.actions) == [("notify", "identity_verified", "expert"), ("notify", "identity_verified", "customer")]
+    assert kinds(d.actions) == [
+        ("notify", "identity_verified", "expert"),
+        ("notify", "identity_verified", "customer"),
+    ]
 
 
 def test_locked_code_returns_to_lobby_and_tells_the_expert() -> None:
@@ -177,15 +196,20 @@ def test_reschedule_continues_as_new_with_the_new_times() -> None:
     d = decide(state(), event(EventType.RESCHEDULED, revision=4))
     assert d.is_done
     assert d.state.phase is Phase.BOOKED and d.state.start == T0 + timedelta(days=1) and d.state.revision == 4
-    assert kinds(d.actions) == [("notify", "rescheduled", "expert"), ("notify", "rescheduled", "customer"),
-                                ("continue_as_new", None, None)]
+    assert kinds(d.actions) == [
+        ("notify", "rescheduled", "expert"),
+        ("notify", "rescheduled", "customer"),
+        ("continue_as_new", None, None),
+    ]
     assert d.actions[-1].start == T0 + timedelta(days=1)
 
 
 def test_reschedule_in_the_window_updates_the_existing_meeting() -> None:
     """A meeting that exists gets its new times."""
     d = decide(state(Phase.JOIN_OPEN), event(EventType.RESCHEDULED))
-    assert d.actions[0].type is ActionType.UPDATE_MEETING and d.actions[0].end == T0 + timedelta(days=1, minutes=45)
+    assert d.actions[0].type is ActionType.UPDATE_MEETING and d.actions[0].end == T0 + timedelta(
+        days=1, minutes=45
+    )
 
 
 def test_a_repeated_reschedule_to_the_same_times_does_nothing() -> None:
@@ -211,9 +235,14 @@ def test_meeting_failure_keeps_the_window_open_and_alerts_the_expert() -> None:
 def test_deadlines_per_phase() -> None:
     """Each phase sets the one timer the lifecycle table names."""
     done = frozenset(Reminder)
-    assert next_deadline(state(reminders_done=done)) == (T0 - timedelta(minutes=15), EventType.JOIN_WINDOW_OPENED)
+    assert next_deadline(state(reminders_done=done)) == (
+        T0 - timedelta(minutes=15),
+        EventType.JOIN_WINDOW_OPENED,
+    )
     assert next_deadline(state(channel=Channel.PHONE, reminders_done=done)) == (
-        T0 + timedelta(minutes=45), EventType.END_TIMEOUT)
+        T0 + timedelta(minutes=45),
+        EventType.END_TIMEOUT,
+    )
     assert next_deadline(state(Phase.JOIN_OPEN)) == (T0 + timedelta(minutes=45), EventType.NO_SHOW_TIMEOUT)
     grace = T0 + timedelta(minutes=75)
     assert next_deadline(state(Phase.LOBBY)) == (grace, EventType.END_TIMEOUT)
@@ -221,7 +250,9 @@ def test_deadlines_per_phase() -> None:
     expiry = T0 + timedelta(minutes=5)
     assert next_deadline(state(Phase.CODE_ISSUED, code_expires_at=expiry)) == (expiry, EventType.CODE_EXPIRED)
     assert next_deadline(state(Phase.CODE_ISSUED, code_expires_at=grace + timedelta(hours=1))) == (
-        grace, EventType.END_TIMEOUT)
+        grace,
+        EventType.END_TIMEOUT,
+    )
     for phase in (Phase.ENDED, Phase.CANCELLED, Phase.NO_SHOW):
         assert next_deadline(state(phase)) is None
 
@@ -233,7 +264,12 @@ def test_input_round_trips_and_carries_nothing_personal() -> None:
     assert set(data) == {"bookingCode", "channel", "expertId", "start", "end", "revision", "policy"}
     back = LifecycleState.from_input(data)
     assert (back.booking_code, back.start, back.end, back.revision, back.policy) == (
-        s.booking_code, s.start, s.end, 2, s.policy)
+        s.booking_code,
+        s.start,
+        s.end,
+        2,
+        s.policy,
+    )
 
 
 def test_custom_status_names_the_phase_and_join_window() -> None:

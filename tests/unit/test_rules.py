@@ -20,9 +20,15 @@ SETTINGS = Settings.from_env({"DEV_MODE": "true"})
 
 
 def good(**kw: object) -> dict[str, object]:
-    b: dict[str, object] = {"expertId": "x", "topic": "loans.home-loan", "channel": "online",
-                            "start": "2026-12-08T10:00:00Z", "durationMinutes": 45, "language": "fi",
-                            "phone": "+358401234567"}
+    b: dict[str, object] = {
+        "expertId": "x",
+        "topic": "loans.home-loan",
+        "channel": "online",
+        "start": "2026-12-08T10:00:00Z",
+        "durationMinutes": 45,
+        "language": "fi",
+        "phone": "+358401234567",
+    }
     b.update(kw)
     return b
 
@@ -77,27 +83,30 @@ def test_a_good_booking_parses() -> None:
     assert req.phone == "+358401234567" and req.email is None and req.extra_info == ""
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"start": "2026-11-30T10:00:00Z"}, "start"),  # past
-    ({"start": "2026-12-01T09:00:00Z"}, "start"),  # inside the 2 h lead time
-    ({"start": "2027-06-01T10:00:00Z"}, "start"),  # beyond 90 days
-    ({"start": "2026-12-08T10:10:00Z"}, "start"),  # off the grid
-    ({"start": "tomorrow"}, "start"),
-    ({"start": "2026-12-08T10:00:00"}, "start"),  # naive
-    ({"durationMinutes": 50}, "durationMinutes"),
-    ({"durationMinutes": "45"}, "durationMinutes"),
-    ({"durationMinutes": True}, "durationMinutes"),
-    ({"topic": "loans"}, "topic"),
-    ({"channel": "video"}, "channel"),
-    ({"language": "de"}, "language"),
-    ({"phone": "0401234567"}, "phone"),
-    ({"phone": "+0401234567"}, "phone"),
-    ({"phone": 358401234567}, "phone"),
-    ({"email": "not-an-address"}, "email"),
-    ({"extraInfo": "x" * 501}, "extraInfo"),
-    ({"expertId": ""}, "expertId"),
-    ({"surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"start": "2026-11-30T10:00:00Z"}, "start"),  # past
+        ({"start": "2026-12-01T09:00:00Z"}, "start"),  # inside the 2 h lead time
+        ({"start": "2027-06-01T10:00:00Z"}, "start"),  # beyond 90 days
+        ({"start": "2026-12-08T10:10:00Z"}, "start"),  # off the grid
+        ({"start": "tomorrow"}, "start"),
+        ({"start": "2026-12-08T10:00:00"}, "start"),  # naive
+        ({"durationMinutes": 50}, "durationMinutes"),
+        ({"durationMinutes": "45"}, "durationMinutes"),
+        ({"durationMinutes": True}, "durationMinutes"),
+        ({"topic": "loans"}, "topic"),
+        ({"channel": "video"}, "channel"),
+        ({"language": "de"}, "language"),
+        ({"phone": "0401234567"}, "phone"),
+        ({"phone": "+0401234567"}, "phone"),
+        ({"phone": 358401234567}, "phone"),
+        ({"email": "not-an-address"}, "email"),
+        ({"extraInfo": "x" * 501}, "extraInfo"),
+        ({"expertId": ""}, "expertId"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
 def test_each_bad_field_is_named(change: dict[str, object], field: str) -> None:
     """Every field is validated, and the error names it."""
     assert field in fields(good(**change))
@@ -140,8 +149,15 @@ def test_phone_hmac_is_keyed() -> None:
 
 def test_settings_hide_secrets_and_refuse_weak_production_config() -> None:
     """Secrets never show in repr; outside dev mode the pepper and phone key are required."""
-    s = Settings.from_env({"DEV_MODE": "false", "CODE_PEPPER": "p" * 32, "PHONE_HMAC_KEY": "k" * 32,
-                           "AzureWebJobsStorage": "UseDevelopmentStorage=true", "GRAPH_CLIENT_SECRET": "hush"})
+    s = Settings.from_env(
+        {
+            "DEV_MODE": "false",
+            "CODE_PEPPER": "p" * 32,
+            "PHONE_HMAC_KEY": "k" * 32,
+            "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+            "GRAPH_CLIENT_SECRET": "hush",
+        }
+    )
     assert "hush" not in repr(s) and "p" * 32 not in repr(s)
     assert s.graph_client_secret.value == "hush"
     with pytest.raises(SettingsError):
@@ -166,10 +182,15 @@ def test_principal_is_parsed_strictly() -> None:
     assert parse_principal(encode_principal("exp-1", ("Expert",)), trusted=True).is_expert
     with pytest.raises(Unauthenticated):
         parse_principal(header, trusted=False)  # forged: platform auth is off
-    bad = ["", "not base64!!", base64.b64encode(b"not json").decode(), base64.b64encode(b"[]").decode(),
-           base64.b64encode(json.dumps({"claims": [{"typ": "oid"}]}).encode()).decode(),
-           base64.b64encode(json.dumps({"claims": []}).encode()).decode(),
-           base64.b64encode(json.dumps({"claims": [{"typ": "oid", "val": "x\n"}]}).encode()).decode()]
+    bad = [
+        "",
+        "not base64!!",
+        base64.b64encode(b"not json").decode(),
+        base64.b64encode(b"[]").decode(),
+        base64.b64encode(json.dumps({"claims": [{"typ": "oid"}]}).encode()).decode(),
+        base64.b64encode(json.dumps({"claims": []}).encode()).decode(),
+        base64.b64encode(json.dumps({"claims": [{"typ": "oid", "val": "x\n"}]}).encode()).decode(),
+    ]
     for value in bad:
         with pytest.raises(Unauthenticated):
             parse_principal(value, trusted=True)

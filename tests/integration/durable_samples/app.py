@@ -30,10 +30,15 @@ def _table() -> Any:
 def record(payload: dict[str, Any]) -> str:
     """Writes one row per execution, so tests count how often an activity really ran."""
     time.sleep(float(payload.get("sleep", 0)))
-    _table().create_entity({
-        "PartitionKey": payload["key"], "RowKey": uuid.uuid4().hex, "Step": payload["step"],
-        "Started": payload.get("started", 0.0), "Finished": time.time(),
-    })
+    _table().create_entity(
+        {
+            "PartitionKey": payload["key"],
+            "RowKey": uuid.uuid4().hex,
+            "Step": payload["step"],
+            "Started": payload.get("started", 0.0),
+            "Finished": time.time(),
+        }
+    )
     return f"{payload['step']} done"
 
 
@@ -161,8 +166,9 @@ async def send_event(req: func.HttpRequest, client: df.DurableOrchestrationClien
         await client.raise_event(req.route_params["instance_id"], req.route_params["event"], req.get_json())
     except Exception as exc:
         status = 404 if "No instance" in str(exc) else 410
-        return func.HttpResponse(json.dumps({"title": str(exc)}), status_code=status,
-                                 mimetype="application/problem+json")
+        return func.HttpResponse(
+            json.dumps({"title": str(exc)}), status_code=status, mimetype="application/problem+json"
+        )
     return func.HttpResponse(status_code=202)
 
 
@@ -191,9 +197,16 @@ async def client_ops(req: func.HttpRequest, client: df.DurableOrchestrationClien
 @app.route(route="hello/{name:alpha}", methods=["GET"])
 def hello(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps({"name": req.route_params["name"], "q": req.params.get("q"),
-                    "header": req.headers.get("x-test"), "method": req.method}),
-        mimetype="application/json", headers={"X-Sample": "yes"},
+        json.dumps(
+            {
+                "name": req.route_params["name"],
+                "q": req.params.get("q"),
+                "header": req.headers.get("x-test"),
+                "method": req.method,
+            }
+        ),
+        mimetype="application/json",
+        headers={"X-Sample": "yes"},
     )
 
 
