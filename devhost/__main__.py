@@ -82,6 +82,9 @@ async def serve(args: argparse.Namespace) -> None:
     portal = False
     if demo is not None:
         demo_module.seed_experts()
+    if demo is not None or os.environ.get("DEVHOST_PORTAL") == "1":
+        from . import demo as demo_module
+
         portal = demo_module.mount(host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -83,6 +83,7 @@ def appointment_view(a: Appointment, experts: dict[str, Expert] | None = None) -
     if a.channel.value == "online":
         opens = s.appointments.join_window_opens_at(a)
         view["joinWindowOpensAt"] = iso(opens)
+        view["joinWindowMinutes"] = s.settings.join_window_minutes
         view["canJoin"] = (
             not a.phase.is_terminal
             and s.clock.now() >= opens

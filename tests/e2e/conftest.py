@@ -116,6 +116,7 @@ def stack(storage_connection_string: str) -> Iterator[Stack]:
     with GraphEmulator() as graph:
         env = {
             "DEV_MODE": "true",
+            "DEVHOST_PORTAL": "1",  # the demo portal, for the browser tests
             "CHANGE_NOTICE_HOURS": "0",  # lets the tests cancel inside the join window
             "GRAPH_BASE_URL": graph.base_url,
             "GRAPH_SENDER_MAILBOX": "neuvottelut@pankki.example",

@@ -22,8 +22,6 @@ from tests.e2e.browser_helpers import (
     CHROMIUM_ARGS,
     DESKTOP,
     PHONE,
-    PortalProxy,
-    portal_served_by,
     screenshot_path,
 )
 from tests.e2e.conftest import MAIJA, MATLEENA, OLLI, Stack
@@ -33,12 +31,9 @@ expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")
-def portal_url(stack: Stack) -> Iterator[str]:
-    if portal_served_by(stack.host.base_url):
-        yield f"{stack.host.base_url}/portal/"
-        return
-    with PortalProxy(stack.host.base_url) as proxy:
-        yield f"{proxy.base_url}/portal/"
+def portal_url(stack: Stack) -> str:
+    """The devhost serves the demo portal itself (DEVHOST_PORTAL=1 in the stack)."""
+    return f"{stack.host.base_url}/portal/"
 
 
 @pytest.fixture(scope="session")
