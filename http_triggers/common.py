@@ -12,7 +12,7 @@ import azure.functions as func
 
 import bootstrap
 from appointments.catalogue import CHANNEL_LABELS, TOPICS
-from appointments.errors import Forbidden
+from appointments.errors import Forbidden, Unauthenticated
 from appointments.lifecycle import EventType, LifecycleState, Policy
 from appointments.localtime import format_datetime, format_duration
 from appointments.model import Appointment, Expert, Phase
@@ -48,6 +48,26 @@ def client_address(req: func.HttpRequest) -> str:
 
 def customer(req: func.HttpRequest) -> Principal:
     return principal(req)
+
+
+def booking_owner(req: func.HttpRequest, code: str) -> str:
+    """The customer id to act as on booking ``code``: the signed-in customer, or, without a login,
+    the owner of the one booking an ``X-Booking-Token`` from the lookup names. Blocking."""
+    from appointments import manage_token
+    from appointments.codes import normalize_booking_code
+    from appointments.errors import NotFound
+
+    token = req.headers.get(manage_token.HEADER)
+    if req.headers.get(PRINCIPAL_HEADER) or not token:
+        return customer(req).user_id
+    s = bootstrap.services()
+    allowed = manage_token.verify(token, s.settings.code_pepper.value, s.clock.now())
+    if allowed is None:
+        raise Unauthenticated("The booking link has expired. Please look the booking up again.")
+    found = s.repo.get_by_code(allowed) if allowed == normalize_booking_code(code) else None
+    if found is None:
+        raise NotFound("No such appointment.")
+    return found.customer_id
 
 
 def expert(req: func.HttpRequest) -> Principal:

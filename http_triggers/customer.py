@@ -7,11 +7,13 @@ import azure.durable_functions as df
 import azure.functions as func
 
 import bootstrap
+from appointments import manage_token
 from appointments.identity import Outcome
 from appointments.lifecycle import EventType
 from appointments.timerules import iso
 from http_triggers.common import (
     appointment_view,
+    booking_owner,
     call,
     client_address,
     customer,
@@ -56,15 +58,22 @@ async def list_appointments(req: func.HttpRequest) -> func.HttpResponse:
 @problems_as_responses
 async def lookup_appointment(req: func.HttpRequest) -> func.HttpResponse:
     body = read_json(req)
-    found = await call(bootstrap.services().identity.guarded_lookup, body, client_address(req))
-    return json_response(await call(appointment_view, found))
+    services = bootstrap.services()
+    found = await call(services.identity.guarded_lookup, body, client_address(req))
+    view = await call(appointment_view, found)
+    # Lets the caller change or cancel this one booking without a login, for a short while.
+    token, expires = manage_token.issue(
+        found.booking_code, services.settings.code_pepper.value, services.clock.now()
+    )
+    view.update(manageToken=token, manageTokenExpiresAt=iso(expires))
+    return json_response(view, headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="appointments/{code}", methods=["GET"])
 @problems_as_responses
 async def get_appointment(req: func.HttpRequest) -> func.HttpResponse:
-    who = customer(req)
-    found = await call(bootstrap.services().appointments.get, who.user_id, req.route_params["code"])
+    owner = await call(booking_owner, req, req.route_params["code"])
+    found = await call(bootstrap.services().appointments.get, owner, req.route_params["code"])
     return json_response(await call(appointment_view, found))
 
 
@@ -74,10 +83,10 @@ async def get_appointment(req: func.HttpRequest) -> func.HttpResponse:
 async def change_appointment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    who = customer(req)
+    owner = await call(booking_owner, req, req.route_params["code"])
     body = read_json(req)
     before, after = await call(
-        bootstrap.services().appointments.change, who.user_id, req.route_params["code"], body
+        bootstrap.services().appointments.change, owner, req.route_params["code"], body
     )
     if (before.start, before.end) != (after.start, after.end) or after.revision != before.revision:
         await raise_lifecycle_event(
@@ -95,9 +104,9 @@ async def change_appointment(
 async def cancel_appointment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    who = customer(req)
+    owner = await call(booking_owner, req, req.route_params["code"])
     cancelled, _changed = await call(
-        bootstrap.services().appointments.cancel, who.user_id, req.route_params["code"]
+        bootstrap.services().appointments.cancel, owner, req.route_params["code"]
     )
     # Raised again on a retried DELETE too: a lost event must not leave the lifecycle running.
     await raise_lifecycle_event(client, cancelled.booking_code, EventType.CANCELLED)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -249,3 +249,32 @@ def test_expert_headers_helper_is_an_expert(stack: Stack) -> None:
     """The expert console's day view works for the assigned expert."""
     r = stack.host.get("/api/expert/appointments", headers=expert_headers(MATLEENA.expert_id))
     assert r.status_code == 200 and "appointments" in r.json()
+
+
+def test_without_a_login_the_lookup_token_changes_and_cancels_that_one_booking(stack: Stack) -> None:
+    """Code + phone → a short-lived token for GET/PATCH/DELETE of that booking only."""
+    who = new_customer()
+    booked = stack.book(who, expert=OLLI.expert_id, topic="daily.cards")
+    code = booked["bookingCode"]
+    other = stack.book(who, expert=MAIJA.expert_id, topic="savings.funds")
+    found = stack.host.post("/api/appointments/lookup", json={"bookingCode": code, "phone": "+358401234567"})
+    assert found.status_code == 200 and found.headers["cache-control"] == "no-store"
+    token = {"X-Booking-Token": found.json()["manageToken"]}
+    assert stack.host.get(f"/api/appointments/{code}", headers=token).json()["bookingCode"] == code
+    assert_problem(stack.host.get(f"/api/appointments/{other['bookingCode']}", headers=token), 404)
+    assert_problem(
+        stack.host.get(f"/api/appointments/{code}", headers={"X-Booking-Token": "forged.token"}), 401
+    )
+    assert_problem(stack.host.get("/api/appointments", headers=token), 401)  # listing needs the login
+    assert_problem(stack.host.post(f"/api/appointments/{code}/join", headers=token), 401)
+    moved = datetime.fromisoformat(booked["start"].replace("Z", "+00:00")) + timedelta(minutes=30)
+    r = stack.host.request(
+        "PATCH", f"/api/appointments/{code}", headers=token, json={"start": moved.isoformat()}
+    )
+    assert r.status_code == 200 and r.json()["revision"] == 1, r.text
+    assert (
+        stack.host.request("DELETE", f"/api/appointments/{code}", headers=token).json()["phase"]
+        == "cancelled"
+    )
+    stack.host.advance(minutes=16)
+    assert_problem(stack.host.get(f"/api/appointments/{code}", headers=token), 401)

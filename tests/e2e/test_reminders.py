@@ -18,8 +18,11 @@ def outbox(stack: Stack, customer: str, kind: str = "reminder") -> list[dict[str
 
 
 def mails_to(stack: Stack, address: str) -> list[dict[str, object]]:
-    return [m for m in stack.graph.state.mail
-            if any(t["emailAddress"]["address"] == address for t in m["message"].get("toRecipients", []))]
+    return [
+        m
+        for m in stack.graph.state.mail
+        if any(t["emailAddress"]["address"] == address for t in m["message"].get("toRecipients", []))
+    ]
 
 
 def advance_to(stack: Stack, when: datetime) -> None:

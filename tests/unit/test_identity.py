@@ -87,3 +87,19 @@ def test_failures_slow_down_with_growing_delays_and_stop_at_the_limit() -> None:
     assert identity.retry_after(replace(counter, failures=100), NOW, 100) == -1
     capped = identity.after_failure(replace(counter, failures=50), NOW)
     assert capped.blocked_until == NOW + timedelta(seconds=900)
+
+
+def test_manage_tokens_name_one_booking_and_expire() -> None:
+    """A lookup token verifies for its booking until it expires; tampering or another key fails."""
+    from appointments import manage_token
+
+    token, expires = manage_token.issue("2KMEVE6X", PEPPER, NOW)
+    assert expires == NOW + timedelta(minutes=15)
+    assert manage_token.verify(token, PEPPER, NOW) == "2KMEVE6X"
+    assert manage_token.verify(token, PEPPER, expires) is None
+    assert manage_token.verify(token, "another-pepper-0123456789", NOW) is None
+    body, sig = token.split(".")
+    other, _ = manage_token.issue("ZZZZZZZZ", PEPPER, NOW)
+    assert manage_token.verify(f"{other.split('.')[0]}.{sig}", PEPPER, NOW) is None
+    for bad in ("", "x", "a.b.c", "%%%.%%%", body + "." + sig[:-1]):
+        assert manage_token.verify(bad, PEPPER, NOW) is None
