@@ -30,13 +30,13 @@ pytestmark = pytest.mark.browser
 expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def portal_url(stack: Stack) -> str:
     """The devhost serves the demo portal itself (DEVHOST_PORTAL=1 in the stack)."""
     return f"{stack.host.base_url}/portal/"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
