@@ -65,6 +65,11 @@ class Notifier:
         reminder: Reminder | None = None,
     ) -> Notification | None:
         to_expert = recipient is Recipient.EXPERT
+        # The customer reads their booking's language; the expert reads the bank's working
+        # language (Finnish) unless they do not serve it.
+        lang = a.language
+        if to_expert:
+            lang = "fi" if expert is None or "fi" in expert.languages else expert.languages[0]
         join_url = (
             (a.join_url if to_expert else self.portal_url(a) + "/meeting")
             if a.channel is Channel.ONLINE
@@ -78,11 +83,11 @@ class Notifier:
         return Notification(
             kind=kind,
             recipient=recipient,
-            language=a.language,
+            language=lang,
             booking_code=a.booking_code,
             start=a.start,
             duration_minutes=a.duration_minutes,
-            topic=topic_label(a.topic_id, a.language),
+            topic=topic_label(a.topic_id, lang),
             expert_name=expert.display_name if expert else "",
             channel=a.channel,
             manage_url=f"{self.settings.portal_base_url}/portal/#/expert"

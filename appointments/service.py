@@ -13,6 +13,7 @@ from appointments.catalogue import TOPICS, Channel
 from appointments.codes import new_booking_code, normalize_booking_code
 from appointments.errors import (
     Conflict,
+    DomainError,
     FieldError,
     Gone,
     IllegalTransition,
@@ -318,6 +319,8 @@ class AppointmentService:
                 reason="too_early",
                 joinWindowOpensAt=iso(opens),
             )
+        if a.attention == "meeting_creation_failed" and not a.join_url:
+            raise MeetingUnavailable()
         if a.phase is Phase.BOOKED or not a.join_url:
             raise MeetingNotReady()
         first_join = a.phase is Phase.JOIN_OPEN
@@ -360,3 +363,14 @@ class MeetingNotReady(Conflict):
 
     def __init__(self) -> None:
         super().__init__("The meeting is being prepared. Please try again in a few seconds.", retryAfter=5)
+
+
+class MeetingUnavailable(DomainError):
+    status = 503
+    title = "Meeting unavailable"
+    type_slug = "meeting-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The online meeting could not be created. Your expert has been told and will contact you."
+        )

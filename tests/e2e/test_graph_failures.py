@@ -1,0 +1,64 @@
+"""When Teams cannot be reached: throttling and outages are retried; a refusal is recorded, never hangs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import httpx
+
+from tests.e2e.conftest import MATLEENA, Stack
+
+
+def fault(stack: Stack, **spec: object) -> None:
+    httpx.post(f"{stack.graph.origin}/_emulator/faults", json=spec, timeout=10).raise_for_status()
+
+
+def to_window(stack: Stack, booked: dict[str, object]) -> None:
+    target = datetime.fromisoformat(str(booked["start"]).replace("Z", "+00:00")) - timedelta(minutes=15)
+    stack.host.advance((target - stack.now()).total_seconds())
+
+
+def test_an_outage_is_retried_until_teams_answers(stack: Stack) -> None:
+    """503s beyond the adapter's own retries fail the activity; Durable retries it and it succeeds."""
+    who = f"cust-{uuid.uuid4().hex[:8]}"
+    booked = stack.book(who)
+    code = booked["bookingCode"]
+    fault(stack, path="onlineMeetings/createOrGet", status=503, count=3)
+    to_window(stack, booked)
+    record = stack.repo.get_by_code(code)
+    assert record is not None and not record.join_url  # still waiting for the retry
+    stack.host.advance(seconds=5)  # the first Durable retry interval
+    assert stack.phase(code) == "join_open"
+    assert len([m for m in stack.graph.state.meetings.values() if m.get("externalId") == code]) == 1
+    assert stack.as_customer(who, "POST", f"/api/appointments/{code}/join").status_code == 200
+
+
+def test_a_refused_meeting_is_recorded_and_the_expert_told(stack: Stack) -> None:
+    """A 403 (no application access policy, say) is permanent: attention for ops, mail to the expert."""
+    who = f"cust-{uuid.uuid4().hex[:8]}"
+    booked = stack.book(who)
+    code = booked["bookingCode"]
+    mails_before = len(stack.graph.state.mail)
+    fault(stack, path="onlineMeetings/createOrGet", status=403, count=1, code="Forbidden")
+    to_window(stack, booked)
+    assert stack.phase(code) == "join_open"
+    status = stack.host.status(f"appt-{code}")
+    assert (
+        status["runtimeStatus"] == "Running"
+        and status["customStatus"]["attention"] == "meeting_creation_failed"
+    )
+    ops = stack.host.request("GET", "/api/ops/appointments", key=True, params={"phase": "join_open"}).json()
+    assert any(a["bookingCode"] == code and a["attention"] for a in ops["appointments"])
+    new_mail = stack.graph.state.mail[mails_before:]
+    expert_mail = [
+        m
+        for m in new_mail
+        if any(t["emailAddress"]["address"] == MATLEENA.email for t in m["message"]["toRecipients"])
+    ]
+    assert len(expert_mail) == 1  # "meeting failed", not "join window open" without a link
+    r = stack.as_customer(who, "POST", f"/api/appointments/{code}/join")
+    assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
+    # It does not hang: with nobody joining, it ends as a no-show.
+    stack.host.advance(minutes=61)
+    assert stack.phase(code) == "no_show"

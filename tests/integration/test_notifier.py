@@ -1,0 +1,122 @@
+"""Notifications rendered and delivered through the real renderer, Azurite and a recording mailer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.notifier import Notifier
+from adapters.tables import TableRepository
+from appointments.catalogue import Channel
+from appointments.model import Appointment, Expert
+from appointments.settings import Settings
+from tests.fakes import FakeClock, RecordingMailer
+
+START = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)  # maanantai 7.12.2026 klo 12.30 in Helsinki
+
+
+@pytest.fixture
+def repo(storage_connection_string: str) -> TableRepository:
+    return TableRepository.from_connection_string(storage_connection_string)
+
+
+def setup(
+    repo: TableRepository,
+    language: str,
+    email: str | None = "asiakas@example.fi",
+    channel: Channel = Channel.ONLINE,
+) -> Appointment:
+    expert = Expert(
+        str(uuid.uuid4()),
+        "Maija Suomalainen",
+        "maija@pankki.example",
+        ("loans.home-loan",),
+        ("fi", "sv", "en"),
+    )
+    repo.put_expert(expert)
+    code = uuid.uuid4().hex[:8].upper()
+    a = Appointment(
+        code,
+        f"c-{code}",
+        expert.expert_id,
+        channel,
+        "loans.home-loan",
+        START,
+        45,
+        language,
+        "+358401234567",
+        email,
+        join_url="https://teams.example/join/1",
+    )
+    return repo.create(a, phone_hmac="x", cells=[], idempotency_key=None, fingerprint="")
+
+
+def notifier(repo: TableRepository) -> tuple[Notifier, RecordingMailer]:
+    mailer = RecordingMailer()
+    settings = Settings.from_env({"DEV_MODE": "true", "PORTAL_BASE_URL": "https://portal.example"})
+    return Notifier(repo, mailer, settings, FakeClock()), mailer
+
+
+def send(n: Notifier, code: str, kind: str, recipient: str, key: str) -> bool:
+    return asyncio.run(n.send(booking_code=code, kind=kind, recipient=recipient, key=key))
+
+
+@pytest.mark.parametrize(
+    ("language", "subject_word", "body_words"),
+    [
+        (
+            "fi",
+            "Vahvistus",
+            ["maanantai 7.12.2026 klo 12.30", "Lainat, Asuntolainaneuvottelu", "tallennetaan"],
+        ),
+        ("sv", "Bekräftelse", ["måndag 7.12.2026 kl. 12.30", "Lån, Bostadslånemöte"]),
+        ("en", "confirm", ["Monday 7 December 2026 at 12:30", "Loans, Home loan consultation", "recorded"]),
+    ],
+)
+def test_the_booking_confirmation_speaks_the_customers_language(
+    repo: TableRepository, language: str, subject_word: str, body_words: list[str]
+) -> None:
+    """Confirmation by mail and outbox, in fi/sv/en, with Helsinki time, topic and the recording notice."""
+    a = setup(repo, language)
+    n, mailer = notifier(repo)
+    assert send(n, a.booking_code, "booking_confirmation", "customer", "k1")
+    [mail] = mailer.sent
+    assert mail.to == "asiakas@example.fi" and subject_word.lower() in mail.subject.lower()
+    for word in body_words:
+        assert word in mail.text and word in mail.html
+    assert a.booking_code in mail.text and "+358401234567" not in mail.text
+    outbox = list(
+        repo.table("Outbox").query_entities("PartitionKey eq @pk", parameters={"pk": a.customer_id})
+    )
+    assert sorted(r["Channel"] for r in outbox) == ["push", "sms"]
+
+
+def test_each_key_is_sent_once(repo: TableRepository) -> None:
+    """A retried activity with the same key sends nothing more."""
+    a = setup(repo, "fi")
+    n, mailer = notifier(repo)
+    assert send(n, a.booking_code, "customer_in_lobby", "expert", "once")
+    assert not send(n, a.booking_code, "customer_in_lobby", "expert", "once")
+    assert len(mailer.sent) == 1 and mailer.sent[0].idempotency_key == "once"
+
+
+def test_expert_mail_is_finnish_and_carries_the_teams_link(repo: TableRepository) -> None:
+    """The expert reads Finnish even when the customer booked in Swedish, and gets the join link."""
+    a = setup(repo, "sv")
+    n, mailer = notifier(repo)
+    assert send(n, a.booking_code, "join_open", "expert", "k")
+    [mail] = mailer.sent
+    assert mail.to == "maija@pankki.example"
+    assert "https://teams.example/join/1" in mail.html and "Asuntolainaneuvottelu" in mail.text
+    assert "+358401234567" not in mail.text
+
+
+def test_customers_without_email_get_only_the_outbox(repo: TableRepository) -> None:
+    """No address: SMS and push rows, no mail."""
+    a = setup(repo, "fi", email=None, channel=Channel.PHONE)
+    n, mailer = notifier(repo)
+    assert send(n, a.booking_code, "booking_confirmation", "customer", "k")
+    assert mailer.sent == []
