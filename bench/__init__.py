@@ -1,0 +1,1 @@
+"""Benchmarks. ``make bench`` runs them all; each quotes ratios against a baseline of its own run."""
