@@ -24,13 +24,16 @@ log = logging.getLogger(__name__)
 @bp.activity_trigger(input_name="payload")
 def record_phase(payload: dict[str, Any]) -> None:
     """Write the orchestration's phase to the Appointments record (portal reads never ask Durable)."""
-    bootstrap.services().repo.set_phase(
-        payload["bookingCode"],
-        Phase(payload["phase"]),
-        parse_utc(payload["since"]),
-        revision=payload.get("revision"),
-        attention=payload.get("attention"),
-    )
+    try:
+        bootstrap.services().repo.set_phase(
+            payload["bookingCode"],
+            Phase(payload["phase"]),
+            parse_utc(payload["since"]),
+            revision=payload.get("revision"),
+            attention=payload.get("attention"),
+        )
+    except KeyError:  # the record is gone (erased): nothing to keep in step
+        log.warning("no record for %s; phase %s not written", payload["bookingCode"], payload["phase"])
 
 
 @bp.activity_trigger(input_name="payload")

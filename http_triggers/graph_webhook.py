@@ -17,7 +17,8 @@ import azure.functions as func
 import bootstrap
 from adapters.graph_webhook import MalformedNotification, parse_call_ended, validation_token
 from appointments.codes import normalize_booking_code
-from appointments.lifecycle import EventType, is_allowed
+from appointments.lifecycle import EventType
+from appointments.model import IN_MEETING_PHASES
 from appointments.ports import AuditEntry
 from http_triggers.common import call, raise_lifecycle_event
 from http_triggers.problem import problem
@@ -58,9 +59,9 @@ async def graph_notifications(
         )
     if batch.call_ended:
         appointment = await call(services.repo.get_by_code, code)
-        if appointment is not None and is_allowed(
-            appointment.phase, EventType.MEETING_ENDED, appointment.channel
-        ):
+        # Only once the customer has joined: an expert who opens the meeting early and leaves an
+        # empty call has not ended the appointment (the no-show timer covers a customer who never comes).
+        if appointment is not None and appointment.phase in IN_MEETING_PHASES:
             await call(services.repo.audit, AuditEntry(code, now, "graph", "call_ended"))
             await raise_lifecycle_event(client, code, EventType.MEETING_ENDED, {"source": "graph"})
     for notice in batch.lifecycle:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import MAIJA, MATLEENA, Stack
@@ -215,15 +216,7 @@ def test_end_from_a_graph_call_ended_notification(stack: Stack) -> None:
     join(stack, who, code)
     meeting = next(m for m in stack.graph.state.meetings.values() if m.get("externalId") == code)
     assert any(code in s.get("notificationUrl", "") for s in stack.graph.state.subscriptions.values())
-    r = (
-        stack.graph.http.post(f"/_emulator/meetings/{meeting['id']}/end")
-        if hasattr(stack.graph, "http")
-        else None
-    )
-    if r is None:
-        import httpx
-
-        r = httpx.post(f"{stack.graph.origin}/_emulator/meetings/{meeting['id']}/end", timeout=30)
+    r = httpx.post(f"{stack.graph.origin}/_emulator/meetings/{meeting['id']}/end", timeout=30)
     assert r.status_code == 200, r.text
     assert stack.phase(code) == "ended"
     trail = [e.action for e in stack.repo.audit_trail(code)]
@@ -273,3 +266,45 @@ def test_an_illegal_event_is_refused_before_it_reaches_the_orchestration(stack: 
     assert "MeetingEnded" not in str(history)
     r = stack.as_expert(MATLEENA.expert_id, "POST", f"/api/expert/appointments/{code}/identification-code")
     assert r.status_code == 409
+
+
+def test_an_empty_call_ending_before_the_customer_joins_does_not_end_it(stack: Stack) -> None:
+    """The expert opened the meeting early and left: still join_open, the customer can come."""
+    who = new_customer()
+    booked = stack.book(who)
+    code = booked["bookingCode"]
+    to_window(stack, booked["start"])
+    meeting = next(m for m in stack.graph.state.meetings.values() if m.get("externalId") == code)
+    httpx.post(f"{stack.graph.origin}/_emulator/meetings/{meeting['id']}/end", timeout=30).raise_for_status()
+    assert stack.phase(code) == "join_open"
+    join(stack, who, code)
+    assert stack.phase(code) == "lobby"
+
+
+def test_the_webhook_answers_the_handshake_and_ignores_forgeries(stack: Stack) -> None:
+    """validationToken is echoed as text/plain; a forged clientState is audited and changes nothing."""
+    url = "/api/graph/notifications"
+    r = stack.host.post(url, params={"validationToken": "token-123"})
+    assert (
+        r.status_code == 200 and r.text == "token-123" and r.headers["content-type"].startswith("text/plain")
+    )
+    who = new_customer()
+    booked = stack.book(who)
+    code = booked["bookingCode"]
+    to_window(stack, booked["start"])
+    join(stack, who, code)
+    forged = {
+        "value": [
+            {
+                "subscriptionId": "s",
+                "clientState": "guess",
+                "changeType": "updated",
+                "resource": "communications/onlineMeetings(joinWebUrl='x')/meetingCallEvents",
+                "resourceData": {"eventType": "callEnded"},
+            }
+        ]
+    }
+    r = stack.host.post(url, params={"appointment": code}, json=forged)
+    assert r.status_code == 202
+    assert stack.phase(code) == "lobby"
+    assert "forged_notification_refused" in [e.action for e in stack.repo.audit_trail(code)]
