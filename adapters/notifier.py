@@ -15,7 +15,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from adapters.renderer import RenderedNotification, Renderer
@@ -147,14 +146,10 @@ class Notifier:
         reminder: str | None = None,
     ) -> tuple[Notification, RenderedNotification, str | None, str | None, str] | None:
         """Blocking part before delivery: de-duplicate, load, render, write the outbox rows."""
-        marker_table = self.repo.table(NOTIFICATIONS)
         row_key = _key_hash(key)
-        try:
-            marker = marker_table.get_entity(booking_code, row_key)
-            if marker.get("State") == "sent":
-                return None
-        except ResourceNotFoundError:
-            pass
+        marker = self.repo.read(NOTIFICATIONS, booking_code, row_key)
+        if marker is not None and marker.get("State") == "sent":
+            return None
         a = self.repo.get_by_code(booking_code)
         if a is None:
             log.warning("notification %s for unknown booking %s skipped", kind, booking_code)

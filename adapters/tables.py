@@ -173,17 +173,19 @@ class TableRepository:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def get(self, customer_id: str, booking_code: str) -> Appointment | None:
+    def read(self, table: str, partition: str, row: str) -> Any | None:
+        """A point read; ``None`` when the entity does not exist."""
         try:
-            return _from_entity(self.table(APPOINTMENTS).get_entity(customer_id, booking_code))
+            return self.table(table).get_entity(partition, row)
         except ResourceNotFoundError:
             return None
 
+    def get(self, customer_id: str, booking_code: str) -> Appointment | None:
+        row = self.read(APPOINTMENTS, customer_id, booking_code)
+        return None if row is None else _from_entity(row)
+
     def _code_row(self, booking_code: str) -> Any | None:
-        try:
-            return self.table(BOOKING_CODES).get_entity(booking_code, "")
-        except ResourceNotFoundError:
-            return None
+        return self.read(BOOKING_CODES, booking_code, "")
 
     def get_by_code(self, booking_code: str) -> Appointment | None:
         row = self._code_row(booking_code)
@@ -216,9 +218,8 @@ class TableRepository:
         return sorted((_from_entity(r) for r in rows), key=lambda a: a.start)
 
     def find_by_idempotency_key(self, customer_id: str, key: str) -> tuple[str, str] | None:
-        try:
-            row = self.table(IDEMPOTENCY).get_entity(customer_id, key)
-        except ResourceNotFoundError:
+        row = self.read(IDEMPOTENCY, customer_id, key)
+        if row is None:
             return None
         return str(row["BookingCode"]), str(row["Fingerprint"])
 
@@ -512,10 +513,8 @@ class TableRepository:
         return sorted((_expert_from(r) for r in rows), key=lambda x: x.display_name)
 
     def get_expert(self, expert_id: str) -> Expert | None:
-        try:
-            return _expert_from(self.table(EXPERTS).get_entity(EXPERTS_PARTITION, expert_id))
-        except ResourceNotFoundError:
-            return None
+        row = self.read(EXPERTS, EXPERTS_PARTITION, expert_id)
+        return None if row is None else _expert_from(row)
 
     def put_expert(self, expert: Expert) -> None:
         self.table(EXPERTS).upsert_entity(_expert_entity(expert), mode=UpdateMode.REPLACE)
@@ -523,9 +522,8 @@ class TableRepository:
     # --- identification codes and failure counters (DESIGN §7) --------------------------------
 
     def get_code(self, booking_code: str) -> CodeRecord | None:
-        try:
-            e = self.table(IDENTITY_CODES).get_entity(booking_code, "current")
-        except ResourceNotFoundError:
+        e = self.read(IDENTITY_CODES, booking_code, "current")
+        if e is None:
             return None
         return CodeRecord(
             booking_code=booking_code,
@@ -570,9 +568,8 @@ class TableRepository:
             raise StaleRecord("the code changed meanwhile") from exc
 
     def get_counter(self, key: str) -> FailureCounter:
-        try:
-            e = self.table(FAILURES).get_entity(key, "")
-        except ResourceNotFoundError:
+        e = self.read(FAILURES, key, "")
+        if e is None:
             return FailureCounter(key)
         return FailureCounter(
             key,
@@ -633,9 +630,8 @@ class TableRepository:
         )
 
     def get_hold(self, hold_id: str) -> SlotHold | None:
-        try:
-            e = self.table(SLOT_HOLDS).get_entity(hold_id, "")
-        except ResourceNotFoundError:
+        e = self.read(SLOT_HOLDS, hold_id, "")
+        if e is None:
             return None
         return SlotHold(
             hold_id=hold_id,

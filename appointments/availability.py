@@ -36,7 +36,7 @@ from appointments.localtime import (
 from appointments.model import Expert
 from appointments.ports import AppointmentRepository, BusyInterval, Clock, SlotHold, SlotTaken
 from appointments.settings import Settings
-from appointments.timerules import cell_minutes, claimed_cells, iso
+from appointments.timerules import appointment_cells, cell_minutes, claimed_cells, iso
 
 MAX_RANGE_DAYS = 31
 DEFAULT_RANGE_DAYS = 7
@@ -335,9 +335,7 @@ class HoldService:
         self.settings = settings
 
     def cells(self, start: datetime, duration_minutes: int) -> list[datetime]:
-        s = self.settings
-        cell = cell_minutes(s.slot_interval_minutes, s.allowed_durations, s.buffer_minutes)
-        return list(claimed_cells(start, duration_minutes, cell, s.buffer_minutes))
+        return appointment_cells(self.settings, start, duration_minutes)
 
     def hold(self, customer_id: str, payload: Any) -> SlotHold:
         """Claim the cells for this customer; Conflict (409) when anyone else booked or holds them."""

@@ -32,7 +32,7 @@ from appointments.ports import (
     StaleRecord,
 )
 from appointments.settings import Settings
-from appointments.timerules import cell_minutes, claimed_cells, iso
+from appointments.timerules import appointment_cells, iso
 
 MAX_IDEMPOTENCY_KEY = 128
 
@@ -52,9 +52,7 @@ class AppointmentService:
     # --- helpers -----------------------------------------------------------------------------
 
     def cells(self, start: datetime, duration_minutes: int) -> list[datetime]:
-        s = self.settings
-        cell = cell_minutes(s.slot_interval_minutes, s.allowed_durations, s.buffer_minutes)
-        return list(claimed_cells(start, duration_minutes, cell, s.buffer_minutes))
+        return appointment_cells(self.settings, start, duration_minutes)
 
     def _audit(self, code: str, actor: str, action: str, detail: str = "") -> None:
         self.repo.audit(AuditEntry(code, self.clock.now(), actor, action, detail))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from appointments.settings import Settings
 
 
 def join_window_opens(start: datetime, join_window: timedelta) -> datetime:
@@ -44,6 +48,13 @@ def claimed_cells(
     while t < end:
         yield t
         t += timedelta(minutes=cell)
+
+
+def appointment_cells(settings: Settings, start: datetime, duration_minutes: int) -> list[datetime]:
+    """The cells an appointment (or a hold) at ``start`` claims under ``settings``."""
+    s = settings
+    cell = cell_minutes(s.slot_interval_minutes, s.allowed_durations, s.buffer_minutes)
+    return list(claimed_cells(start, duration_minutes, cell, s.buffer_minutes))
 
 
 def parse_utc(value: str) -> datetime:
