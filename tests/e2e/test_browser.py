@@ -260,3 +260,98 @@ def test_lookup_finds_a_booking_and_the_customer_cancels_it(browser: Browser, po
     expect(card).to_have_count(0)
     assert stack.phase(code) == "cancelled"
     ctx.close()
+
+
+def lookup(page: Page, code: str, phone: str) -> None:
+    page.get_by_label("Varaustunnus").fill(code)
+    page.get_by_label("Puhelinnumero").fill(phone)
+    page.get_by_role("button", name="Hae", exact=True).click()
+    expect(page.get_by_test_id("booking-code")).to_have_text(code)
+
+
+def test_lookup_without_login_changes_the_time_and_cancels(browser: Browser, portal_url: str,
+                                                           stack: Stack) -> None:
+    """Code + phone and no login: a slot taken meanwhile is explained, another one is taken, then
+    the booking is cancelled, all with the lookup's manage token instead of the login header."""
+    owner = "browser-lookup-owner"
+    booked = stack.book(owner, expert=OLLI.expert_id, topic="daily.accounts", phone="+358505550202")
+    code = booked["bookingCode"]
+    first_start = datetime.fromisoformat(booked["start"].replace("Z", "+00:00"))
+    ctx, page = open_portal(browser, portal_url, customer="someone-else", hash_="#/lookup")
+    sent: list[Any] = []
+    page.on("request", lambda req: sent.append(req) if "/api/appointments" in req.url else None)
+    lookup(page, code, "+358 50 555 0202")
+    card = page.locator(f"section[data-booking='{code}']")
+    when = card.get_by_test_id("lookup-when")
+    expect(when).to_have_text(format_datetime(first_start, "fi"))
+    minutes = booked["joinWindowMinutes"]
+    expect(card).to_contain_text(
+        f"Verkkoneuvotteluun voi liittyä kirjautuneena {minutes} minuuttia ennen alkua")
+
+    card.get_by_role("button", name="Muuta aikaa").click()
+    expect(card.get_by_role("button", name="Muuta aikaa")).to_have_attribute("aria-expanded", "true")
+    slots = card.get_by_role("radio")
+    expect(slots.first).to_be_focused()
+    taken = slots.first.get_attribute("value")
+    assert taken
+    stack.book("browser-lookup-rival", datetime.fromisoformat(taken.replace("Z", "+00:00")),
+               expert=OLLI.expert_id, topic="daily.accounts")
+    slots.first.check()
+    card.get_by_role("button", name="Vahvista uusi aika").click()
+    message = page.get_by_test_id("manage-msg")
+    expect(message).to_contain_text("Aikaa ei voitu muuttaa: The chosen time is no longer free.")
+    expect(card.locator(f"input[value='{taken}']")).to_have_count(0)  # the slots were reloaded
+    page.screenshot(path=screenshot_path("15-lookup-slot-taken-360"), full_page=True)
+    expect(slots.first).to_be_attached()
+    chosen = slots.first.get_attribute("value")
+    assert chosen
+    new_start = datetime.fromisoformat(chosen.replace("Z", "+00:00"))
+    slots.first.press("Space")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # keyboard only: the next stop after the slots is "Vahvista uusi aika"
+    expect(message).to_have_text(f"Aika muutettu. Uusi aika: {format_datetime(new_start, 'fi')}.")
+    expect(when).to_have_text(format_datetime(new_start, "fi"))
+    expect(when).to_be_focused()
+    page.screenshot(path=screenshot_path("16-lookup-rescheduled-360"), full_page=True)
+    assert start_of(stack, owner, code) == new_start
+
+    card.get_by_role("button", name="Peru aika").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"Haluatko varmasti perua ajan {code}")
+    dialog.get_by_role("button", name="Kyllä, peru").click()
+    expect(message).to_have_text(f"Aika {code} on peruttu.")
+    expect(card.get_by_test_id("phase")).to_have_text("Peruttu")
+    expect(card.get_by_role("button", name="Muuta aikaa")).to_have_count(0)
+    page.screenshot(path=screenshot_path("17-lookup-cancelled-360"), full_page=True)
+    assert stack.phase(code) == "cancelled"
+
+    assert {r.method for r in sent} >= {"POST", "PATCH", "DELETE"}
+    assert not [r.url for r in sent if "x-ms-client-principal" in r.headers]
+    assert all(r.headers.get("x-booking-token") for r in sent if r.method in ("PATCH", "DELETE"))
+    ctx.close()
+
+
+def test_lookup_with_an_expired_manage_token_asks_to_look_up_again(browser: Browser, portal_url: str,
+                                                                   stack: Stack) -> None:
+    """A 401 for the manage token (expired or forged) sends the visitor back to the lookup form."""
+    booked = stack.book("browser-lookup-expired", expert=OLLI.expert_id, topic="daily.accounts",
+                        phone="+358505550303")
+    code = booked["bookingCode"]
+    ctx, page = open_portal(browser, portal_url, hash_="#/lookup")
+    lookup(page, code, "+358505550303")
+
+    def forge(route: Any) -> None:
+        route.continue_(headers={**route.request.headers, "x-booking-token": "forged.token"})
+
+    page.route(f"**/api/appointments/{code}", forge)
+    page.get_by_role("button", name="Peru aika").click()
+    page.get_by_role("dialog").get_by_role("button", name="Kyllä, peru").click()
+    expect(page.get_by_test_id("manage-msg")).to_contain_text(
+        "Varauksen muokkausaika on päättynyt. Hae varaus uudelleen")
+    expect(page.get_by_label("Varaustunnus")).to_be_focused()
+    expect(page.locator(f"section[data-booking='{code}']")).to_have_count(0)
+    assert stack.phase(code) == "booked"
+
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name="Find a booking", level=1)).to_be_visible()
+    ctx.close()

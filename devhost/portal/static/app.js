@@ -29,7 +29,7 @@ const TEXTS = {
     joinHelp: "Teams avautuu uuteen ikkunaan. Odota aulassa, kunnes asiantuntija päästää sinut sisään.",
     joined: "Teams avattiin uuteen ikkunaan. Odota aulassa, kunnes asiantuntija päästää sinut sisään.",
     openTeams: "Avaa Teams", popupBlocked: "Jos Teams ei auennut, avaa se tästä:",
-    tooEarly: "Neuvottelun voi aloittaa aikaisintaan 15 minuuttia ennen alkua, {time} alkaen.",
+    tooEarly: "Neuvottelun voi aloittaa aikaisintaan {n} minuuttia ennen alkua, {time} alkaen.",
     notReady: "Neuvottelua valmistellaan. Yritetään uudelleen hetken kuluttua…",
     meetingOver: "Neuvottelu on päättynyt.",
     identTitle: "Tunnistautuminen",
@@ -53,6 +53,13 @@ const TEXTS = {
     lookupTitle: "Hae varaus", lookupHelp: "Hae varauksesi varaustunnuksella ja puhelinnumerolla ilman kirjautumista.",
     lookup: "Hae", notFound: "Varausta ei löytynyt näillä tiedoilla.",
     tooManyLookups: "Liian monta hakua. Odota {s} sekuntia.",
+    manageUntil: "Voit muuttaa tai perua varauksen ilman kirjautumista klo {time} asti.",
+    changeTime: "Muuta aikaa", newTime: "Valitse uusi aika", saveTime: "Vahvista uusi aika",
+    keepTime: "Pidä nykyinen aika", rescheduled: "Aika muutettu. Uusi aika: {when}.",
+    notChanged: "Aikaa ei voitu muuttaa: {msg}", notCancelled: "Aikaa ei voitu perua: {msg}",
+    tokenExpired: "Varauksen muokkausaika on päättynyt. Hae varaus uudelleen varaustunnuksella ja puhelinnumerolla.",
+    joinWindowInfo: "Verkkoneuvotteluun voi liittyä kirjautuneena {n} minuuttia ennen alkua, {time} alkaen.",
+    notChangeable: "Tätä varausta ei voi enää muuttaa verkossa.",
     expertTitle: "Päivän neuvottelut", date: "Päivä", today: "Tänään", noAppointments: "Ei neuvotteluja tänä päivänä.",
     waiting: "Asiakas odottaa aulassa", waitingCount: "Aulassa odottaa: {n}",
     issueCode: "Anna tunnistuskoodi", endMeeting: "Lopeta neuvottelu",
@@ -83,7 +90,7 @@ const TEXTS = {
     joinHelp: "Teams öppnas i ett nytt fönster. Vänta i lobbyn tills experten släpper in dig.",
     joined: "Teams öppnades i ett nytt fönster. Vänta i lobbyn tills experten släpper in dig.",
     openTeams: "Öppna Teams", popupBlocked: "Om Teams inte öppnades, öppna det här:",
-    tooEarly: "Mötet kan startas tidigast 15 minuter före början, från {time}.",
+    tooEarly: "Mötet kan startas tidigast {n} minuter före början, från {time}.",
     notReady: "Mötet förbereds. Vi försöker igen om en stund…",
     meetingOver: "Mötet har avslutats.",
     identTitle: "Identifiering",
@@ -107,6 +114,13 @@ const TEXTS = {
     lookupTitle: "Sök bokning", lookupHelp: "Sök din bokning med bokningskod och telefonnummer utan att logga in.",
     lookup: "Sök", notFound: "Ingen bokning hittades med dessa uppgifter.",
     tooManyLookups: "För många sökningar. Vänta {s} sekunder.",
+    manageUntil: "Du kan ändra eller avboka bokningen utan att logga in till kl. {time}.",
+    changeTime: "Ändra tid", newTime: "Välj en ny tid", saveTime: "Bekräfta den nya tiden",
+    keepTime: "Behåll nuvarande tid", rescheduled: "Tiden har ändrats. Ny tid: {when}.",
+    notChanged: "Tiden kunde inte ändras: {msg}", notCancelled: "Tiden kunde inte avbokas: {msg}",
+    tokenExpired: "Tiden för att ändra bokningen har gått ut. Sök bokningen igen med bokningskod och telefonnummer.",
+    joinWindowInfo: "Du kan ansluta till onlinemötet inloggad {n} minuter före början, från {time}.",
+    notChangeable: "Den här bokningen kan inte längre ändras på nätet.",
     expertTitle: "Dagens möten", date: "Dag", today: "I dag", noAppointments: "Inga möten denna dag.",
     waiting: "Kunden väntar i lobbyn", waitingCount: "I lobbyn väntar: {n}",
     issueCode: "Ge identifieringskod", endMeeting: "Avsluta mötet",
@@ -137,7 +151,7 @@ const TEXTS = {
     joinHelp: "Teams opens in a new window. Wait in the lobby until the expert admits you.",
     joined: "Teams opened in a new window. Wait in the lobby until the expert admits you.",
     openTeams: "Open Teams", popupBlocked: "If Teams did not open, open it here:",
-    tooEarly: "The meeting can be started at the earliest 15 minutes before it begins, from {time}.",
+    tooEarly: "The meeting can be started at the earliest {n} minutes before it begins, from {time}.",
     notReady: "The meeting is being prepared. Trying again in a moment…",
     meetingOver: "The meeting has ended.",
     identTitle: "Identification",
@@ -161,6 +175,13 @@ const TEXTS = {
     lookupTitle: "Find a booking", lookupHelp: "Find your booking with its code and your phone number, without signing in.",
     lookup: "Find", notFound: "No booking matches these details.",
     tooManyLookups: "Too many searches. Wait {s} seconds.",
+    manageUntil: "You can change or cancel this booking without signing in until {time}.",
+    changeTime: "Change time", newTime: "Choose a new time", saveTime: "Confirm new time",
+    keepTime: "Keep current time", rescheduled: "The time has been changed. New time: {when}.",
+    notChanged: "The time could not be changed: {msg}", notCancelled: "The booking could not be cancelled: {msg}",
+    tokenExpired: "Your time to change this booking has run out. Please look the booking up again with its code and your phone number.",
+    joinWindowInfo: "Signed in, you can join the online meeting {n} minutes before it begins, from {time}.",
+    notChangeable: "This booking can no longer be changed online.",
     expertTitle: "Appointments of the day", date: "Date", today: "Today", noAppointments: "No appointments on this day.",
     waiting: "Customer waiting in the lobby", waitingCount: "Waiting in the lobby: {n}",
     issueCode: "Issue code", endMeeting: "End meeting",
@@ -185,6 +206,7 @@ const state = {
   clockAvailable: false,
   issued: new Map(), // booking code -> {code, expiresAt, attemptsAllowed}; memory only
   flash: null,
+  lookup: null, // {booking, token, expiresAt} from the last lookup; memory only
   pollTimer: null,
   routeToken: 0,
 };
@@ -590,7 +612,11 @@ async function meetingView(code, stale) {
     }
     const kind = slug(r.data);
     if (r.status === 409 && r.data.joinWindowOpensAt) {
-      say(joinMsg, t("tooEarly", { time: fmtDateTime(r.data.joinWindowOpensAt) }), "error");
+      if (!current) await load(); // clicked before the page's first load: the view has joinWindowMinutes
+      if (stale()) return;
+      const time = fmtDateTime(r.data.joinWindowOpensAt);
+      const n = r.data.joinWindowMinutes ?? current?.joinWindowMinutes;
+      say(joinMsg, n ? t("tooEarly", { n, time }) : t("startOpensAt", { time }), "error");
     } else if (r.status === 409 && kind === "meeting-not-ready") {
       say(joinMsg, t("notReady"), "info");
       retryTimer = setTimeout(() => { if (!stale()) join(); }, (r.retryAfter || 3) * 1000);
@@ -828,28 +854,189 @@ function fallbackSlots(now, durationMinutes) {
 }
 
 // ---------------------------------------------------------------------------- lookup
-async function lookupView() {
+const CHANGEABLE = ["booked", "join_open"];
+const OVER = ["ended", "cancelled", "no_show"];
+
+/** Find a booking by code + phone without a login; the lookup's short-lived manage token then
+ * lets the visitor change the time or cancel that one booking (X-Booking-Token, no principal). */
+async function lookupView(_arg, stale) {
   const code = h("input", { id: "lookup-code", autocomplete: "off", spellcheck: "false", maxlength: "8",
     required: true, class: "code-input" });
   const phone = h("input", { id: "lookup-phone", type: "tel", autocomplete: "tel", required: true,
-    placeholder: "+358401234567" });
-  const msg = h("p", { class: "msg", role: "status", "aria-live": "polite", hidden: true });
+    placeholder: "+358401234567", "aria-describedby": "lookup-phone-help" });
+  const msg = h("p", { class: "msg", role: "status", "aria-live": "polite", hidden: true, "data-testid": "lookup-msg" });
+  // Outlives the card's re-rendering, so screen readers announce every outcome.
+  const manageMsg = h("p", { class: "msg", role: "status", "aria-live": "polite", hidden: true,
+    "data-testid": "manage-msg" });
   const result = h("div", {});
+  const submit = h("button", { type: "submit", class: "primary" }, t("lookup"));
   const form = h("form", { class: "book", novalidate: true, onsubmit: find },
     h("div", { class: "field" }, h("label", { for: "lookup-code" }, t("bookingCode")), code),
     h("div", { class: "field" }, h("label", { for: "lookup-phone" }, t("phone")), phone,
-      h("p", { class: "hint" }, t("phoneHelp"))),
-    h("button", { type: "submit", class: "primary" }, t("lookup")));
-  page(t("lookupTitle"), h("p", {}, t("lookupHelp")), form, msg, result);
+      h("p", { class: "hint", id: "lookup-phone-help" }, t("phoneHelp"))),
+    submit);
+  page(t("lookupTitle"), h("p", {}, t("lookupHelp")), form, msg, manageMsg, result);
+  if (state.lookup) show(); // e.g. after switching the language
+
   async function find(e) {
     e.preventDefault();
     say(msg, "");
+    say(manageMsg, "");
     result.replaceChildren();
+    state.lookup = null;
+    submit.disabled = true;
     const r = await api("POST", "/api/appointments/lookup",
       { bookingCode: code.value.trim().toUpperCase(), phone: phone.value.replace(/[\s-]/g, "") }, { auth: false });
-    if (r.ok) { result.replaceChildren(h("section", { class: "card" }, summary(r.data))); return; }
+    submit.disabled = false;
+    if (stale()) return;
+    if (r.ok) {
+      const { manageToken, manageTokenExpiresAt, ...booking } = r.data;
+      state.lookup = { booking, token: manageToken || null, expiresAt: manageTokenExpiresAt || null };
+      show();
+      $("#lookup-when", result)?.focus();
+      return;
+    }
     say(msg, r.status === 404 || r.status === 422 ? t("notFound")
       : r.status === 429 ? t("tooManyLookups", { s: r.retryAfter || 60 }) : problemText(r), "error");
+  }
+
+  function manage(method, body = null) {
+    const { booking, token } = state.lookup;
+    return api(method, `/api/appointments/${encodeURIComponent(booking.bookingCode)}`, body,
+      { auth: false, headers: { "X-Booking-Token": token } });
+  }
+  function detailOf(r) {
+    return r.status === 0 ? t("network") : r.data.detail || r.data.title || String(r.status);
+  }
+  function expired() {
+    state.lookup = null;
+    result.replaceChildren();
+    say(manageMsg, t("tokenExpired"), "error");
+    code.focus();
+  }
+  async function refresh() {
+    const r = await manage("GET");
+    if (stale() || !state.lookup) return;
+    if (r.status === 401) { expired(); return; }
+    if (r.ok) { state.lookup.booking = r.data; show(); }
+  }
+
+  function show() {
+    const a = state.lookup.booking;
+    const over = OVER.includes(a.phase);
+    const changeable = CHANGEABLE.includes(a.phase) && Boolean(state.lookup.token);
+    const changeBtn = h("button", { type: "button", "aria-expanded": "false", "aria-controls": "reschedule",
+      onclick: openReschedule }, t("changeTime"));
+    const cancelBtn = h("button", { type: "button", class: "danger", onclick: cancel }, t("cancel"));
+    const day = h("select", { id: "new-slot-day", name: "day" });
+    const slotNote = h("p", { class: "hint", role: "status", "aria-live": "polite", hidden: true });
+    const slotList = h("div", { class: "slots", role: "radiogroup", "aria-labelledby": "new-slot-legend" });
+    const save = h("button", { type: "submit", class: "primary" }, t("saveTime"));
+    const keep = h("button", { type: "button", onclick: closeReschedule }, t("keepTime"));
+    const panel = h("form", { id: "reschedule", class: "reschedule", hidden: true, novalidate: true,
+      "aria-labelledby": "new-slot-legend", onsubmit: reschedule,
+      onkeydown: (e) => { if (e.key === "Escape") { e.preventDefault(); closeReschedule(); } } },
+      h("fieldset", { class: "field" }, h("legend", { id: "new-slot-legend" }, t("newTime")),
+        h("label", { for: "new-slot-day" }, t("day")), day, slotNote, slotList),
+      h("div", { class: "actions" }, save, keep));
+    const joinInfo = a.channel === "online" && !over && a.joinWindowOpensAt
+      ? (a.joinWindowMinutes
+        ? t("joinWindowInfo", { n: a.joinWindowMinutes, time: fmtDateTime(a.joinWindowOpensAt) })
+        : t("startOpensAt", { time: fmtDateTime(a.joinWindowOpensAt) }))
+      : null;
+    const card = h("section", { class: "card", "aria-labelledby": "lookup-when", "data-booking": a.bookingCode },
+      h("h2", { id: "lookup-when", tabindex: "-1", "data-testid": "lookup-when" }, fmtDateTime(a.start)),
+      summary(a),
+      joinInfo ? h("p", { class: "hint" }, joinInfo) : null,
+      changeable && state.lookup.expiresAt
+        ? h("p", { class: "hint" }, t("manageUntil", { time: fmtTime(state.lookup.expiresAt) })) : null,
+      !changeable && !over ? h("p", { class: "hint" }, t("notChangeable")) : null,
+      changeable ? h("div", { class: "actions" }, changeBtn, cancelBtn) : null,
+      changeable ? panel : null);
+    result.replaceChildren(card);
+
+    let days = [];
+    async function loadSlots() {
+      say(slotNote, t("loading"));
+      slotList.replaceChildren();
+      const now = await serverNow();
+      const q = new URLSearchParams({ topic: a.topic?.id || "", channel: a.channel, expert: a.expert?.id || "any",
+        language: a.language, duration: String(a.durationMinutes), from: isoDay(wall(now)),
+        to: isoDay(wall(new Date(now.getTime() + 14 * 86400000))) });
+      const r = await api("GET", `/api/slots?${q}`, null, { auth: false });
+      if (stale() || !card.isConnected) return;
+      days = r.ok ? normalizeSlots(r.data)
+        .map((d) => ({ ...d, slots: d.slots.filter((s) => Date.parse(s.start) !== Date.parse(a.start)) }))
+        .filter((d) => d.slots.length) : [];
+      say(slotNote, r.ok ? "" : problemText(r), "error");
+      const keepDay = day.value;
+      day.replaceChildren(...days.map((d) => h("option", { value: d.date }, fmtDate(wall(fromIsoDay(d.date))))));
+      if (days.some((d) => d.date === keepDay)) day.value = keepDay;
+      renderSlots();
+    }
+    function renderSlots() {
+      const list = days.find((x) => x.date === day.value)?.slots || [];
+      slotList.replaceChildren(...(list.length ? list.map((s) => h("label", { class: "chip slot" },
+        h("input", { type: "radio", name: "new-slot", value: s.start }), fmtTime(s.start)))
+        : [h("p", {}, t("noSlots"))]));
+    }
+    day.addEventListener("change", renderSlots);
+
+    async function openReschedule() {
+      panel.hidden = false;
+      changeBtn.setAttribute("aria-expanded", "true");
+      await loadSlots();
+      if (!card.isConnected) return;
+      (slotList.querySelector("input") || day).focus();
+    }
+    function closeReschedule() {
+      panel.hidden = true;
+      changeBtn.setAttribute("aria-expanded", "false");
+      changeBtn.focus();
+    }
+    async function reschedule(e) {
+      e.preventDefault();
+      const slot = panel.querySelector("input[name=new-slot]:checked");
+      if (!slot) {
+        say(manageMsg, t("chooseSlot"), "error");
+        (slotList.querySelector("input") || day).focus();
+        return;
+      }
+      save.disabled = true;
+      const r = await manage("PATCH", { start: slot.value });
+      save.disabled = false;
+      if (stale() || !state.lookup) return;
+      if (r.ok) {
+        state.lookup.booking = r.data;
+        show();
+        say(manageMsg, t("rescheduled", { when: fmtDateTime(r.data.start) }), "ok");
+        $("#lookup-when", result)?.focus();
+        return;
+      }
+      if (r.status === 401) { expired(); return; }
+      say(manageMsg, t("notChanged", { msg: detailOf(r) }), "error");
+      if (r.status === 409) await loadSlots(); // taken meanwhile: offer what is free now
+      else if (r.status === 410) await refresh();
+    }
+    async function cancel() {
+      const ok = await confirmDialog(t("cancelConfirm", { code: a.bookingCode, when: fmtDateTime(a.start) }),
+        t("cancelYes"), t("cancelNo"));
+      if (!ok || stale() || !state.lookup) return;
+      cancelBtn.disabled = true;
+      const r = await manage("DELETE");
+      cancelBtn.disabled = false;
+      if (stale() || !state.lookup) return;
+      if (r.ok) {
+        state.lookup.booking = r.data;
+        show();
+        say(manageMsg, t("cancelled", { code: a.bookingCode }), "ok");
+        $("#lookup-when", result)?.focus();
+        return;
+      }
+      if (r.status === 401) { expired(); return; }
+      say(manageMsg, t("notCancelled", { msg: detailOf(r) }), "error");
+      if (r.status === 410) await refresh();
+    }
   }
 }
 
