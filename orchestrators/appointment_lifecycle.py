@@ -51,10 +51,10 @@ log = logging.getLogger(__name__)
 LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle"
 INSTANCE_PREFIX = "appt-"
 MAX_TIMER = timedelta(days=3)
-# Graph and Table Storage fail transiently (throttling, outages): retry with backoff, bounded.
-RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2_000, max_number_of_attempts=6)
-RETRY.backoff_coefficient = 2.0
-RETRY.max_retry_interval_in_milliseconds = 60_000
+# Graph and Table Storage fail transiently (throttling, outages): retry, bounded. The Python
+# SDK's RetryOptions carry only the first interval and the attempts (no backoff coefficient):
+# 8 attempts 5 s apart ride out about 40 s; an adapter already retried 429s within each attempt.
+RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=8)
 
 
 def instance_id(booking_code: str) -> str:

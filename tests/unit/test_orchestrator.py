@@ -1,0 +1,246 @@
+"""The lifecycle orchestrator replayed on hand-built Durable histories, with the SDK's real replay code.
+
+A small driver plays the host: it runs ``Orchestrator.handle`` on the history, turns the new
+actions into TaskScheduled / TimerCreated events (sequence numbers in yield order, as the host
+does), and lets the test complete activities, fire timers and raise events between episodes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as T
+
+from orchestrators.appointment_lifecycle import MAX_TIMER, appointment_lifecycle
+
+HANDLE = appointment_lifecycle.build().get_user_function()
+T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+START = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
+INPUT = {
+    "bookingCode": "2KMEVE6X",
+    "channel": "online",
+    "expertId": "expert-1",
+    "start": "2026-12-07T10:30:00Z",
+    "end": "2026-12-07T11:15:00Z",
+    "revision": 0,
+    "policy": {"joinWindowMinutes": 15, "endGraceMinutes": 30},
+}
+RECORD = {"start": INPUT["start"], "end": INPUT["end"], "revision": 0, "phase": "booked"}
+
+
+def ts(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def leaves(actions: list[Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for action in actions:
+        if isinstance(action, list):
+            out += leaves(action)
+        elif action.get("actionType") in (11, 12):
+            out += leaves(action["compoundActions"])
+        else:
+            out.append(action)
+    return out
+
+
+@dataclass
+class Replay:
+    """One orchestration instance, played by hand."""
+
+    now: datetime = T0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seen: int = 0
+    seq: int = 0
+    pending: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> action (activities, timers)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def event(self, kind: T, **fields: Any) -> dict[str, Any]:
+        return {
+            "EventType": kind.value,
+            "EventId": fields.pop("EventId", -1),
+            "Timestamp": ts(self.now),
+            "IsPlayed": False,
+            **fields,
+        }
+
+    def episode(self, *new_events: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run one episode with ``new_events``; returns the new actions."""
+        for e in self.history:
+            e["IsPlayed"] = True
+        self.history += [self.event(T.ORCHESTRATOR_STARTED), *new_events]
+        context = {
+            "history": self.history,
+            "instanceId": "appt-2KMEVE6X",
+            "isReplaying": False,
+            "parentInstanceId": None,
+            "input": json.dumps(INPUT),
+            "upperSchemaVersion": 2,
+        }
+        self.result = json.loads(HANDLE(json.dumps(context)))
+        flat = leaves(self.result["actions"])
+        new, self.seen = flat[self.seen :], len(flat)
+        for action in new:
+            kind = action["actionType"]
+            if kind in (0, 1):
+                self.history.append(
+                    self.event(T.TASK_SCHEDULED, EventId=self.seq, Name=action["functionName"])
+                )
+                self.pending[self.seq] = action
+                self.seq += 1
+            elif kind == 5:
+                self.history.append(self.event(T.TIMER_CREATED, EventId=self.seq, FireAt=action["fireAt"]))
+                self.pending[self.seq] = action
+                self.seq += 1
+            elif kind == 4:
+                self.seq += 1
+        self.history.append(self.event(T.ORCHESTRATOR_COMPLETED))
+        return new
+
+    def start(self) -> list[dict[str, Any]]:
+        return self.episode(
+            self.event(
+                T.EXECUTION_STARTED, Name="appointment_lifecycle", Input=json.dumps(INPUT), Version=None
+            )
+        )
+
+    def activities(self) -> dict[int, dict[str, Any]]:
+        return {s: a for s, a in self.pending.items() if a["actionType"] in (0, 1)}
+
+    def complete_all(self, results: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Complete every pending activity (result by function name) in one episode."""
+        results = {
+            "load_schedule": RECORD,
+            "create_meeting": {"ok": True, "meetingId": "m1"},
+            **(results or {}),
+        }
+        events = [
+            self.event(T.TASK_COMPLETED, TaskScheduledId=s, Result=json.dumps(results.get(a["functionName"])))
+            for s, a in self.activities().items()
+        ]
+        for s in list(self.activities()):
+            del self.pending[s]
+        return self.episode(*events)
+
+    def settle(self, results: dict[str, Any] | None = None) -> None:
+        """Complete activities until the orchestration only waits for timers or events."""
+        while self.activities():
+            self.complete_all(results)
+
+    def timer(self) -> tuple[int, datetime]:
+        [(seq, action)] = [(s, a) for s, a in self.pending.items() if a["actionType"] == 5]
+        return seq, datetime.fromisoformat(action["fireAt"].replace("Z", "+00:00"))
+
+    def fire_timer(self) -> list[dict[str, Any]]:
+        seq, fire_at = self.timer()
+        self.now = max(self.now, fire_at)
+        del self.pending[seq]
+        return self.episode(self.event(T.TIMER_FIRED, TimerId=seq, FireAt=ts(fire_at)))
+
+    def raise_event(self, name: str, data: Any = None) -> list[dict[str, Any]]:
+        # An event wins over the pending timer; the orchestrator cancels that timer.
+        self.pending = {s: a for s, a in self.pending.items() if a["actionType"] != 5}
+        return self.episode(self.event(T.EVENT_RAISED, Name=name, Input=json.dumps(data or {})))
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return dict(self.result["customStatus"])
+
+    def names(self, actions: list[dict[str, Any]]) -> list[str]:
+        return [a.get("functionName") or str(a["actionType"]) for a in actions]
+
+
+def test_first_episode_records_the_phase_then_confirms_the_booking() -> None:
+    """Booked: the record gets the phase, the customer a confirmation; status carries no personal data."""
+    r = Replay()
+    assert r.names(r.start()) == ["record_phase"]
+    assert r.status["phase"] == "booked" and r.status["joinWindowOpensAt"] == "2026-12-07T10:15:00Z"
+    assert r.names(r.complete_all()) == ["send_notification"]
+    notify = json.loads(r.pending[1]["input"])
+    assert notify["kind"] == "booking_confirmation" and notify["recipient"] == "customer"
+    assert set(notify) >= {"bookingCode", "key"} and "phone" not in json.dumps(notify)
+    assert r.names(r.complete_all()) == ["load_schedule"]
+
+
+def test_a_six_day_wait_is_cut_into_legs_and_reminders_come_first() -> None:
+    """The first timer is the day-before reminder, but no timer is longer than MAX_TIMER."""
+    r = Replay()
+    r.start()
+    r.settle()
+    _, fire_at = r.timer()
+    assert fire_at == T0 + MAX_TIMER  # the reminder is 5 days away: first a 3-day leg
+    r.fire_timer()
+    assert not r.activities()  # a leg only re-arms
+    _, fire_at = r.timer()
+    assert fire_at == START - timedelta(hours=24)
+    new = r.fire_timer()
+    assert r.names(new) == ["load_schedule"]  # before acting on a deadline, check the record
+    new = r.complete_all()
+    reminder = json.loads(new[0]["input"])
+    assert reminder["kind"] == "reminder" and reminder["reminder"] == "day_before"
+
+
+def test_the_join_window_creates_the_meeting_before_recording_the_phase() -> None:
+    """join_open: the meeting exists before the record says the window is open; then both are told."""
+    r = Replay(now=START - timedelta(hours=2))
+    r.start()
+    r.settle()
+    r.fire_timer()  # hour-before reminder
+    r.settle()
+    new = r.fire_timer()  # the join window
+    assert r.names(new) == ["load_schedule"]
+    assert r.names(r.complete_all()) == ["create_meeting"]
+    assert r.names(r.complete_all()) == ["record_phase"]
+    assert r.status["phase"] == "join_open"
+    sent = r.complete_all()
+    assert sorted(json.loads(a["input"])["recipient"] for a in sent) == ["customer", "expert"]
+
+
+def test_events_drive_the_meeting_to_the_end() -> None:
+    """CustomerJoined → lobby, CodeIssued → code_issued, CodeVerified → verified, MeetingEnded → done."""
+    r = Replay(now=START - timedelta(minutes=15))
+    r.start()
+    r.settle()
+    r.fire_timer()
+    r.settle()
+    assert r.status["phase"] == "join_open"
+    r.raise_event("CustomerJoined")
+    r.settle()
+    assert r.status["phase"] == "lobby"
+    r.raise_event("CodeIssued", {"expiresAt": "2026-12-07T10:25:00Z"})
+    r.settle()
+    assert r.status["phase"] == "code_issued" and r.status["codeExpiresAt"] == "2026-12-07T10:25:00Z"
+    r.raise_event("CodeVerified")
+    r.settle()
+    assert r.status["phase"] == "verified"
+    r.raise_event("MeetingEnded", {"source": "expert"})
+    r.settle()
+    assert r.result["isDone"] and r.result["output"] == {"phase": "ended"}
+
+
+def test_an_illegal_event_is_ignored_not_fatal() -> None:
+    """CodeVerified while booked (a race the HTTP gate missed) changes nothing."""
+    r = Replay()
+    r.start()
+    r.settle()
+    new = r.raise_event("CodeVerified")
+    assert r.names([a for a in new if a["actionType"] in (0, 1)]) == []
+    assert r.status["phase"] == "booked" and not r.result["isDone"]
+
+
+def test_reschedule_continues_as_new_with_the_new_times() -> None:
+    """Rescheduled: both told, then continue-as-new with the new input (short history)."""
+    r = Replay()
+    r.start()
+    r.settle()
+    r.raise_event(
+        "Rescheduled", {"start": "2026-12-09T10:00:00Z", "end": "2026-12-09T10:45:00Z", "revision": 1}
+    )
+    r.complete_all()  # notifications
+    can = [a for a in leaves(r.result["actions"]) if a["actionType"] == 4]
+    assert r.result["isDone"] and can
+    new_input = json.loads(can[0]["input"])
+    assert new_input["start"] == "2026-12-09T10:00:00Z" and new_input["revision"] == 1
