@@ -8,6 +8,7 @@ from http_triggers.catalogue import bp as catalogue_api
 from http_triggers.customer import bp as customer_api
 from http_triggers.expert import bp as expert_api
 from http_triggers.graph_webhook import bp as graph_webhook
+from http_triggers.openapi import bp as openapi_document
 from http_triggers.ops import bp as ops_api
 from http_triggers.slots import bp as slots_api
 from orchestrators.appointment_lifecycle import bp as lifecycle_orchestrator
@@ -23,5 +24,6 @@ for blueprint in (
     ops_api,
     graph_webhook,
     slots_api,
+    openapi_document,
 ):
     app.register_functions(blueprint)

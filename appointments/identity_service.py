@@ -79,6 +79,10 @@ class IdentityService:
 
     def verify(self, customer_id: str, booking_code: str, payload: Any) -> tuple[Appointment, Verification]:
         a = self.appointments.get(customer_id, booking_code)  # 404 for anyone but the owner
+        if not isinstance(payload, dict):
+            malformed = Problems()
+            malformed.add("body", "must be a JSON object")
+            malformed.raise_if_any(malformed=True)
         entered = payload.get("code") if isinstance(payload, dict) else None
         p = Problems()
         if isinstance(payload, dict) and set(payload) - {"code"}:

@@ -72,7 +72,10 @@ class AppointmentService:
         return [
             x
             for x in self.repo.list_experts()
-            if x.active and (topic is None or x.serves(topic, language, channel))
+            if x.active
+            and (topic is None or topic in x.topics)
+            and (language is None or language in x.languages)
+            and (channel is None or channel in x.channels)
         ]
 
     # --- customer ----------------------------------------------------------------------------
@@ -141,7 +144,7 @@ class AppointmentService:
                     "booked",
                     f"{stored.channel.value} {iso(stored.start)} {stored.duration_minutes} min",
                 )
-            return Booked(stored, created=True)
+            return Booked(stored, created=created)
         raise Conflict(
             "The chosen time is no longer free. Please choose another time.", reason="slot_taken"
         ) from last_taken
@@ -234,6 +237,8 @@ class AppointmentService:
     def change(self, customer_id: str, code: str, payload: Any) -> tuple[Appointment, Appointment]:
         """Reschedule and/or change the topic or expert. Returns (before, after)."""
         current = self.get(customer_id, code)
+        if current.phase.is_terminal:
+            raise Gone(f"The appointment is {current.phase.value}.", phase=current.phase.value)
         req = rules.parse_change(payload, self.clock.now(), self.settings)
         new = current.with_changes(
             start=req.start or current.start,

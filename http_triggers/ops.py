@@ -8,6 +8,7 @@ import azure.functions as func
 import bootstrap
 from appointments.errors import Problems
 from appointments.model import Phase
+from appointments.timerules import iso
 from http_triggers.common import call
 from http_triggers.problem import json_response, problems_as_responses
 
@@ -36,7 +37,7 @@ async def ops_appointments(req: func.HttpRequest) -> func.HttpResponse:
                     "phase": a.phase.value,
                     "channel": a.channel.value,
                     "expertId": a.expert_id,
-                    "start": a.start.isoformat(),
+                    "start": iso(a.start),
                     "durationMinutes": a.duration_minutes,
                     "attention": a.attention,
                     "instanceId": f"appt-{a.booking_code}",

@@ -7,7 +7,24 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from tests.e2e.conftest import MATLEENA, Stack
+from appointments.model import Expert
+from devhost.seed import WEEKDAYS_8_TO_16
+from tests.e2e.conftest import Stack
+
+
+def own_expert(stack: Stack) -> Expert:
+    """An expert of this test's own: faults and mail can be pinned to them alone."""
+    expert_id = str(uuid.uuid4())
+    expert = Expert(
+        expert_id,
+        "Testi Asiantuntija",
+        f"{expert_id}@pankki.example",
+        ("loans.home-loan",),
+        ("fi",),
+        working_hours=WEEKDAYS_8_TO_16,
+    )
+    stack.repo.put_expert(expert)
+    return expert
 
 
 def fault(stack: Stack, **spec: object) -> None:
@@ -22,9 +39,10 @@ def to_window(stack: Stack, booked: dict[str, object]) -> None:
 def test_an_outage_is_retried_until_teams_answers(stack: Stack) -> None:
     """503s beyond the adapter's own retries fail the activity; Durable retries it and it succeeds."""
     who = f"cust-{uuid.uuid4().hex[:8]}"
-    booked = stack.book(who)
+    expert = own_expert(stack)
+    booked = stack.book(who, expert=expert.expert_id)
     code = booked["bookingCode"]
-    fault(stack, path="onlineMeetings/createOrGet", status=503, count=3)
+    fault(stack, path=f"{expert.expert_id}/onlineMeetings/createOrGet", status=503, count=3)
     to_window(stack, booked)
     record = stack.repo.get_by_code(code)
     assert record is not None and not record.join_url  # still waiting for the retry
@@ -37,10 +55,11 @@ def test_an_outage_is_retried_until_teams_answers(stack: Stack) -> None:
 def test_a_refused_meeting_is_recorded_and_the_expert_told(stack: Stack) -> None:
     """A 403 (no application access policy, say) is permanent: attention for ops, mail to the expert."""
     who = f"cust-{uuid.uuid4().hex[:8]}"
-    booked = stack.book(who)
+    expert = own_expert(stack)
+    booked = stack.book(who, expert=expert.expert_id)
     code = booked["bookingCode"]
     mails_before = len(stack.graph.state.mail)
-    fault(stack, path="onlineMeetings/createOrGet", status=403, count=1, code="Forbidden")
+    fault(stack, path=f"{expert.expert_id}/onlineMeetings/createOrGet", status=403, count=1, code="Forbidden")
     to_window(stack, booked)
     assert stack.phase(code) == "join_open"
     status = stack.host.status(f"appt-{code}")
@@ -54,7 +73,7 @@ def test_a_refused_meeting_is_recorded_and_the_expert_told(stack: Stack) -> None
     expert_mail = [
         m
         for m in new_mail
-        if any(t["emailAddress"]["address"] == MATLEENA.email for t in m["message"]["toRecipients"])
+        if any(t["emailAddress"]["address"] == expert.email for t in m["message"]["toRecipients"])
     ]
     assert len(expert_mail) == 1  # "meeting failed", not "join window open" without a link
     r = stack.as_customer(who, "POST", f"/api/appointments/{code}/join")
