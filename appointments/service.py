@@ -260,8 +260,14 @@ class AppointmentService:
             problems.add("expertId", "unknown expert")
         elif not expert.serves(new.topic_id, current.language, current.channel):
             problems.add("topic", "the expert does not serve this topic, language and channel")
-        problems.raise_if_any()
         times_changed = (new.start, new.duration_minutes) != (current.start, current.duration_minutes)
+        if (
+            expert is not None
+            and (times_changed or new.expert_id != current.expert_id)
+            and not works_at(expert, new.start, new.duration_minutes)
+        ):
+            problems.add("start", "is outside the expert's working hours")
+        problems.raise_if_any()
         if times_changed:
             new = new.with_changes(revision=current.revision + 1)
         try:

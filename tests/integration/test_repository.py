@@ -304,3 +304,27 @@ def test_tables_are_created_on_first_use(storage_connection_string: str) -> None
     repo = TableRepository(service)
     repo.table(name).upsert_entity({"PartitionKey": "p", "RowKey": "r"})
     assert name in {t.name for t in service.list_tables()}
+
+
+def test_a_reschedule_outside_working_hours_is_refused(
+    service: AppointmentService, repo: TableRepository
+) -> None:
+    """Moving a booking to a time the expert does not work is a 422 and changes nothing."""
+    from devhost.seed import WEEKDAYS_8_TO_16
+
+    x = Expert(
+        str(uuid.uuid4()),
+        "Olli",
+        "o@pankki.example",
+        ("loans.home-loan",),
+        ("fi",),
+        working_hours=WEEKDAYS_8_TO_16,
+    )
+    repo.put_expert(x)
+    who = customer()
+    booked = service.book(who, body(x), None).appointment
+    evening = START.replace(hour=16)  # 18.00 in Helsinki
+    with pytest.raises(ValidationFailed) as err:
+        service.change(who, booked.booking_code, {"start": evening.isoformat()})
+    assert {e.field for e in err.value.errors} == {"start"}
+    assert service.get(who, booked.booking_code).start == START
