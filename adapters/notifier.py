@@ -17,9 +17,10 @@ from typing import Any
 
 from azure.data.tables import UpdateMode
 
-from adapters.renderer import RenderedNotification, Renderer
+from adapters.renderer import Renderer
 from adapters.tables import TableRepository
-from appointments.catalogue import Channel, topic_label
+from appointments.calendar import appointment_ics
+from appointments.catalogue import CHANNEL_LABELS, Channel, topic_label
 from appointments.model import Appointment, Expert
 from appointments.notifications import Notification, NotificationKind, Recipient, Reminder
 from appointments.ports import Clock, MailMessage, MailSender
@@ -29,6 +30,9 @@ from appointments.timerules import iso
 log = logging.getLogger(__name__)
 NOTIFICATIONS = "Notifications"
 OUTBOX = "Outbox"
+CALENDAR_KINDS = frozenset(
+    {NotificationKind.NEW_BOOKING, NotificationKind.RESCHEDULED, NotificationKind.CANCELLED}
+)
 
 
 def _key_hash(key: str) -> str:
@@ -120,18 +124,9 @@ class Notifier:
         )
         if prepared is None:
             return False
-        n, rendered, expert_mail, customer_mail, row_key = prepared
-        for to in (expert_mail, customer_mail):
-            if to:
-                await self.mailer.send(
-                    MailMessage(
-                        to=to,
-                        subject=rendered.subject,
-                        text=rendered.text,
-                        html=rendered.html,
-                        idempotency_key=key,
-                    )
-                )
+        n, mails, row_key = prepared
+        for mail in mails:
+            await self.mailer.send(mail)
         await asyncio.to_thread(self._mark_sent, booking_code, row_key, n)
         return True
 
@@ -144,7 +139,7 @@ class Notifier:
         previous_start: datetime | None,
         previous_end: datetime | None,
         reminder: str | None = None,
-    ) -> tuple[Notification, RenderedNotification, str | None, str | None, str] | None:
+    ) -> tuple[Notification, list[MailMessage], str] | None:
         """Blocking part before delivery: de-duplicate, load, render, write the outbox rows."""
         row_key = _key_hash(key)
         marker = self.repo.read(NOTIFICATIONS, booking_code, row_key)
@@ -167,13 +162,51 @@ class Notifier:
         if n is None:
             return None
         rendered = self.renderer.render_notification(n)
+
+        def mail(to: str, attachments: tuple[tuple[str, str, bytes], ...] = ()) -> MailMessage:
+            return MailMessage(
+                to=to,
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                idempotency_key=key,
+                attachments=attachments,
+            )
+
         if n.recipient is Recipient.EXPERT:
             if expert is None or not expert.email:
                 log.warning("expert of %s has no mail address; %s not sent", booking_code, kind)
                 return None
-            return n, rendered, expert.email, None, row_key
+            return n, [mail(expert.email, self._calendar(a, n, expert.email))], row_key
         self._outbox(a, n, rendered.subject, rendered.text, row_key)
-        return n, rendered, None, a.email, row_key
+        return n, [mail(a.email)] if a.email else [], row_key
+
+    def _calendar(self, a: Appointment, n: Notification, attendee: str) -> tuple[tuple[str, str, bytes], ...]:
+        """The expert's calendar entry: booked and moved update it, cancelled removes it."""
+        if n.kind not in CALENDAR_KINDS:
+            return ()
+        cancel = n.kind is NotificationKind.CANCELLED
+        ics = appointment_ics(
+            booking_code=a.booking_code,
+            start=a.start,
+            end=a.end,
+            summary=f"{n.topic} ({a.booking_code})",
+            description=f"{CHANNEL_LABELS[a.channel][n.language]}: {n.manage_url}",
+            url=n.manage_url,
+            organizer=self.settings.graph_sender_mailbox or "noreply@invalid",
+            attendee=attendee,
+            # Every change raises the sequence; a cancel outranks the booking it cancels.
+            sequence=a.revision + (1 if cancel else 0),
+            now=self.clock.now(),
+            cancel=cancel,
+        )
+        return (
+            (
+                f"{a.booking_code}.ics",
+                "text/calendar; charset=utf-8; method=" + ("CANCEL" if cancel else "REQUEST"),
+                ics,
+            ),
+        )
 
     def _mark_sent(self, booking_code: str, row_key: str, n: Notification) -> None:
         self.repo.table(NOTIFICATIONS).upsert_entity(

@@ -250,7 +250,13 @@ def start(state: LifecycleState, at: datetime) -> Decision:
     late = frozenset(r for due, r in state.reminders_due() if due <= at)
     new = replace(state, phase=Phase.BOOKED, since=at, reminders_done=state.reminders_done | late)
     if state.revision == 0:
-        return Decision(new, (notify(NotificationKind.BOOKING_CONFIRMATION, Recipient.CUSTOMER),))
+        return Decision(
+            new,
+            (
+                notify(NotificationKind.BOOKING_CONFIRMATION, Recipient.CUSTOMER),
+                notify(NotificationKind.NEW_BOOKING, Recipient.EXPERT),
+            ),
+        )
     return Decision(new)
 
 

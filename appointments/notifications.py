@@ -38,6 +38,7 @@ class NotificationKind(StrEnum):
     CUSTOMER_IN_LOBBY = "customer_in_lobby"
     IDENTITY_VERIFIED = "identity_verified"
     CODE_LOCKED = "code_locked"
+    NEW_BOOKING = "new_booking"  # to the expert, with a calendar entry
     RESCHEDULED = "rescheduled"
     CANCELLED = "cancelled"
     MEETING_FAILED = "meeting_failed"  # needs attention, e.g. the Teams meeting could not be created
@@ -65,6 +66,7 @@ RECIPIENTS: Final[Mapping[NotificationKind, frozenset[Recipient]]] = MappingProx
         NotificationKind.CUSTOMER_IN_LOBBY: _EXPERT,
         NotificationKind.IDENTITY_VERIFIED: _BOTH,
         NotificationKind.CODE_LOCKED: _EXPERT,
+        NotificationKind.NEW_BOOKING: _EXPERT,
         NotificationKind.RESCHEDULED: _BOTH,
         NotificationKind.CANCELLED: _BOTH,
         NotificationKind.MEETING_FAILED: _EXPERT,

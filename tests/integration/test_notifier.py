@@ -120,3 +120,26 @@ def test_customers_without_email_get_only_the_outbox(repo: TableRepository) -> N
     n, mailer = notifier(repo)
     assert send(n, a.booking_code, "booking_confirmation", "customer", "k")
     assert mailer.sent == []
+
+
+def test_the_expert_gets_a_calendar_entry_that_moves_and_cancels(repo: TableRepository) -> None:
+    """New booking: REQUEST; reschedule: same UID, higher SEQUENCE; cancel: CANCEL. No customer data."""
+    a = setup(repo, "fi")
+    n, mailer = notifier(repo)
+    assert send(n, a.booking_code, "new_booking", "expert", "new")
+    [(name, content_type, ics)] = mailer.sent[0].attachments
+    text = ics.decode()
+    assert name == f"{a.booking_code}.ics" and content_type.startswith("text/calendar")
+    assert "METHOD:REQUEST" in text and f"UID:{a.booking_code}@verkkoneuvottelu" in text
+    assert "DTSTART:20261207T103000Z" in text and "SEQUENCE:0" in text and "\r\n" in text
+    assert "+358" not in text and "c-" not in text
+    assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))
+    assert asyncio.run(
+        n.send(booking_code=a.booking_code, kind="cancelled", recipient="expert", key="cancel")
+    )
+    cancel = mailer.sent[-1].attachments[0][2].decode()
+    assert "METHOD:CANCEL" in cancel and "STATUS:CANCELLED" in cancel and "SEQUENCE:1" in cancel
+    assert (
+        not asyncio.run(n.send(booking_code=a.booking_code, kind="code_locked", recipient="expert", key="x"))
+        or mailer.sent[-1].attachments == ()
+    )

@@ -96,10 +96,13 @@ def test_terminal_phases_accept_nothing() -> None:
 
 
 def test_a_new_booking_confirms_to_the_customer_but_a_rescheduled_one_does_not() -> None:
-    """The confirmation goes out once; a continue-as-new after a reschedule starts quietly."""
+    """The confirmation (and the expert's calendar entry) go out once; a continue-as-new starts quietly."""
     first = start(state(), NOW)
     assert first.state.phase is Phase.BOOKED and first.state.since == NOW
-    assert kinds(first.actions) == [("notify", "booking_confirmation", "customer")]
+    assert kinds(first.actions) == [
+        ("notify", "booking_confirmation", "customer"),
+        ("notify", "new_booking", "expert"),
+    ]
     assert start(state(revision=1), NOW).actions == ()
 
 

@@ -158,9 +158,10 @@ def test_first_episode_records_the_phase_then_confirms_the_booking() -> None:
     r = Replay()
     assert r.names(r.start()) == ["record_phase"]
     assert r.status["phase"] == "booked" and r.status["joinWindowOpensAt"] == "2026-12-07T10:15:00Z"
-    assert r.names(r.complete_all()) == ["send_notification"]
+    assert r.names(r.complete_all()) == ["send_notification", "send_notification"]  # fan-out
     notify = json.loads(r.pending[1]["input"])
     assert notify["kind"] == "booking_confirmation" and notify["recipient"] == "customer"
+    assert json.loads(r.pending[2]["input"])["kind"] == "new_booking"
     assert set(notify) >= {"bookingCode", "key"} and "phone" not in json.dumps(notify)
     assert r.names(r.complete_all()) == ["load_schedule"]
 
