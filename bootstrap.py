@@ -7,6 +7,7 @@ meeting or a mail is needed. The local host hands in its virtual clock with
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -139,17 +140,75 @@ def notifier() -> Any:
     return _extra("notifier", lambda s: Notifier(s.repo, mailer(), s.settings, s.clock))
 
 
+_log = logging.getLogger(__name__)
+_warned_basic = threading.Event()
+
+
+def notification_certificate() -> Any:
+    """The app's ``NotificationCertificate`` (rich Graph notifications), or None when not configured.
+
+    Loaded once per process; a certificate that cannot be loaded raises ``CertificateError``
+    (its message names the problem, never the key).
+    """
+    s = services()
+    if not s.settings.graph_notification_certificate:
+        return None
+
+    def build(s: Services) -> Any:
+        from adapters.notification_crypto import NotificationCertificate
+
+        return NotificationCertificate.load(
+            s.settings.graph_notification_certificate.value, s.settings.graph_notification_certificate_id
+        )
+
+    return _extra("notification_certificate", build)
+
+
+def notification_decryptor() -> Any:
+    """``decrypt`` for ``graph_webhook.parse_call_ended``: None without a certificate."""
+    certificate = notification_certificate()
+    return None if certificate is None else certificate.decrypt
+
+
 async def subscribe_meeting_end(appointment: Any, meeting: Any) -> None:
-    """Ask Graph to tell us when the meeting's call ends (expert's End and the timer stay as fallbacks)."""
+    """Ask Graph to tell us when the meeting's call ends (expert's End and the timer stay as fallbacks).
+
+    Rich (encrypted) notifications when GRAPH_NOTIFICATION_CERTIFICATE is set: Graph's basic
+    ones for meetingCallEvents carry no event details, so without it a call's end is never seen.
+    The subscription id is stored so that cancelling deletes the subscription too.
+    """
     s = services()
     if not s.settings.graph_notification_url or not s.settings.graph_client_state:
         return
+    import asyncio
+
     from adapters.graph_webhook import client_state_for, notification_url_for
 
     code = appointment.booking_code
-    await meetings().subscribe_call_events(
+    rich: dict[str, str] = {}
+    try:
+        certificate = notification_certificate()
+    except ValueError as exc:  # CertificateError: misconfigured; do not fail the meeting over it
+        _log.error(
+            "no call-event subscription for %s: the notification certificate is unusable (%s)", code, exc
+        )
+        return
+    if certificate is not None:
+        rich = {
+            "encryption_certificate": certificate.public_certificate,
+            "encryption_certificate_id": certificate.certificate_id,
+        }
+    elif not _warned_basic.is_set():
+        _warned_basic.set()
+        _log.warning(
+            "GRAPH_NOTIFICATION_CERTIFICATE is not set: call-event subscriptions are basic, and Graph's "
+            "basic notifications do not say that a call ended (the expert's End and the timer still work)"
+        )
+    subscription = await meetings().subscribe_call_events(
         appointment.expert_id,
         meeting,
         notification_url_for(s.settings.graph_notification_url, code),
         client_state_for(s.settings.graph_client_state.value, code),
+        **rich,
     )
+    await asyncio.to_thread(s.repo.set_subscription, code, subscription.subscription_id)

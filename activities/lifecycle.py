@@ -99,8 +99,15 @@ async def delete_meeting(payload: dict[str, Any]) -> dict[str, Any]:
     a = await asyncio.to_thread(bootstrap.services().repo.get_by_code, payload["bookingCode"])
     if a is None or not a.meeting_id:
         return {"ok": True, "skipped": True}
+    gateway = await bootstrap.meetings_ready()
+    subscription_id = await asyncio.to_thread(bootstrap.services().repo.get_subscription, a.booking_code)
+    if subscription_id:
+        try:  # its notifications would only be refused from now on; a 404 (expired) is fine
+            await gateway.delete_subscription(subscription_id)
+        except PermanentGatewayError as exc:
+            log.warning("deleting the call-event subscription for %s failed: %s", a.booking_code, exc)
     try:
-        await (await bootstrap.meetings_ready()).delete(a.expert_id, a.meeting_id)
+        await gateway.delete(a.expert_id, a.meeting_id)
     except PermanentGatewayError as exc:
         log.error("deleting the meeting for %s failed: %s", a.booking_code, exc)
         return {"ok": False, "reason": "meeting_delete_failed"}

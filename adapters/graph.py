@@ -24,9 +24,11 @@ one subscription per appointment, rather than v1.0 ``communications/callRecords`
   does not depend on it: the expert's *end* action and the end + grace timer still end
   the appointment when a notification never comes.
 * Microsoft documents that *basic* notifications for this resource carry no event details
-  and recommends rich (encrypted) ones. The subscription here is basic (the emulator sends
-  ``eventType`` in ``resourceData``); moving to rich notifications needs an encryption
-  certificate (Key Vault) and a ``decrypt`` callable for ``graph_webhook.parse_call_ended``.
+  and recommends rich (encrypted) ones. Given ``encryption_certificate`` (base64 DER, public
+  key only) and ``encryption_certificate_id``, the subscription asks for rich notifications
+  (``includeResourceData``); ``adapters.notification_crypto`` decrypts them. Without a
+  certificate the subscription is basic and, against real Graph, cannot tell call-ended
+  apart (``bootstrap`` warns once). ``delete_subscription`` removes it on cancel.
 
 Status codes: createOrGet answers 201 when it created the meeting and 200 when the
 externalId already existed. The SDK's ``post`` returns only the model, so that call asks
@@ -60,7 +62,7 @@ from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from adapters.graph_webhook import meeting_call_events_resource
 from appointments.ports import (
@@ -536,18 +538,39 @@ class GraphMeetingGateway:
         return busy
 
     async def subscribe_call_events(
-        self, organizer_id: str, meeting: Meeting, notification_url: str, client_state: str
+        self,
+        organizer_id: str,
+        meeting: Meeting,
+        notification_url: str,
+        client_state: str,
+        *,
+        encryption_certificate: str | None = None,
+        encryption_certificate_id: str | None = None,
     ) -> CallEventSubscription:
         """Subscribe to the meeting's call events (beta); idempotent for the same meeting.
 
+        With ``encryption_certificate`` (base64 DER X.509, public key only) and its
+        ``encryption_certificate_id`` the subscription asks for rich notifications
+        (``includeResourceData``): the only kind that says which call event happened.
         Graph allows one subscription per app and meeting, so a retry that finds one
         (409) renews and returns the existing subscription instead of failing.
         """
         _sdk()
         from msgraph.generated.models.subscription import Subscription
 
+        if bool(encryption_certificate) != bool(encryption_certificate_id):
+            raise ValueError("encryption_certificate and encryption_certificate_id go together")
         resource = meeting_call_events_resource(meeting.join_url)
         expires = datetime.now(UTC) + MAX_SUBSCRIPTION_LIFETIME
+        rich: dict[str, Any] = (
+            {
+                "include_resource_data": True,
+                "encryption_certificate": encryption_certificate,
+                "encryption_certificate_id": encryption_certificate_id,
+            }
+            if encryption_certificate
+            else {}  # never None fields: kiota would write them as JSON nulls
+        )
         body = Subscription(
             change_type="updated",
             notification_url=notification_url,
@@ -555,6 +578,7 @@ class GraphMeetingGateway:
             resource=resource,
             expiration_date_time=expires,
             client_state=client_state,
+            **rich,
         )
         subscriptions = self._client.subscriptions.with_url(f"{self._beta}/subscriptions")
         try:
@@ -584,6 +608,15 @@ class GraphMeetingGateway:
         async with _graph_call("renew subscription"):
             renewed = await item.patch(body)
         return _subscription(renewed, None)
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        """Delete a call-event subscription; one that is already gone (expired) is not an error."""
+        _sdk()
+        item = self._client.subscriptions.by_subscription_id(subscription_id).with_url(
+            f"{self._beta}/subscriptions/{quote(subscription_id, safe='')}"
+        )
+        async with _graph_call("delete subscription", missing_ok=True):
+            await item.delete()
 
     async def _find_subscription(self, resource: str) -> str | None:
         builder: Any = self._client.subscriptions.with_url(f"{self._beta}/subscriptions")

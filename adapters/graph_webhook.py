@@ -17,7 +17,13 @@ secret itself never leaves the app.
 Resource: ``communications/onlineMeetings(joinWebUrl='…')/meetingCallEvents`` (beta). Its
 notifications carry ``eventType`` ``callStarted`` / ``callEnded`` / ``rosterUpdated``;
 earlier documentation spelled them ``Microsoft.Communication.CallEnded``, so both are read.
-Rich notifications put the event in ``encryptedContent``; pass ``decrypt`` to read those.
+Microsoft documents that *basic* notifications for this resource carry no event details:
+only rich ones (``includeResourceData`` with an encryption certificate) say which event it
+was, inside ``encryptedContent``. Pass ``decrypt`` (``adapters.notification_crypto``) to read
+those; a ``decrypt`` that raises ``ValueError`` marks the item forged (wrong certificate, bad
+signature, tampered data), and with ``decrypt`` given, details outside ``encryptedContent``
+are not believed. The decrypted resource names the event in ``eventType`` (older pages) or
+``callEventType`` (the callEvent resource type); both are read.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ _RESOURCE_PREFIX = "communications/onlineMeetings(joinWebUrl='"
 _RESOURCE_SUFFIX = "')/meetingCallEvents"
 _CALL_ENDED = frozenset({"callended", "microsoft.communication.callended"})
 
+# encryptedContent -> the resource (None: unreadable, ignore); raises ValueError for a forgery.
 Decrypt = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
 
 
@@ -153,7 +160,7 @@ def parse_call_ended(
     Every item's clientState is compared in constant time with ``client_state_for(secret,
     booking_code)`` before anything else in it is believed. ``decrypt`` turns an item's
     ``encryptedContent`` into the resource data (rich notifications); without it such items
-    are ignored.
+    are ignored, and when it refuses one (raises ``ValueError``) the item counts as forged.
     """
     expected = client_state_for(secret, booking_code).encode()
     ended: list[CallEnded] = []
@@ -174,7 +181,11 @@ def parse_call_ended(
         if event := _str(item.get("lifecycleEvent")):
             lifecycle.append(LifecycleNotice(booking_code, subscription_id, event))
             continue
-        notice = _call_ended(item, booking_code, subscription_id, resource, decrypt)
+        try:
+            notice = _call_ended(item, booking_code, subscription_id, resource, decrypt)
+        except ValueError as exc:  # the decryptor's verdict; its message names the check, no data
+            forged.append(ForgedNotification(subscription_id, resource[:300], f"encryptedContent: {exc}"))
+            continue
         if notice is None:
             ignored += 1
         else:
@@ -206,14 +217,17 @@ def _call_ended(
     data = item.get("resourceData")
     data = dict(data) if isinstance(data, Mapping) else {}
     encrypted = item.get("encryptedContent")
-    if isinstance(encrypted, Mapping):
-        if decrypt is None:
+    if decrypt is not None:
+        # Rich mode: the event is what Graph encrypted, never what sits next to it in clear.
+        if not isinstance(encrypted, Mapping):
             return None
         decrypted = decrypt(encrypted)
         if decrypted is None:
             return None
-        data.update(decrypted)
-    event_type = _str(data.get("eventType")).lower()
+        data = {"id": data.get("id"), **decrypted}
+    elif isinstance(encrypted, Mapping):
+        return None
+    event_type = (_str(data.get("eventType")) or _str(data.get("callEventType"))).lower()
     if event_type not in _CALL_ENDED:
         return None
     return CallEnded(

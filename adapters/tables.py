@@ -46,6 +46,7 @@ IDENTITY_CODES = "IdentityCodes"
 SLOT_HOLDS = "SlotHolds"
 HOLD_EXPIRES = "HoldExpiresAt"  # set on ExpertSlots cells that a hold (not a booking) claimed
 FAILURES = "FailureCounters"
+MEETING_SUBSCRIPTIONS = "MeetingSubscriptions"  # booking code -> Graph call-event subscription id
 MAX_BATCH = 100  # the Table service's limit per transaction (Azurite fails opaquely above it)
 
 
@@ -649,3 +650,17 @@ class TableRepository:
     def _forget_hold(self, hold_id: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
             self.table(SLOT_HOLDS).delete_entity(hold_id, "")
+
+    # --- Graph call-event subscriptions --------------------------------------------------------
+
+    def set_subscription(self, booking_code: str, subscription_id: str) -> None:
+        """Remember the appointment's Graph subscription, so cancelling can delete it."""
+        self.table(MEETING_SUBSCRIPTIONS).upsert_entity(
+            {"PartitionKey": booking_code, "RowKey": "", "SubscriptionId": subscription_id},
+            mode=UpdateMode.REPLACE,
+        )
+
+    def get_subscription(self, booking_code: str) -> str | None:
+        row = self.read(MEETING_SUBSCRIPTIONS, booking_code, "")
+        value = row.get("SubscriptionId") if row is not None else None
+        return str(value) if value else None

@@ -76,12 +76,26 @@ class MeetingGateway(Protocol):
     ) -> dict[str, list[BusyInterval]]: ...
 
     async def subscribe_call_events(
-        self, organizer_id: str, meeting: Meeting, notification_url: str, client_state: str
-    ) -> CallEventSubscription: ...
+        self,
+        organizer_id: str,
+        meeting: Meeting,
+        notification_url: str,
+        client_state: str,
+        *,
+        encryption_certificate: str | None = None,
+        encryption_certificate_id: str | None = None,
+    ) -> CallEventSubscription:
+        """Subscribe to the meeting's call events; rich (encrypted) notifications when given
+        a certificate (base64 DER, public key only) and its id, basic ones otherwise."""
+        ...
 
     async def renew_subscription(
         self, subscription_id: str, expires_at: datetime
     ) -> CallEventSubscription: ...
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        """Delete a call-event subscription; one that is already gone is not an error."""
+        ...
 
 
 class MailSender(Protocol):
@@ -236,6 +250,12 @@ class AppointmentRepository(Protocol):
     def release_hold(self, hold: SlotHold, cells: list[datetime]) -> None:
         """Free the cells the hold still has and forget the hold (idempotent)."""
         ...
+
+    # Graph call-event subscriptions (one per appointment with a Teams meeting).
+
+    def set_subscription(self, booking_code: str, subscription_id: str) -> None: ...
+
+    def get_subscription(self, booking_code: str) -> str | None: ...
 
 
 class Clock(Protocol):

@@ -109,6 +109,11 @@ class Settings:
     graph_sender_mailbox: str = ""
     graph_notification_url: str = ""
     graph_client_state: Secret = Secret("")
+    # Rich call-event notifications: PEM certificate + private key (or base64 PKCS#12 from a
+    # Key Vault certificate reference), and our id for it. Without them Graph's basic
+    # notifications cannot say that a call ended.
+    graph_notification_certificate: Secret = Secret("")
+    graph_notification_certificate_id: str = ""
 
     portal_base_url: str = "http://localhost:7071"
 
@@ -170,10 +175,18 @@ class Settings:
             graph_sender_mailbox=env.get("GRAPH_SENDER_MAILBOX", ""),
             graph_notification_url=env.get("GRAPH_NOTIFICATION_URL", ""),
             graph_client_state=Secret(env.get("GRAPH_CLIENT_STATE", "")),
+            graph_notification_certificate=Secret(env.get("GRAPH_NOTIFICATION_CERTIFICATE", "").strip()),
+            graph_notification_certificate_id=env.get("GRAPH_NOTIFICATION_CERTIFICATE_ID", "").strip(),
             portal_base_url=(env.get("PORTAL_BASE_URL") or "http://localhost:7071").rstrip("/"),
         )
         if settings.code_ttl_minutes > 10:
             raise SettingsError("CODE_TTL_MINUTES may be at most 10 (NIST SP 800-63B)")
+        if bool(settings.graph_notification_certificate) != bool(settings.graph_notification_certificate_id):
+            raise SettingsError(
+                "set GRAPH_NOTIFICATION_CERTIFICATE and GRAPH_NOTIFICATION_CERTIFICATE_ID together"
+            )
+        if len(settings.graph_notification_certificate_id) > 128:
+            raise SettingsError("GRAPH_NOTIFICATION_CERTIFICATE_ID may be at most 128 characters (Graph)")
         if not settings.storage_connection_string and not settings.tables_endpoint:
             raise SettingsError("set AzureWebJobsStorage, TABLES_CONNECTION_STRING or TABLES_ENDPOINT")
         return settings

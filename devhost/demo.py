@@ -48,6 +48,13 @@ def configure(port: int) -> Demo:
     os.environ.setdefault("GRAPH_SENDER_MAILBOX", "neuvottelut@pankki.example")
     os.environ.setdefault("GRAPH_NOTIFICATION_URL", f"http://127.0.0.1:{port}/api/graph/notifications")
     os.environ.setdefault("GRAPH_CLIENT_STATE", secrets.token_urlsafe(32))
+    if not os.environ.get("GRAPH_NOTIFICATION_CERTIFICATE"):
+        # Rich call-event notifications need a certificate; a throwaway one (1 day, in memory)
+        # is enough locally. Its id changes with each run, so no stale subscription matches.
+        from devhost.graph_emulator.crypto import throwaway_certificate
+
+        os.environ["GRAPH_NOTIFICATION_CERTIFICATE"] = throwaway_certificate()
+        os.environ["GRAPH_NOTIFICATION_CERTIFICATE_ID"] = f"demo-{secrets.token_hex(4)}"
     return demo
 
 

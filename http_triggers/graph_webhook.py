@@ -2,6 +2,9 @@
 
 The subscription is per appointment (``?appointment=<bookingCode>``) and its clientState is
 a keyed HMAC of the booking code, checked in constant time by ``adapters.graph_webhook``.
+With GRAPH_NOTIFICATION_CERTIFICATE set the notifications are rich: ``encryptedContent`` is
+checked (certificate id and thumbprint, HMAC-SHA256 before AES) and decrypted by
+``adapters.notification_crypto``; anything that fails is audited as forged.
 A call-ended notice raises ``MeetingEnded``; the expert's End and the end-plus-grace timer
 stay as fallbacks. Forgeries are audited and answered like anything else (202), so a
 prober learns nothing.
@@ -47,15 +50,31 @@ async def graph_notifications(
     if code is None or not secret:
         return accepted
     try:
-        batch = parse_call_ended(req.get_body(), code, secret)
+        decrypt = bootstrap.notification_decryptor()
+    except (
+        ValueError
+    ) as exc:  # CertificateError: misconfigured; nothing can be read, and Graph must not retry
+        log.error(
+            "Graph notification for %s not read: the notification certificate is unusable (%s)", code, exc
+        )
+        return accepted
+    try:
+        batch = parse_call_ended(req.get_body(), code, secret, decrypt=decrypt)
     except MalformedNotification as exc:
         return problem(400, "Malformed notification", str(exc), "malformed-notification")
     now = services.clock.now()
     if batch.forged:
-        log.warning("refused %d Graph notification(s) with a wrong clientState", len(batch.forged))
+        reasons = sorted({f.reason for f in batch.forged})
+        log.warning("refused %d Graph notification(s): %s", len(batch.forged), "; ".join(reasons))
         await call(
             services.repo.audit,
-            AuditEntry(code, now, "graph", "forged_notification_refused", f"{len(batch.forged)} item(s)"),
+            AuditEntry(
+                code,
+                now,
+                "graph",
+                "forged_notification_refused",
+                f"{len(batch.forged)} item(s): {'; '.join(reasons)}"[:500],
+            ),
         )
     if batch.call_ended:
         appointment = await call(services.repo.get_by_code, code)

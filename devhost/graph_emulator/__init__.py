@@ -4,7 +4,10 @@ It answers with Graph's JSON shapes so the real msgraph-sdk parses every respons
 onlineMeetings createOrGet (201, then 200 for the same organizer + externalId), PATCH and
 DELETE; calendar getSchedule; sendMail (every mail recorded with its X-Idempotency-Key);
 subscriptions on meetingCallEvents (validated like Graph: the notificationUrl must echo
-``validationToken`` within 10 s) and call-ended notifications on demand. Faults (429 with
+``validationToken`` within 10 s) and call-event notifications on demand: encrypted rich
+ones (``encryptedContent``, exactly Graph's scheme, see ``crypto``) for a subscription with
+``includeResourceData`` and a certificate (required then: 400 without), and basic ones
+without event details otherwise, so basic mode cannot end a meeting, as with Graph. Faults (429 with
 Retry-After, 5xx, latency) can be injected per path. Graph routes require a bearer token
 (any value), like Graph.
 

@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 import aiohttp
 from aiohttp import web
 
+from devhost.graph_emulator.crypto import BadCertificate, encrypt_resource_data, load_encryption_certificate
 from devhost.graph_emulator.state import (
     APP_ID,
     TENANT_ID,
@@ -343,6 +344,8 @@ async def create_subscription(request: web.Request) -> web.Response:
         )
     if len(str(body.get("clientState") or "")) > 128:
         return graph_error(400, "InvalidRequest", "clientState may be at most 128 characters.")
+    if problem := _encryption_problem(body):
+        return graph_error(400, "InvalidRequest", problem)
     with state.lock:
         if any(s["resource"] == resource for s in state.subscriptions.values()):
             return graph_error(409, "Conflict", "A subscription for this resource already exists.")
@@ -363,8 +366,8 @@ async def create_subscription(request: web.Request) -> web.Response:
         "creatorId": APP_ID,
         "includeResourceData": bool(body.get("includeResourceData")),
         "latestSupportedTlsVersion": "v1_2",
-        "encryptionCertificate": None,
-        "encryptionCertificateId": None,
+        "encryptionCertificate": body.get("encryptionCertificate") or None,
+        "encryptionCertificateId": body.get("encryptionCertificateId") or None,
         "notificationUrlAppId": None,
     }
     with state.lock:
@@ -372,6 +375,26 @@ async def create_subscription(request: web.Request) -> web.Response:
             return graph_error(409, "Conflict", "A subscription for this resource already exists.")
         state.subscriptions[subscription["id"]] = subscription
     return odata(_context(request, "subscriptions/$entity"), subscription, status=201)
+
+
+def _encryption_problem(body: dict[str, Any]) -> str | None:
+    """Graph's rule: includeResourceData needs encryptionCertificate and encryptionCertificateId."""
+    certificate = body.get("encryptionCertificate")
+    certificate_id = body.get("encryptionCertificateId")
+    if not body.get("includeResourceData") and certificate is None and certificate_id is None:
+        return None
+    if body.get("includeResourceData") and (not certificate or not certificate_id):
+        return (
+            "encryptionCertificate and encryptionCertificateId are required when includeResourceData is true."
+        )
+    if certificate_id is not None and (not isinstance(certificate_id, str) or len(certificate_id) > 128):
+        return "encryptionCertificateId may be at most 128 characters."
+    if certificate is not None:
+        try:
+            load_encryption_certificate(str(certificate))
+        except BadCertificate as exc:
+            return f"{exc}."
+    return None
 
 
 async def _validate_endpoint(url: str, seconds: float) -> str | None:
@@ -405,6 +428,11 @@ async def update_subscription(request: web.Request) -> web.Response:
         return graph_error(404, "ResourceNotFound", "The object was not found.")
     if not isinstance(body, dict) or not body.get("expirationDateTime"):
         return graph_error(400, "InvalidRequest", "expirationDateTime is required.")
+    rotating = "encryptionCertificate" in body or "encryptionCertificateId" in body
+    if rotating and (
+        problem := _encryption_problem({"includeResourceData": subscription["includeResourceData"], **body})
+    ):
+        return graph_error(400, "InvalidRequest", problem)
     expires = parse_time(body["expirationDateTime"])
     now = datetime.now(UTC)
     if expires <= now or expires > now + MAX_CALL_EVENT_LIFETIME:
@@ -413,6 +441,9 @@ async def update_subscription(request: web.Request) -> web.Response:
         )
     with state.lock:
         subscription["expirationDateTime"] = graph_time(expires)
+        if rotating:  # key rotation: Graph encrypts later notifications for the new certificate
+            subscription["encryptionCertificate"] = body.get("encryptionCertificate")
+            subscription["encryptionCertificateId"] = body.get("encryptionCertificateId")
     return odata(_context(request, "subscriptions/$entity"), subscription)
 
 
@@ -432,6 +463,40 @@ async def delete_subscription(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def call_event_notification(subscription: dict[str, Any], event_type: str) -> dict[str, Any]:
+    """One notification item, as Graph sends it for this subscription.
+
+    Like Graph: a basic subscription's item says only which resource changed (no event
+    type, no time), so it cannot tell a call's end from its start; a rich one
+    (includeResourceData) carries the callEvent encrypted for the subscriber's certificate.
+    """
+    item: dict[str, Any] = {
+        "subscriptionId": subscription["id"],
+        "subscriptionExpirationDateTime": subscription["expirationDateTime"],
+        "changeType": "updated",
+        "resource": subscription["resource"],
+        "clientState": subscription["clientState"],
+        "tenantId": TENANT_ID,
+        "organizationId": TENANT_ID,
+        "resourceData": {
+            "@odata.type": "#microsoft.graph.callEvent",
+            "@odata.id": subscription["resource"],
+            "id": str(uuid.uuid4()),
+        },
+    }
+    if subscription.get("includeResourceData"):
+        event = {
+            "@odata.type": "#microsoft.graph.callEvent",
+            "id": item["resourceData"]["id"],
+            "eventType": event_type,
+            "eventDateTime": graph_time(datetime.now(UTC)),
+        }
+        item["encryptedContent"] = encrypt_resource_data(
+            event, subscription["encryptionCertificate"], subscription["encryptionCertificateId"]
+        )
+    return item
+
+
 async def notify_call_event(state: EmulatorState, meeting_id: str, event_type: str) -> list[int]:
     """Send a meetingCallEvents change notification to every subscription on the meeting."""
     with state.lock:
@@ -445,25 +510,7 @@ async def notify_call_event(state: EmulatorState, meeting_id: str, event_type: s
         ]
     statuses = []
     for subscription in targets:
-        payload = {
-            "value": [
-                {
-                    "subscriptionId": subscription["id"],
-                    "subscriptionExpirationDateTime": subscription["expirationDateTime"],
-                    "changeType": "updated",
-                    "resource": subscription["resource"],
-                    "clientState": subscription["clientState"],
-                    "tenantId": TENANT_ID,
-                    "resourceData": {
-                        "@odata.type": "#microsoft.graph.callEvent",
-                        "@odata.id": subscription["resource"],
-                        "id": str(uuid.uuid4()),
-                        "eventType": event_type,
-                        "eventDateTime": graph_time(datetime.now(UTC)),
-                    },
-                }
-            ]
-        }
+        payload = {"value": [call_event_notification(subscription, event_type)]}
         with state.lock:
             state.notifications.append(payload)
         try:

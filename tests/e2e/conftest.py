@@ -17,6 +17,7 @@ from adapters.tables import TableRepository
 from appointments.principal import encode_principal
 from devhost.azurite import free_port
 from devhost.graph_emulator import GraphEmulator
+from devhost.graph_emulator.crypto import throwaway_certificate
 from devhost.seed import DEMO_EXPERTS, seed
 from devhost.testing import DevhostProcess
 
@@ -122,6 +123,9 @@ def stack(storage_connection_string: str) -> Iterator[Stack]:
             "GRAPH_SENDER_MAILBOX": "neuvottelut@pankki.example",
             "GRAPH_NOTIFICATION_URL": f"http://127.0.0.1:{port}/api/graph/notifications",
             "GRAPH_CLIENT_STATE": GRAPH_SECRET,
+            # Rich (encrypted) call-event notifications, as in production.
+            "GRAPH_NOTIFICATION_CERTIFICATE": throwaway_certificate(),
+            "GRAPH_NOTIFICATION_CERTIFICATE_ID": "e2e-notifications",
         }
         with DevhostProcess(storage=storage_connection_string, port=port, env=env) as host:
             yield Stack(host, graph, repo)

@@ -109,23 +109,22 @@ def test_renewal_is_capped_at_three_days(graph: GraphEmulator, webhook: WebhookE
     assert graph.state.received("PATCH", r"/subscriptions/")[0].path.startswith("/beta/")
 
 
-def test_call_ended_notification_reaches_the_webhook_and_is_believed(
-    graph: GraphEmulator, webhook: WebhookEndpoint
-) -> None:
-    """The emulator ends the Teams call; the endpoint turns it into one call-ended notice."""
+def test_basic_notifications_carry_no_event_details(graph: GraphEmulator, webhook: WebhookEndpoint) -> None:
+    """Like Graph: without includeResourceData a notification cannot say the call ended."""
     meeting, subscription = subscribe(graph, webhook)
 
     assert graph.start_meeting(meeting.meeting_id) == [202]
     assert graph.end_meeting(meeting.meeting_id) == [202]
 
     started, ended = webhook.batches
-    assert (started.call_ended, started.ignored, started.forged) == ([], 1, [])
-    [notice] = ended.call_ended
-    assert notice.booking_code == "K7Q2MX"
-    assert notice.subscription_id == subscription.subscription_id
-    assert notice.join_web_url == meeting.join_url
-    assert notice.ended_at is not None and abs(notice.ended_at - datetime.now(UTC)) < timedelta(minutes=1)
-    assert ended.forged == []
+    for batch in (started, ended):
+        assert (batch.call_ended, batch.ignored, batch.forged) == ([], 1, [])
+    [request] = graph.state.received("POST", r"/subscriptions$")
+    assert "includeResourceData" not in request.body
+    assert "encryptionCertificate" not in request.body
+    [item] = graph.state.notifications[-1]["value"]
+    assert item["subscriptionId"] == subscription.subscription_id
+    assert "eventType" not in item["resourceData"] and "encryptedContent" not in item
 
 
 def test_forged_notification_is_answered_202_but_not_believed(

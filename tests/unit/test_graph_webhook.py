@@ -204,6 +204,24 @@ def test_encrypted_content_needs_a_decryptor() -> None:
     assert notice.ended_at is None
 
 
+def test_a_refusing_decryptor_marks_the_item_forged() -> None:
+    """Wrong certificate, bad signature, tampered data: audited as forged, never believed."""
+    item = notification(encryptedContent={"data": "x"})
+
+    def refuse(_: Any) -> Any:
+        raise ValueError("dataSignature does not match")
+
+    batch = parse_call_ended(body(item), CODE, SECRET, decrypt=refuse)
+    assert batch.call_ended == []
+    assert [f.reason for f in batch.forged] == ["encryptedContent: dataSignature does not match"]
+
+
+def test_with_a_decryptor_clear_event_details_are_ignored() -> None:
+    """Rich mode believes only the encrypted content (basic items say nothing anyway)."""
+    batch = parse_call_ended(body(notification()), CODE, SECRET, decrypt=lambda _: {"eventType": "callEnded"})
+    assert (batch.call_ended, batch.ignored) == ([], 1)
+
+
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[]", b'{"value": {}}', b"\xff\xfe"])
 def test_malformed_bodies_are_refused(raw: bytes) -> None:
     """Anything that is not a notification collection raises (the trigger answers 400)."""
