@@ -277,7 +277,7 @@ class TableRepository:
         if not ops:
             return
         try:
-            table.submit_transaction(ops)  # type: ignore[arg-type]
+            table.submit_transaction(ops)
         except TableTransactionError as exc:
             # Lost a race for at least one cell. Whoever won, re-check: it may be ourselves (a retry).
             for op in ops:
