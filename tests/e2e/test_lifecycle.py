@@ -31,6 +31,16 @@ def join(stack: Stack, who: str, code: str) -> dict[str, object]:
     return dict(r.json())
 
 
+def in_lobby(stack: Stack) -> tuple[str, str]:
+    """A new customer's online booking, with the clock in its window and the customer in the lobby."""
+    who = new_customer()
+    booked = stack.book(who)
+    code = str(booked["bookingCode"])
+    to_window(stack, booked["start"])
+    join(stack, who, code)
+    return who, code
+
+
 def issue_code(stack: Stack, code: str, expert: str = MATLEENA.expert_id) -> str:
     r = stack.as_expert(expert, "POST", f"/api/expert/appointments/{code}/identification-code")
     assert r.status_code == 201, r.text
@@ -106,11 +116,7 @@ def test_cancel_before_the_customer_joins(stack: Stack, phase: str) -> None:
 @pytest.mark.parametrize("phase", ["lobby", "code_issued", "verified", "ended"])
 def test_cancel_after_joining_is_refused(stack: Stack, phase: str) -> None:
     """Once the customer is in the meeting, cancel is a 409 (or 410 when over) and changes nothing."""
-    who = new_customer()
-    booked = stack.book(who)
-    code = booked["bookingCode"]
-    to_window(stack, booked["start"])
-    join(stack, who, code)
+    who, code = in_lobby(stack)
     if phase in ("code_issued", "verified"):
         secret = issue_code(stack, code)
         if phase == "verified":
@@ -153,11 +159,7 @@ def test_reschedule_twice_restarts_the_lifecycle_with_the_new_times(stack: Stack
 
 def test_locked_code_then_a_new_code_verifies(stack: Stack) -> None:
     """Three wrong codes lock it (423, back to lobby); the expert's new code works."""
-    who = new_customer()
-    booked = stack.book(who)
-    code = booked["bookingCode"]
-    to_window(stack, booked["start"])
-    join(stack, who, code)
+    who, code = in_lobby(stack)
     secret = issue_code(stack, code)
     assert [verify(stack, who, code, wrong(secret)) for _ in range(3)] == [422, 422, 423]
     assert stack.phase(code) == "lobby"
@@ -172,11 +174,7 @@ def test_locked_code_then_a_new_code_verifies(stack: Stack) -> None:
 
 def test_code_expiry_returns_to_lobby(stack: Stack) -> None:
     """After 10 minutes the code is gone: 410, and the lifecycle is back in the lobby."""
-    who = new_customer()
-    booked = stack.book(who)
-    code = booked["bookingCode"]
-    to_window(stack, booked["start"])
-    join(stack, who, code)
+    who, code = in_lobby(stack)
     secret = issue_code(stack, code)
     stack.host.advance(minutes=10, seconds=1)
     stack.host.wait_idle()
@@ -197,11 +195,7 @@ def test_no_show_when_nobody_joins(stack: Stack) -> None:
 
 def test_end_by_timer_when_nobody_ends_the_meeting(stack: Stack) -> None:
     """Verified but never ended: the end-plus-grace timer closes it."""
-    who = new_customer()
-    booked = stack.book(who)
-    code = booked["bookingCode"]
-    to_window(stack, booked["start"])
-    join(stack, who, code)
+    who, code = in_lobby(stack)
     assert verify(stack, who, code, issue_code(stack, code)) == 200
     stack.host.advance(minutes=15 + 45 + 30)
     assert stack.phase(code) == "ended"
@@ -209,11 +203,7 @@ def test_end_by_timer_when_nobody_ends_the_meeting(stack: Stack) -> None:
 
 def test_end_from_a_graph_call_ended_notification(stack: Stack) -> None:
     """Teams says the call ended: the webhook raises MeetingEnded."""
-    who = new_customer()
-    booked = stack.book(who)
-    code = booked["bookingCode"]
-    to_window(stack, booked["start"])
-    join(stack, who, code)
+    _who, code = in_lobby(stack)
     meeting = next(m for m in stack.graph.state.meetings.values() if m.get("externalId") == code)
     assert any(code in s.get("notificationUrl", "") for s in stack.graph.state.subscriptions.values())
     r = httpx.post(f"{stack.graph.origin}/_emulator/meetings/{meeting['id']}/end", timeout=30)
@@ -288,11 +278,7 @@ def test_the_webhook_answers_the_handshake_and_ignores_forgeries(stack: Stack) -
     assert (
         r.status_code == 200 and r.text == "token-123" and r.headers["content-type"].startswith("text/plain")
     )
-    who = new_customer()
-    booked = stack.book(who)
-    code = booked["bookingCode"]
-    to_window(stack, booked["start"])
-    join(stack, who, code)
+    _who, code = in_lobby(stack)
     forged = {
         "value": [
             {
