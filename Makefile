@@ -3,7 +3,12 @@
 #   make test  - every test (unit, integration against Azurite + Graph emulator, e2e on the local host, browser)
 # Both install what they need first (venv, pip, npm ci, Chromium) and are quick the second time.
 
-PYTHON ?= python3
+# Python 3.13, as on Azure: python3.13 on PATH first (a pyenv shim counts only if it answers),
+# then pyenv's own 3.13.
+PYTHON ?= $(shell for c in python3.13 "$$(PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null)" \
+	"$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | tail -1)"; do \
+	[ -n "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { command -v "$$c"; exit 0; }; \
+	done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .make-stamps
@@ -13,8 +18,14 @@ PYTEST_ARGS ?=
 
 setup: $(STAMPS)/venv $(STAMPS)/npm
 
-$(STAMPS)/venv: requirements.txt requirements-dev.txt
+$(STAMPS)/venv: requirements.txt requirements-dev.txt constraints.txt
 	@mkdir -p $(STAMPS)
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "Python 3.13 is required (the Azure Functions runtime this app targets)." >&2; \
+		echo "Install it (e.g. 'pyenv install 3.13' or Debian's python3.13) so that python3.13 is on PATH." >&2; \
+		exit 1; fi
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then \
+		echo "$(VENV) is not Python 3.13: recreating it"; rm -rf $(VENV); fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@

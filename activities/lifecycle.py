@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import typing
 from typing import Any
 
 import azure.durable_functions as df
@@ -18,11 +19,16 @@ from appointments.ports import MeetingRequest, PermanentGatewayError
 from appointments.timerules import iso, parse_utc
 
 bp = df.Blueprint()
+
+# The Python worker accepts a binding parameter's annotation only when it is a class or a
+# ``typing`` generic: PEP 585's ``dict[str, Any]`` is refused at load ("binding payload has
+# invalid non-type annotation"), which stops the whole app. ``typing.Dict`` passes.
+Payload = typing.Dict[str, Any]  # noqa: UP006 - see above: the worker refuses dict[str, Any]
 log = logging.getLogger(__name__)
 
 
 @bp.activity_trigger(input_name="payload")
-def record_phase(payload: dict[str, Any]) -> None:
+def record_phase(payload: Payload) -> None:
     """Write the orchestration's phase to the Appointments record (portal reads never ask Durable)."""
     try:
         bootstrap.services().repo.set_phase(
@@ -37,7 +43,7 @@ def record_phase(payload: dict[str, Any]) -> None:
 
 
 @bp.activity_trigger(input_name="payload")
-def load_schedule(payload: dict[str, Any]) -> dict[str, Any] | None:
+def load_schedule(payload: Payload) -> dict[str, Any] | None:
     """The record's times, revision and phase: lets the lifecycle heal from an event that never came."""
     a = bootstrap.services().repo.get_by_code(payload["bookingCode"])
     if a is None:
@@ -46,7 +52,7 @@ def load_schedule(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @bp.activity_trigger(input_name="payload")
-async def create_meeting(payload: dict[str, Any]) -> dict[str, Any]:
+async def create_meeting(payload: Payload) -> dict[str, Any]:
     """createOrGet the Teams meeting (keyed by booking code) and store its join link.
 
     A transient failure raises, so Durable retries; a permanent one (a 4xx) returns
@@ -80,7 +86,7 @@ async def create_meeting(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-async def update_meeting(payload: dict[str, Any]) -> dict[str, Any]:
+async def update_meeting(payload: Payload) -> dict[str, Any]:
     a = await asyncio.to_thread(bootstrap.services().repo.get_by_code, payload["bookingCode"])
     if a is None or not a.meeting_id:
         return {"ok": True, "skipped": True}
@@ -95,7 +101,7 @@ async def update_meeting(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-async def delete_meeting(payload: dict[str, Any]) -> dict[str, Any]:
+async def delete_meeting(payload: Payload) -> dict[str, Any]:
     a = await asyncio.to_thread(bootstrap.services().repo.get_by_code, payload["bookingCode"])
     if a is None or not a.meeting_id:
         return {"ok": True, "skipped": True}
@@ -115,7 +121,7 @@ async def delete_meeting(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
-async def send_notification(payload: dict[str, Any]) -> dict[str, Any]:
+async def send_notification(payload: Payload) -> dict[str, Any]:
     """Render and send one notification, once per key (a retried activity sends nothing twice)."""
     previous = parse_utc(payload["previousStart"]) if payload.get("previousStart") else None
     previous_end = parse_utc(payload["previousEnd"]) if payload.get("previousEnd") else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -21,12 +21,11 @@ from appointments.timerules import iso
 from orchestrators.appointment_lifecycle import LIFECYCLE_ORCHESTRATOR, instance_id
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 PRINCIPAL_HEADER = "x-ms-client-principal"
 RUNNING = (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
 
 
-async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def call[T](fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run blocking domain/Table work off the event loop."""
     return await asyncio.to_thread(fn, *args, **kwargs)
 

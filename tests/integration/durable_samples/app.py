@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import typing
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -27,7 +28,7 @@ def _table() -> Any:
 
 # -- activities ------------------------------------------------------------------------------
 @app.activity_trigger(input_name="payload")
-def record(payload: dict[str, Any]) -> str:
+def record(payload: typing.Dict[str, Any]) -> str:  # noqa: UP006 - the worker refuses dict[str, Any]
     """Writes one row per execution, so tests count how often an activity really ran."""
     time.sleep(float(payload.get("sleep", 0)))
     _table().create_entity(
