@@ -30,14 +30,11 @@ import contextlib
 import copy
 import json
 import logging
-import traceback
 import uuid
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
@@ -46,7 +43,7 @@ from azure.durable_functions.models.utils.df_serialization import df_dumps
 
 from ..clock import Clock, ClockMode
 from . import history as h
-from .registry import Registry
+from .registry import FunctionFailed, FunctionRunner
 from .store import Entity, TaskHubStore
 from .timers import TimerService
 
@@ -203,7 +200,7 @@ class Engine:
     """Runs the app's orchestrations and activities; the management API calls its methods."""
 
     def __init__(
-        self, store: TaskHubStore, registry: Registry, clock: Clock, *, activity_threads: int = 16
+        self, store: TaskHubStore, registry: FunctionRunner, clock: Clock, *, activity_threads: int = 16
     ) -> None:
         self.store = store
         self.registry = registry
@@ -350,10 +347,12 @@ class Engine:
     async def start_new(
         self, name: str, instance_id: str | None, input_json: str | None, parent: dict[str, Any] | None = None
     ) -> Entity:
-        if name not in self.registry.orchestrators:
+        canonical = self.registry.canonical(name)
+        if canonical is None or canonical not in self.registry.orchestrators:
             raise UnknownOrchestrator(
                 f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."
             )
+        name = canonical
         instance_id = instance_id or uuid.uuid4().hex
         now = utcnow_ms(self.clock)
         existing = await self.store.get_instance(instance_id)
@@ -612,8 +611,7 @@ class Engine:
         if state.history_count == 0:
             events.append(self._execution_started(rt, now))
         events += [m.to_event(now) for m in batch]
-        handle = self.registry.orchestrators.get(name)
-        if handle is None:
+        if name not in self.registry.orchestrators:
             err = f"The orchestrator function '{name}' does not exist in this app."
             return self._finish(Episode(batch, events, state, "Failed", error=err), now)
         context = {
@@ -628,18 +626,17 @@ class Engine:
             "maximumShortTimerDuration": MAX_SHORT_TIMER,
             "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
         }
-        loop = asyncio.get_running_loop()
         try:
-            raw = await loop.run_in_executor(self._episode_pool, handle, json.dumps(context))
+            raw = await self.registry.run_orchestrator(name, json.dumps(context))
             result = json.loads(raw)
             error = None
-        except Exception as exc:
+        except FunctionFailed as exc:
             text = str(exc)
             message, _, data = text.partition(OUT_OF_PROC_MARK)
             result = json.loads(data) if data else {}
             error = message
             if not data:
-                log.error("orchestrator %s raised outside the SDK:\n%s", name, traceback.format_exc())
+                log.error("orchestrator %s raised outside the SDK: %s", name, text)
         episode = Episode(batch, events, state, "Running", custom_status=result.get("customStatus"))
         self._retry_bookkeeping(rt, episode, now)
         if error is not None:
@@ -884,30 +881,26 @@ class Engine:
     async def _run_activity(
         self, instance_id: str, execution_id: str, task_id: int, name: str, input_json: str | None
     ) -> None:
-        activity = self.registry.activities.get(name)
+        canonical = self.registry.canonical(name)
         try:
-            if activity is None:
-                raise LookupError(f"The activity function '{name}' does not exist in this app.")
-            value = json.loads(input_json) if input_json is not None else None
-            call: Callable[[], Any] = partial(activity.fn, **{activity.param: value})
-            if activity.is_async:
-                result = await call()
-            else:
-                result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+            if canonical is None or canonical not in self.registry.activities:
+                raise FunctionFailed(
+                    f"LookupError: The activity function '{name}' does not exist in this app."
+                )
+            result = await self.registry.run_activity(canonical, input_json)
             msg = Message(
                 "TaskCompleted",
-                {"TaskScheduledId": task_id, "Result": df_dumps(result)},
+                {"TaskScheduledId": task_id, "Result": result if result is not None else "null"},
                 execution_id=execution_id,
             )
-        except Exception as exc:
+        except FunctionFailed as exc:
             log.warning("activity %s (%s #%s) failed: %s", name, instance_id, task_id, exc)
-            log.debug("%s", traceback.format_exc())
             msg = Message(
                 "TaskFailed",
                 {
                     "TaskScheduledId": task_id,
-                    "Reason": f"Activity function '{name}' failed: {type(exc).__name__}: {exc}",
-                    "Details": traceback.format_exception_only(exc)[-1].strip(),
+                    "Reason": f"Activity function '{name}' failed: {exc}",
+                    "Details": str(exc),
                 },
                 execution_id=execution_id,
             )

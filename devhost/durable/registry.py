@@ -1,38 +1,33 @@
-"""The app's orchestrators and activities, read from the ``DFApp`` itself (no second table)."""
+"""What the durable engine may run, and the only way it runs it.
+
+The engine never touches the app's Python functions: it hands a context or an input (JSON text,
+as the Durable extension sends it over the worker protocol) to a ``FunctionRunner`` and gets JSON
+text back. The devhost's runner is the real Python worker (``devhost.worker``).
+"""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 
-@dataclass(frozen=True)
-class Activity:
-    fn: Callable[..., Any]
-    param: str
-    is_async: bool
+class FunctionFailed(Exception):
+    """The worker reported the invocation as failed; ``str()`` is the worker's exception message
+    (``"<Type>: <text>"``, as ``azure_functions_runtime.utils.tracing.serialize_exception`` forms it)."""
 
 
-@dataclass(frozen=True)
-class Registry:
-    orchestrators: dict[str, Callable[[Any], str]] = field(default_factory=dict)
-    activities: dict[str, Activity] = field(default_factory=dict)
+class FunctionRunner(Protocol):
+    orchestrators: frozenset[str]
+    activities: frozenset[str]
 
-    @classmethod
-    def from_functions(cls, functions: list[Any]) -> Registry:
-        """``functions`` is ``app.get_functions()``: call that once, a second call raises."""
-        orchestrators: dict[str, Callable[[Any], str]] = {}
-        activities: dict[str, Activity] = {}
-        for fn in functions:
-            for binding in fn.get_bindings_dict().get("bindings", []):
-                kind = binding.get("type")
-                if kind == "orchestrationTrigger":
-                    orchestrators[fn.get_function_name()] = fn.get_user_function()
-                elif kind == "activityTrigger":
-                    user = fn.get_user_function()
-                    activities[fn.get_function_name()] = Activity(
-                        fn=user, param=binding["name"], is_async=inspect.iscoroutinefunction(user)
-                    )
-        return cls(orchestrators, activities)
+    def canonical(self, name: str) -> str | None:
+        """The registered name that ``name`` denotes, or None. Function names are case-insensitive
+        in the Functions host (its function lookup uses StringComparer.OrdinalIgnoreCase)."""
+        ...
+
+    async def run_orchestrator(self, name: str, context_json: str) -> str:
+        """One replay episode: the orchestrator's JSON answer, or ``FunctionFailed``."""
+        ...
+
+    async def run_activity(self, name: str, input_json: str | None) -> str | None:
+        """The activity's result as JSON text (None for no result), or ``FunctionFailed``."""
+        ...
