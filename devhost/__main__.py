@@ -6,16 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import importlib.util
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 from . import azurite
 from .clock import Clock, ClockMode
 from .host import Host
+from .worker import Worker, WorkerRefused, runtime_version
 
 log = logging.getLogger("devhost")
 AZURITE_PORT = 10002
@@ -31,7 +32,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("AzureWebJobsStorage", ""),  # noqa: SIM112 - the Functions setting's name
         help="Table storage connection string (default: env AzureWebJobsStorage, else Azurite)",
     )
-    p.add_argument("--app", default="function_app:app", help="module:attribute of the DFApp")
+    p.add_argument(
+        "--app",
+        default="function_app:app",
+        help="the app's script, as a path to a .py file or module[:attribute] (default function_app); "
+        "the worker indexes that file",
+    )
+    p.add_argument(
+        "--bind",
+        default=os.environ.get("DEVHOST_BIND", "127.0.0.1"),
+        help="address to listen on (default loopback only; 0.0.0.0 exposes the host to the network)",
+    )
     p.add_argument("--task-hub", default=os.environ.get("DEVHOST_TASK_HUB"))
     p.add_argument("--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO"))
     p.add_argument(
@@ -42,10 +53,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_app(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr or "app")
+def app_location(spec: str) -> tuple[Path, str]:
+    """The folder and script file of ``module[:attribute]``, found without importing it: the
+    worker imports the script itself, by its file name, as the Functions host has it do."""
+    if spec.endswith(".py"):
+        script = Path(spec).resolve()
+        if not script.is_file():
+            raise SystemExit(f"devhost: no app script {script}")
+        return script.parent, script.name
+    module_name = spec.partition(":")[0]
+    found = importlib.util.find_spec(module_name)
+    if found is None or not found.origin or not found.origin.endswith(".py"):
+        raise SystemExit(f"devhost: no Python file for the app module {module_name!r}")
+    script = Path(found.origin)
+    return script.parent, script.name
+
+
+def _dev_mode() -> bool:
+    return os.environ.get("DEV_MODE", "").strip().lower() in ("1", "true", "yes")
 
 
 def hand_clock_to_app(clock: Clock) -> None:
@@ -77,8 +102,26 @@ async def serve(args: argparse.Namespace) -> None:
     clock = Clock(ClockMode(args.clock))
     hand_clock_to_app(clock)
     sys.path.insert(0, str(Path.cwd()))
-    app = load_app(args.app)
-    host = Host(app, storage=storage, port=args.port, clock=clock, hub=args.task_hub)
+    app_dir, script = app_location(args.app)
+    host = Host(
+        Worker(app_dir, script),
+        storage=storage,
+        port=args.port,
+        clock=clock,
+        hub=args.task_hub,
+        bind=args.bind,
+        dev_mode=_dev_mode(),
+    )
+    try:
+        await host.load()
+    except WorkerRefused as exc:
+        # The worker's own words, as the Functions host would log them; nothing is served.
+        print(f"devhost: the Python worker refused the app: {exc}", file=sys.stderr, flush=True)
+        if started is not None:
+            started.stop()
+        if demo is not None:
+            demo.stop()
+        raise SystemExit(3) from None
     portal = False
     if demo is not None:
         demo_module.seed_experts()
@@ -93,15 +136,18 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         await host.start()
         print(
-            f"devhost: serving {args.app} on {host.base_url}/api/ (clock: {clock.mode.value}, "
-            f"task hub: {host.hub})",
+            f"devhost: serving {app_dir / script} through the Python worker "
+            f"(azure-functions-runtime {runtime_version()}) on {host.base_url}/api/ "
+            f"(clock: {clock.mode.value}, task hub: {host.hub})",
             flush=True,
         )
+        where = "loopback only" if args.bind in ("127.0.0.1", "::1", "localhost") else "ALL interfaces"
+        print(f"  Listening on {args.bind}:{args.port} ({where})", flush=True)
         for f in host.functions:
             methods = ",".join(sorted(f.methods)) if f.methods else "*"
             print(f"  {methods:<12} {host.base_url}/api/{f.route}  [{f.auth_level}]", flush=True)
         print(f"  Durable API  {host.base_url}/runtime/webhooks/durabletask/instances", flush=True)
-        if clock.adjustable:
+        if clock.adjustable and host.dev_mode:
             print(
                 f'  Clock        {host.base_url}/dev/clock  (POST /dev/clock/advance {{"hours": 1}})',
                 flush=True,

@@ -1,42 +1,40 @@
 """The devhost's HTTP side: the app's HTTP functions, the Durable management API, dev endpoints.
 
-Routes, methods, auth levels and binding names come from ``app.get_functions()`` (there is no
-second route table). HTTP functions get real ``azure.functions.HttpRequest`` objects and a
-durable client binding that points back at this host, so triggers run unmodified.
+Routes, methods, auth levels and binding names come from the metadata the real Python worker
+reports after indexing the app (there is no second route table). Every call, HTTP or durable,
+is an ``InvocationRequest`` to that worker (``devhost.worker``): the devhost never calls an app
+function itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
-import inspect
 import json
 import logging
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import azure.functions as func
 from aiohttp import web
 
 from .clock import Clock, ClockError, ClockMode, PersistedClock
 from .durable.api import ManagementApi, binding_json
 from .durable.engine import Engine
-from .durable.registry import Registry
+from .durable.registry import FunctionFailed
 from .durable.store import TaskHubStore
+from .worker import FunctionInfo, HttpAnswer, Worker
 
 log = logging.getLogger("devhost")
 
 DEFAULT_HUB = "TestHubName"  # what the Functions host uses locally when host.json names none
 SETTLE_TIMEOUT = 30.0
+MAX_REQUEST_BODY = 100 * 1024 * 1024  # the host's default FUNCTIONS_REQUEST_BODY_SIZE_LIMIT
 
 
 def problem(
@@ -72,41 +70,31 @@ class HostSettings:
 
 @dataclass
 class HttpFunction:
+    """An HTTP-triggered function as the worker's metadata describes it."""
+
     name: str
-    fn: Callable[..., Any]
-    is_async: bool
     trigger_param: str
     client_params: list[str]
     auth_level: str
     methods: frozenset[str] | None
     route: str
-    params: set[str] = field(default_factory=set)
 
 
-def _value(x: Any) -> str:
-    return str(getattr(x, "value", x))
-
-
-def http_functions(functions: Iterable[Any]) -> list[HttpFunction]:
+def http_functions(functions: Iterable[FunctionInfo]) -> list[HttpFunction]:
     out = []
     for f in functions:
-        bindings = f.get_bindings_dict().get("bindings", [])
-        trigger = next((b for b in bindings if b.get("type") == "httpTrigger"), None)
+        trigger = next((b for b in f.bindings if b.get("type") == "httpTrigger"), None)
         if trigger is None:
             continue
-        user = f.get_user_function()
         methods = trigger.get("methods")
         out.append(
             HttpFunction(
-                name=f.get_function_name(),
-                fn=user,
-                is_async=inspect.iscoroutinefunction(user),
+                name=f.name,
                 trigger_param=trigger["name"],
-                client_params=[b["name"] for b in bindings if b.get("type") == "durableClient"],
-                auth_level=_value(trigger.get("authLevel", "function")).lower(),
-                methods=frozenset(_value(m).upper() for m in methods) if methods else None,
-                route=trigger.get("route") or f.get_function_name(),
-                params=set(inspect.signature(user).parameters),
+                client_params=[b["name"] for b in f.bindings if b.get("type") == "durableClient"],
+                auth_level=str(trigger.get("authLevel", "function")).lower(),
+                methods=frozenset(str(m).upper() for m in methods) if methods else None,
+                route=trigger.get("route") or f.name,
             )
         )
     return out
@@ -121,7 +109,7 @@ class Host:
 
     def __init__(
         self,
-        app: Any,
+        worker: Worker,
         *,
         storage: str,
         port: int = 7071,
@@ -130,6 +118,7 @@ class Host:
         function_key: str | None = None,
         settings: HostSettings | None = None,
         bind: str = "127.0.0.1",
+        dev_mode: bool = False,
     ) -> None:
         self.settings = settings or HostSettings.from_host_json(Path.cwd() / "host.json")
         self.hub = hub or self.settings.hub
@@ -139,20 +128,22 @@ class Host:
         env_key = os.environ.get("DEVHOST_FUNCTION_KEY")
         self.function_key_generated = not (function_key or env_key)
         self.function_key = function_key or env_key or secrets.token_urlsafe(24)
-        functions = app.get_functions()  # only once: a second call raises in azure-functions
-        self.functions = http_functions(functions)
+        self.worker = worker
+        self.functions: list[HttpFunction] = []
         if self.clock.adjustable:
             PersistedClock(self.clock, storage, self.hub).restore()  # before the engine reads the time
-        self.engine = Engine(TaskHubStore(storage, self.hub), Registry.from_functions(functions), self.clock)
+        self.engine = Engine(TaskHubStore(storage, self.hub), worker, self.clock)
         self.management = ManagementApi(self.engine, self.hub)
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="http")
         self._table = RouteTable()
-        for f in self.functions:
-            self._table.add(compile_route(f.route, f.methods, f))
-        self.web_app = web.Application(client_max_size=100 * 1024 * 1024)
+        self.web_app = web.Application(client_max_size=MAX_REQUEST_BODY)
         self.web_app.add_routes(self.management.routes())
-        self.web_app.add_routes([web.post("/dev/idle", self._idle), web.get("/dev/health", self._health)])
-        if self.clock.adjustable:
+        self.dev_mode = dev_mode
+        self.web_app.add_routes([web.get("/dev/health", self._health)])
+        # The dev endpoints move time and wait on the engine: they exist only in dev mode, never
+        # on a host that might be left running with real data (DEV_MODE as the app reads it).
+        if dev_mode:
+            self.web_app.add_routes([web.post("/dev/idle", self._idle)])
+        if dev_mode and self.clock.adjustable:
             self.web_app.add_routes(
                 [
                     web.get("/dev/clock", self._clock_now),
@@ -171,7 +162,17 @@ class Host:
     def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
         self.web_app.add_routes(routes)
 
+    async def load(self) -> list[FunctionInfo]:
+        """Index the app through the worker; ``WorkerRefused`` carries the worker's message."""
+        functions = await self.worker.start()
+        self.functions = http_functions(functions)
+        for f in self.functions:
+            self._table.add(compile_route(f.route, f.methods, f))
+        return functions
+
     async def start(self) -> None:
+        if not self.worker.functions:
+            await self.load()
         # The app's catch-all goes last so that routes added by callers win.
         self.web_app.router.add_route(
             "*", self._prefix + "/{tail:.*}" if self._prefix else "/{tail:.*}", self._dispatch
@@ -186,7 +187,6 @@ class Host:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.engine.stop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the app's HTTP functions ----------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -205,36 +205,32 @@ class Host:
         if target.auth_level != "anonymous" and not self._authorised(request):
             return problem(401, "Unauthorized", "A function key is required (x-functions-key or ?code=).")
         try:
-            return await self._invoke(target, request, params)
-        except Exception:
-            log.exception("function %s failed", target.name)
-            return problem(500, "Internal Server Error", f"The function '{target.name}' failed.")
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            # The host refuses a body over its limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MB by
+            # default) with 413 before any function runs.
+            return problem(413, "Payload Too Large", f"The request body is over {MAX_REQUEST_BODY} bytes.")
+        try:
+            answer = await self.worker.run_http(
+                target.name,
+                method=request.method,
+                url=str(request.url),
+                headers=_joined(request.headers),
+                query=_joined(request.query),
+                route_params=params,
+                body=body,
+                client_bindings={n: binding_json(self.base_url, self.hub) for n in target.client_params},
+            )
+        except FunctionFailed as exc:
+            # The host answers a failed invocation with a bare 500 and logs the worker's message
+            # (azure-functions-host: WebJobs.Script.WebHost/Middleware/ExceptionMiddleware.cs).
+            log.error("function %s failed: %s", target.name, exc)
+            return web.Response(status=500)
+        return to_web_response(answer)
 
     def _authorised(self, request: web.Request) -> bool:
         given = request.headers.get("x-functions-key") or request.query.get("code") or ""
         return hmac.compare_digest(given.encode(), self.function_key.encode())
-
-    async def _invoke(
-        self, target: HttpFunction, request: web.Request, params: dict[str, str]
-    ) -> web.StreamResponse:
-        body = await request.read()
-        req = func.HttpRequest(
-            method=request.method,
-            url=str(request.url),
-            headers=dict(request.headers),
-            params=dict(request.query),
-            route_params=params,
-            body=body,
-        )
-        kwargs: dict[str, Any] = {target.trigger_param: req}
-        for name in target.client_params:
-            kwargs[name] = binding_json(self.base_url, self.hub)
-        if target.is_async:
-            result = await target.fn(**kwargs)
-        else:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._pool, partial(target.fn, **kwargs))
-        return to_web_response(result)
 
     # -- dev endpoints ---------------------------------------------------------------------
     async def _health(self, request: web.Request) -> web.Response:
@@ -283,26 +279,23 @@ async def _json_body(request: web.Request) -> Any:
     return None
 
 
-def to_web_response(result: Any) -> web.StreamResponse:
-    """An ``azure.functions.HttpResponse`` (or what the worker also accepts) as an aiohttp answer."""
-    if isinstance(result, func.HttpResponse):
-        headers = {k: v for k, v in result.headers.items() if k.lower() != "content-type"}
-        content_type = next((v for k, v in result.headers.items() if k.lower() == "content-type"), None)
-        if content_type is None and result.mimetype:
-            content_type = result.mimetype + (f"; charset={result.charset}" if result.charset else "")
-        response = web.Response(status=result.status_code, body=result.get_body(), headers=headers)
-        if content_type:
-            response.headers["Content-Type"] = content_type
-        return response
-    if result is None:
-        return web.Response(status=204)
-    if isinstance(result, bytes | str):
-        return web.Response(
-            status=200,
-            body=result if isinstance(result, bytes) else result.encode(),
-            content_type="text/plain",
-        )
-    return web.json_response(result)
+def _joined(pairs: Any) -> dict[str, str]:
+    """A multi-dict as the host flattens it: repeated keys joined with "," (StringValues)."""
+    out: dict[str, str] = {}
+    for key in pairs:
+        if key not in out:
+            out[key] = ",".join(pairs.getall(key))
+    return out
+
+
+def to_web_response(answer: HttpAnswer) -> web.StreamResponse:
+    """The worker's ``RpcHttp`` answer as an aiohttp response."""
+    response = web.Response(status=answer.status, body=answer.body)
+    for key, value in answer.headers.items():
+        response.headers[key] = value
+    for cookie in answer.cookies:
+        response.headers.add("Set-Cookie", cookie)
+    return response
 
 
 # -- route templates ------------------------------------------------------------------------

@@ -63,7 +63,13 @@ class DevhostProcess:
 
     # -- process ---------------------------------------------------------------------------
     def start(self) -> DevhostProcess:
-        env = {**os.environ, **self.env, "DEVHOST_FUNCTION_KEY": self.function_key, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "DEV_MODE": "true",  # the dev endpoints (clock, idle) that tests drive exist only in dev mode
+            **self.env,
+            "DEVHOST_FUNCTION_KEY": self.function_key,
+            "PYTHONUNBUFFERED": "1",
+        }
         args = [
             sys.executable,
             "-m",

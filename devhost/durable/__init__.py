@@ -1,7 +1,7 @@
 """The devhost's durable engine: Durable Functions orchestrations on the SDK's own replay code."""
 
 from .engine import Engine
-from .registry import Registry
+from .registry import FunctionFailed, FunctionRunner
 from .store import TaskHubStore
 
-__all__ = ["Engine", "Registry", "TaskHubStore"]
+__all__ = ["Engine", "FunctionFailed", "FunctionRunner", "TaskHubStore"]
