@@ -27,6 +27,7 @@ from azure.data.tables.aio import TableServiceClient
 from devhost import azurite
 from devhost.clock import Clock
 from devhost.host import Host
+from devhost.worker import Worker
 
 CHAIN = 100
 FAN_OUT = 200
@@ -85,8 +86,14 @@ async def run(
 async def main() -> None:
     with azurite.running() as az:
         upsert = await upsert_baseline(az.connection_string)
+        # The worker imports this very file as the app script (as module bench_durable_engine).
+        here = Path(__file__).resolve()
         host = Host(
-            app, storage=az.connection_string, port=azurite.free_port(), clock=Clock("frozen"), hub="Bench"
+            Worker(here.parent, here.name),
+            storage=az.connection_string,
+            port=azurite.free_port(),
+            clock=Clock("frozen"),
+            hub="Bench",
         )
         await host.start()
         try:
