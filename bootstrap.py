@@ -170,45 +170,53 @@ def notification_decryptor() -> Any:
     return None if certificate is None else certificate.decrypt
 
 
-async def subscribe_meeting_end(appointment: Any, meeting: Any) -> None:
-    """Ask Graph to tell us when the meeting's call ends (expert's End and the timer stay as fallbacks).
+def call_events() -> Any:
+    """The call-event subscription use cases (``appointments.call_events``) on the real parts."""
+    from appointments.call_events import CallEventSubscriptions
+
+    return _extra(
+        "call_events",
+        lambda s: CallEventSubscriptions(
+            meetings(), s.repo, _call_event_target, end_grace=s.settings.end_grace
+        ),
+    )
+
+
+def _call_event_target(code: str) -> Any:
+    """Where one appointment's call events go: None when notifications are not configured.
 
     Rich (encrypted) notifications when GRAPH_NOTIFICATION_CERTIFICATE is set: Graph's basic
     ones for meetingCallEvents carry no event details, so without it a call's end is never seen.
-    The subscription id is stored so that cancelling deletes the subscription too.
     """
+    from adapters.graph_webhook import client_state_for, notification_url_for
+    from appointments.call_events import Target
+
     s = services()
     if not s.settings.graph_notification_url or not s.settings.graph_client_state:
-        return
-    import asyncio
-
-    from adapters.graph_webhook import client_state_for, notification_url_for
-
-    code = appointment.booking_code
-    rich: dict[str, str] = {}
+        return None
     try:
         certificate = notification_certificate()
     except ValueError as exc:  # CertificateError: misconfigured; do not fail the meeting over it
         _log.error(
             "no call-event subscription for %s: the notification certificate is unusable (%s)", code, exc
         )
-        return
-    if certificate is not None:
-        rich = {
-            "encryption_certificate": certificate.public_certificate,
-            "encryption_certificate_id": certificate.certificate_id,
-        }
-    elif not _warned_basic.is_set():
+        return None
+    if certificate is None and not _warned_basic.is_set():
         _warned_basic.set()
         _log.warning(
             "GRAPH_NOTIFICATION_CERTIFICATE is not set: call-event subscriptions are basic, and Graph's "
             "basic notifications do not say that a call ended (the expert's End and the timer still work)"
         )
-    subscription = await meetings().subscribe_call_events(
-        appointment.expert_id,
-        meeting,
+    return Target(
         notification_url_for(s.settings.graph_notification_url, code),
         client_state_for(s.settings.graph_client_state.value, code),
-        **rich,
+        encryption_certificate=certificate.public_certificate if certificate else None,
+        encryption_certificate_id=certificate.certificate_id if certificate else None,
     )
-    await asyncio.to_thread(s.repo.set_subscription, code, subscription.subscription_id)
+
+
+def validation_token_verifier() -> Any:
+    """``verify_tokens`` for ``graph_webhook.parse_call_ended`` (rich notifications' validationTokens)."""
+    from adapters.notification_crypto import ValidationTokenVerifier
+
+    return _extra("validation_tokens", lambda s: ValidationTokenVerifier.from_settings(s.settings))

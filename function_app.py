@@ -3,6 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities.graph_upkeep import bp as graph_upkeep
 from activities.lifecycle import bp as lifecycle_activities
 from http_triggers.catalogue import bp as catalogue_api
 from http_triggers.customer import bp as customer_api
@@ -12,12 +13,15 @@ from http_triggers.openapi import bp as openapi_document
 from http_triggers.ops import bp as ops_api
 from http_triggers.slots import bp as slots_api
 from orchestrators.appointment_lifecycle import bp as lifecycle_orchestrator
+from orchestrators.graph_subscriptions import bp as subscription_orchestrator
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for blueprint in (
     lifecycle_orchestrator,
     lifecycle_activities,
+    subscription_orchestrator,
+    graph_upkeep,
     customer_api,
     catalogue_api,
     expert_api,

@@ -53,10 +53,13 @@ def load_schedule(payload: Payload) -> dict[str, Any] | None:
 
 @bp.activity_trigger(input_name="payload")
 async def create_meeting(payload: Payload) -> dict[str, Any]:
-    """createOrGet the Teams meeting (keyed by booking code) and store its join link.
+    """createOrGet the Teams meeting (keyed by booking code), store its join link, subscribe
+    to its call events.
 
-    A transient failure raises, so Durable retries; a permanent one (a 4xx) returns
-    ``ok: false`` with a reason, so the lifecycle records it instead of retrying in vain.
+    A transient failure raises, so Durable retries (every step is idempotent); a permanent
+    one (a 4xx) never fails the lifecycle: a refused meeting returns ``ok: false`` with a
+    reason, a refused subscription ``ok: true`` with an ``attention`` reason (the meeting
+    works; only Teams' call-ended is missing, and End and the timers still close it).
     """
     services = bootstrap.services()
     code = payload["bookingCode"]
@@ -81,8 +84,11 @@ async def create_meeting(payload: Payload) -> dict[str, Any]:
         log.error("creating the meeting for %s failed: %s", code, exc)
         return {"ok": False, "reason": "meeting_creation_failed"}
     await asyncio.to_thread(services.repo.set_meeting, code, meeting.meeting_id, meeting.join_url)
-    await bootstrap.subscribe_meeting_end(a, meeting)
-    return {"ok": True, "meetingId": meeting.meeting_id, "created": meeting.created}
+    attention = await bootstrap.call_events().subscribe(a, meeting)
+    result: dict[str, Any] = {"ok": True, "meetingId": meeting.meeting_id, "created": meeting.created}
+    if attention:
+        result["attention"] = attention
+    return result
 
 
 @bp.activity_trigger(input_name="payload")

@@ -5,9 +5,16 @@ must not pay for msgraph). The trigger around it does::
 
     if (reply := validation_token(req.params)) is not None:
         return HttpResponse(reply.body, status_code=200, mimetype="text/plain", headers=reply.headers)
-    batch = parse_call_ended(req.get_body(), booking_code=req.params["appointment"], secret=...)
-    audit batch.forged; raise MeetingEnded for each of batch.call_ended
+    batch = parse_call_ended(req.get_body(), booking_code=req.params["appointment"], secret=...,
+                             decrypt=..., verify_tokens=...)
+    count batch.forged; hand each of batch.call_ended and batch.lifecycle over (no storage work)
     return HttpResponse(status_code=202)   # also when everything was forged: tell an attacker nothing
+
+Rich notifications also carry ``validationTokens``: JWTs that Graph signs, one per app and
+tenant in the POST. Graph's docs say they must be validated
+(https://learn.microsoft.com/en-us/graph/change-notifications-with-resource-data#validating-the-authenticity-of-notifications);
+``verify_tokens`` (``adapters.notification_crypto.ValidationTokenVerifier``) does that, and
+when it refuses, every rich item of the POST counts as forged.
 
 The subscription (see ``adapters.graph``) is per appointment: its notificationUrl carries
 ``?appointment=<bookingCode>`` and its clientState is ``client_state_for(secret, bookingCode)``,
@@ -51,6 +58,8 @@ _CALL_ENDED = frozenset({"callended", "microsoft.communication.callended"})
 
 # encryptedContent -> the resource (None: unreadable, ignore); raises ValueError for a forgery.
 Decrypt = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
+# the POST's validationTokens -> None, or ValueError naming the failed check.
+VerifyTokens = Callable[[list[str]], None]
 
 
 class MalformedNotification(ValueError):
@@ -75,7 +84,8 @@ class CallEnded:
     subscription_id: str
     join_web_url: str
     ended_at: datetime | None  # Graph's eventDateTime, aware UTC, when present
-    notification_id: str  # resourceData.id: Graph may deliver twice, de-duplicate on it
+    notification_id: str  # resourceData.id: Graph may deliver twice, de-duplicate on it (with resource)
+    resource: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,7 +163,12 @@ def join_url_of(resource: str) -> str | None:
 
 
 def parse_call_ended(
-    body: bytes, booking_code: str, secret: str, *, decrypt: Decrypt | None = None
+    body: bytes,
+    booking_code: str,
+    secret: str,
+    *,
+    decrypt: Decrypt | None = None,
+    verify_tokens: VerifyTokens | None = None,
 ) -> CallEventBatch:
     """Split a notification POST into call-ended notices, forgeries and the rest.
 
@@ -167,7 +182,14 @@ def parse_call_ended(
     forged: list[ForgedNotification] = []
     lifecycle: list[LifecycleNotice] = []
     ignored = 0
-    for item in _notification_items(body):
+    items, tokens = _notification_items(body)
+    token_problem: str | None = None
+    if verify_tokens is not None and any(isinstance(i, dict) and "encryptedContent" in i for i in items):
+        try:
+            verify_tokens(tokens)
+        except ValueError as exc:  # the verifier's message names the failed check, no token content
+            token_problem = f"validationTokens: {exc}"
+    for item in items:
         if not isinstance(item, dict):
             ignored += 1
             continue
@@ -181,6 +203,9 @@ def parse_call_ended(
         if event := _str(item.get("lifecycleEvent")):
             lifecycle.append(LifecycleNotice(booking_code, subscription_id, event))
             continue
+        if token_problem is not None and "encryptedContent" in item:
+            forged.append(ForgedNotification(subscription_id, resource[:300], token_problem))
+            continue
         try:
             notice = _call_ended(item, booking_code, subscription_id, resource, decrypt)
         except ValueError as exc:  # the decryptor's verdict; its message names the check, no data
@@ -193,15 +218,18 @@ def parse_call_ended(
     return CallEventBatch(call_ended=ended, forged=forged, lifecycle=lifecycle, ignored=ignored)
 
 
-def _notification_items(body: bytes) -> list[Any]:
+def _notification_items(body: bytes) -> tuple[list[Any], list[str]]:
+    """The changeNotificationCollection's ``value`` and ``validationTokens``."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise MalformedNotification("the body is not JSON") from exc
     items = payload.get("value") if isinstance(payload, dict) else None
     if not isinstance(items, list):
         raise MalformedNotification("the body has no 'value' list")
-    return items
+    tokens = payload.get("validationTokens")
+    tokens = [t for t in tokens if isinstance(t, str)] if isinstance(tokens, list) else []
+    return items, tokens
 
 
 def _call_ended(
@@ -236,6 +264,7 @@ def _call_ended(
         join_web_url=join_web_url,
         ended_at=_parse_time(_str(data.get("eventDateTime"))),
         notification_id=_str(data.get("id")),
+        resource=resource,
     )
 
 

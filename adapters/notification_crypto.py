@@ -186,3 +186,91 @@ def _b64(content: Mapping[str, Any], name: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ForgedContent(f"{name} is not base64") from exc
+
+
+# --- validationTokens ----------------------------------------------------------------------
+
+# Microsoft Graph Change Tracking: the app that signs change notifications' validationTokens.
+CHANGE_TRACKING_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
+_TOKEN_ALGORITHMS = ["RS256"]
+
+
+class ValidationTokenVerifier:
+    """Checks a rich notification POST's ``validationTokens`` as Graph documents it.
+
+    "Validating the authenticity of notifications"
+    (learn.microsoft.com/graph/change-notifications-with-resource-data): each token must be
+    unexpired, signed by the Microsoft identity platform (keys from its published JWKS),
+    issued for this app (``aud`` = our app id), by our tenant (``iss`` / ``tid``), and to
+    Graph's change-tracking app (``azp`` = ``CHANGE_TRACKING_APP_ID``). The endpoint serves
+    this app and tenant only, so every token in the POST must pass, and there must be one.
+    PyJWT does the JWT work; keys come from a JWKS URL (``PyJWKClient``, cached) or inline
+    JWKS JSON (the emulator's test key set).
+    """
+
+    def __init__(self, signing_key: Any, app_id: str, tenant_id: str, *, leeway: int = 300) -> None:
+        self._signing_key = signing_key  # token -> the key that signed it (raises jwt.PyJWTError)
+        self._app_id = app_id
+        self._tenant_id = tenant_id
+        self._leeway = leeway
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ValidationTokenVerifier:
+        import jwt
+
+        source: str = settings.graph_notification_jwks
+        if source.lstrip().startswith("{"):
+            keys = jwt.PyJWKSet.from_json(source)
+
+            def signing_key(token: str) -> Any:
+                kid = jwt.get_unverified_header(token).get("kid")
+                try:
+                    return keys[str(kid)].key
+                except KeyError as exc:
+                    raise jwt.InvalidKeyError("unknown signing key") from exc
+
+        else:
+            client = jwt.PyJWKClient(source, cache_keys=True, lifespan=24 * 3600, timeout=5)
+
+            def signing_key(token: str) -> Any:
+                return client.get_signing_key_from_jwt(token).key
+
+        return cls(signing_key, settings.graph_app_id, settings.graph_tenant_id)
+
+    def __call__(self, tokens: list[str]) -> None:
+        """Return when every token is valid; raise ``ValueError`` naming the failed check."""
+        import jwt
+
+        if not self._app_id or not self._tenant_id:
+            raise ValueError("cannot be checked: GRAPH_TENANT_ID or the app id is not set")
+        if not tokens:
+            raise ValueError("missing")
+        issuers = [
+            f"https://sts.windows.net/{self._tenant_id}/",
+            f"https://login.microsoftonline.com/{self._tenant_id}/v2.0",
+        ]
+        for token in tokens[:10]:  # one per app and tenant: a handful at most
+            try:
+                claims = jwt.decode(
+                    token,
+                    self._signing_key(token),
+                    algorithms=_TOKEN_ALGORITHMS,
+                    audience=self._app_id,
+                    issuer=issuers,
+                    leeway=self._leeway,
+                    options={"require": ["exp", "iss", "aud"]},
+                )
+            except jwt.ExpiredSignatureError as exc:
+                raise ValueError("expired") from exc
+            except jwt.InvalidAudienceError as exc:
+                raise ValueError("wrong audience") from exc
+            except jwt.InvalidIssuerError as exc:
+                raise ValueError("wrong issuer") from exc
+            except jwt.PyJWTError as exc:  # bad signature, unknown key, malformed, keys unreachable
+                raise ValueError(f"invalid ({type(exc).__name__})") from exc
+            if claims.get("tid", self._tenant_id) != self._tenant_id:
+                raise ValueError("wrong tenant")
+            if (claims.get("azp") or claims.get("appid")) != CHANGE_TRACKING_APP_ID:
+                raise ValueError("not issued to Graph change tracking")
+        if len(tokens) > 10:
+            raise ValueError("too many")

@@ -2,9 +2,18 @@
 
 Experts get mail through Graph (DESIGN §8). Customers get an Outbox row for the bank's
 own SMS and push channels (Microsoft's SMS does not reach Finnish numbers), and mail
-too when they gave an address. A ``Notifications`` row per idempotency key makes a
-retried activity a no-op once the send is recorded; a crash between delivering and
-recording can still repeat a mail, so each mail carries its key in ``X-Idempotency-Key``.
+too when they gave an address.
+
+Mail at most once per key. A ``Notifications`` row per idempotency key goes through two
+states: ``sending`` is written *before* the first mail leaves, ``sent`` after the last.
+Each mail's ``internetMessageId`` is derived from the key (``<hash.n@sender-domain>``),
+so an attempt that finds ``sending`` (the one before crashed, timed out, or got a 5xx
+for a mail Graph had already accepted) asks the sender's Sent Items for that id and sends
+only what is not there. What is left: Sent Items shows a sent mail a few seconds after
+sendMail's 202; a retry inside that lag resends. Durable's first retry comes 5 s after
+the failure (``orchestrators.appointment_lifecycle.RETRY``), so that needs a crash and a
+Sent Items lag over 5 s together. The key also travels as ``X-Idempotency-Key``, so such a
+duplicate is still recognisable downstream.
 """
 
 from __future__ import annotations
@@ -124,10 +133,14 @@ class Notifier:
         )
         if prepared is None:
             return False
-        n, mails, row_key = prepared
+        n, mails, row_key, resumed = prepared
+        if resumed:  # an earlier attempt may have sent some of them: Sent Items knows
+            mails = [mail for mail in mails if not await self.mailer.was_sent(mail)]
+        else:
+            await asyncio.to_thread(self._mark, booking_code, row_key, n, "sending")
         for mail in mails:
             await self.mailer.send(mail)
-        await asyncio.to_thread(self._mark_sent, booking_code, row_key, n)
+        await asyncio.to_thread(self._mark, booking_code, row_key, n, "sent")
         return True
 
     def _prepare(
@@ -139,12 +152,17 @@ class Notifier:
         previous_start: datetime | None,
         previous_end: datetime | None,
         reminder: str | None = None,
-    ) -> tuple[Notification, list[MailMessage], str] | None:
-        """Blocking part before delivery: de-duplicate, load, render, write the outbox rows."""
+    ) -> tuple[Notification, list[MailMessage], str, bool] | None:
+        """Blocking part before delivery: de-duplicate, load, render, write the outbox rows.
+
+        The last element says whether an earlier attempt got as far as ``sending``.
+        """
         row_key = _key_hash(key)
         marker = self.repo.read(NOTIFICATIONS, booking_code, row_key)
         if marker is not None and marker.get("State") == "sent":
             return None
+        resumed = marker is not None and marker.get("State") == "sending"
+        domain = self.settings.graph_sender_mailbox.rpartition("@")[2] or "localhost"
         a = self.repo.get_by_code(booking_code)
         if a is None:
             log.warning("notification %s for unknown booking %s skipped", kind, booking_code)
@@ -165,6 +183,7 @@ class Notifier:
 
         def mail(to: str, attachments: tuple[tuple[str, str, bytes], ...] = ()) -> MailMessage:
             return MailMessage(
+                internet_message_id=f"<{row_key}.{_key_hash(to.lower())[:12]}@{domain}>",
                 to=to,
                 subject=rendered.subject,
                 text=rendered.text,
@@ -177,9 +196,9 @@ class Notifier:
             if expert is None or not expert.email:
                 log.warning("expert of %s has no mail address; %s not sent", booking_code, kind)
                 return None
-            return n, [mail(expert.email, self._calendar(a, n, expert.email))], row_key
+            return n, [mail(expert.email, self._calendar(a, n, expert.email))], row_key, resumed
         self._outbox(a, n, rendered.subject, rendered.text, row_key)
-        return n, [mail(a.email)] if a.email else [], row_key
+        return n, [mail(a.email)] if a.email else [], row_key, resumed
 
     def _calendar(self, a: Appointment, n: Notification, attendee: str) -> tuple[tuple[str, str, bytes], ...]:
         """The expert's calendar entry: booked and moved update it, cancelled removes it."""
@@ -208,15 +227,16 @@ class Notifier:
             ),
         )
 
-    def _mark_sent(self, booking_code: str, row_key: str, n: Notification) -> None:
+    def _mark(self, booking_code: str, row_key: str, n: Notification, state: str) -> None:
+        """``sending`` before the first mail leaves (the intent), ``sent`` after the last."""
         self.repo.table(NOTIFICATIONS).upsert_entity(
             {
                 "PartitionKey": booking_code,
                 "RowKey": row_key,
-                "State": "sent",
+                "State": state,
                 "Kind": str(n.kind),
                 "Recipient": str(n.recipient),
-                "SentAt": iso(self.clock.now()),
+                ("SentAt" if state == "sent" else "SendingAt"): iso(self.clock.now()),
             },
             mode=UpdateMode.REPLACE,
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 from appointments.catalogue import Channel
 from appointments.errors import IllegalTransition
-from appointments.model import Phase
+from appointments.model import IN_MEETING_PHASES, Phase
 from appointments.notifications import NotificationKind, Recipient, Reminder
 from appointments.timerules import iso, parse_utc
 
@@ -177,6 +177,7 @@ class Event:
     expires_at: datetime | None = None  # CodeIssued
     reason: str | None = None  # MeetingFailed, MeetingEnded (source)
     revision: int | None = None  # Rescheduled: the record's revision after the change
+    occurred_at: datetime | None = None  # MeetingEnded from Graph: the call event's own time
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,18 @@ def next_deadline(state: LifecycleState) -> tuple[datetime, EventType] | None:
     return None
 
 
+GRAPH_SOURCE = "graph"  # Event.reason of a MeetingEnded raised by Graph's call-ended notification
+
+
+def _stale_call_end(state: LifecycleState, event: Event) -> bool:
+    """A Teams call that ended before the customer was in it does not end the appointment:
+    before the lobby (the expert's empty call), or older than the phase it would end (a
+    replayed or late notification). Without a time of its own it is not believed either."""
+    if state.phase not in IN_MEETING_PHASES or event.occurred_at is None:
+        return True
+    return state.since is not None and event.occurred_at < state.since
+
+
 def decide(state: LifecycleState, event: Event) -> Decision:
     """Apply ``event`` to ``state``; raise IllegalTransition when the phase does not allow it."""
     if not is_allowed(state.phase, event.type, state.channel):
@@ -318,6 +331,8 @@ def decide(state: LifecycleState, event: Event) -> Decision:
             )
         case EventType.CODE_EXPIRED:
             return to(Phase.LOBBY, code_expires_at=None)
+        case EventType.MEETING_ENDED if event.reason == GRAPH_SOURCE and _stale_call_end(state, event):
+            return Decision(state)
         case EventType.MEETING_ENDED | EventType.END_TIMEOUT:
             return to(Phase.ENDED, code_expires_at=None)
         case EventType.NO_SHOW_TIMEOUT:

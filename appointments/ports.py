@@ -49,6 +49,8 @@ class MailMessage:
     html: str
     idempotency_key: str
     attachments: tuple[tuple[str, str, bytes], ...] = field(default=())  # (name, content type, bytes)
+    # RFC 5322 Message-ID, unique per key: lets a retry find an earlier attempt in Sent Items.
+    internet_message_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class CallEventSubscription:
     subscription_id: str
     resource: str
     expires_at: datetime
+    notification_url: str = ""  # carries ?appointment=<bookingCode>
 
 
 class MeetingGateway(Protocol):
@@ -93,6 +96,16 @@ class MeetingGateway(Protocol):
         self, subscription_id: str, expires_at: datetime
     ) -> CallEventSubscription: ...
 
+    async def reauthorize_subscription(self, subscription_id: str) -> None: ...
+
+    async def get_subscription(self, subscription_id: str) -> CallEventSubscription | None:
+        """The subscription as Graph has it; None when Graph no longer has it."""
+        ...
+
+    async def list_subscriptions(self) -> list[CallEventSubscription]:
+        """Every live subscription of this app."""
+        ...
+
     async def delete_subscription(self, subscription_id: str) -> None:
         """Delete a call-event subscription; one that is already gone is not an error."""
         ...
@@ -101,7 +114,13 @@ class MeetingGateway(Protocol):
 class MailSender(Protocol):
     """Mail from the service mailbox (Graph ``sendMail``)."""
 
-    async def send(self, message: MailMessage) -> None: ...
+    async def send(self, message: MailMessage) -> None:
+        """Send once: never resent by the transport (a lost answer raises, see ``was_sent``)."""
+        ...
+
+    async def was_sent(self, message: MailMessage) -> bool:
+        """Whether an earlier attempt of this message (same internet_message_id) went out."""
+        ...
 
 
 class GatewayError(Exception):

@@ -11,6 +11,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
+
+# Microsoft identity platform's published signing keys (validationTokens are signed with them):
+# https://learn.microsoft.com/en-us/graph/change-notifications-with-resource-data#validating-the-authenticity-of-notifications
+MICROSOFT_JWKS_URL = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
 
 
 class SettingsError(ValueError):
@@ -69,6 +74,11 @@ def _int_tuple(env: Mapping[str, str], key: str, default: tuple[int, ...]) -> tu
     return values
 
 
+def _loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app reads from its environment."""
@@ -104,8 +114,14 @@ class Settings:
     # Microsoft Graph (DESIGN §8).
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
     graph_tenant_id: str = ""
+    # The app registration (used with its secret). A managed identity is named by
+    # AZURE_CLIENT_ID instead, as azure-identity's DefaultAzureCredential reads it.
     graph_client_id: str = ""
     graph_client_secret: Secret = Secret("")
+    azure_client_id: str = ""
+    # Where the signing keys of rich notifications' validationTokens are: a JWKS URL, or the
+    # JWKS JSON itself (the emulator's test keys).
+    graph_notification_jwks: str = MICROSOFT_JWKS_URL
     graph_sender_mailbox: str = ""
     graph_notification_url: str = ""
     graph_client_state: Secret = Secret("")
@@ -116,6 +132,11 @@ class Settings:
     graph_notification_certificate_id: str = ""
 
     portal_base_url: str = "http://localhost:7071"
+
+    @property
+    def graph_app_id(self) -> str:
+        """The id Graph knows this app by: the audience of its validationTokens."""
+        return self.graph_client_id or self.azure_client_id
 
     @property
     def join_window(self) -> timedelta:
@@ -172,6 +193,8 @@ class Settings:
             graph_tenant_id=env.get("GRAPH_TENANT_ID", ""),
             graph_client_id=env.get("GRAPH_CLIENT_ID", ""),
             graph_client_secret=Secret(env.get("GRAPH_CLIENT_SECRET", "")),
+            azure_client_id=env.get("AZURE_CLIENT_ID", "").strip(),
+            graph_notification_jwks=env.get("GRAPH_NOTIFICATION_JWKS", "").strip() or MICROSOFT_JWKS_URL,
             graph_sender_mailbox=env.get("GRAPH_SENDER_MAILBOX", ""),
             graph_notification_url=env.get("GRAPH_NOTIFICATION_URL", ""),
             graph_client_state=Secret(env.get("GRAPH_CLIENT_STATE", "")),
@@ -187,6 +210,15 @@ class Settings:
             )
         if len(settings.graph_notification_certificate_id) > 128:
             raise SettingsError("GRAPH_NOTIFICATION_CERTIFICATE_ID may be at most 128 characters (Graph)")
+        if (
+            settings.graph_client_id
+            and not settings.graph_client_secret
+            and not _loopback(settings.graph_base_url)
+        ):
+            raise SettingsError(
+                "GRAPH_CLIENT_ID is the app registration and needs GRAPH_CLIENT_SECRET; "
+                "name a user-assigned managed identity with AZURE_CLIENT_ID instead"
+            )
         if not settings.storage_connection_string and not settings.tables_endpoint:
             raise SettingsError("set AzureWebJobsStorage, TABLES_CONNECTION_STRING or TABLES_ENDPOINT")
         return settings

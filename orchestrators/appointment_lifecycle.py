@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -71,6 +72,7 @@ def _event_from(name: str, payload: Any, at: Any) -> Event:
     end = parse_utc(data["end"]) if data.get("end") else None
     expires = parse_utc(data["expiresAt"]) if data.get("expiresAt") else None
     revision = int(data["revision"]) if data.get("revision") is not None else None
+    occurred = parse_utc(data["occurredAt"]) if data.get("occurredAt") else None
     return Event(
         event_type,
         at=at,
@@ -79,6 +81,7 @@ def _event_from(name: str, payload: Any, at: Any) -> Event:
         expires_at=expires,
         revision=revision,
         reason=data.get("source"),
+        occurred_at=occurred,
     )
 
 
@@ -103,6 +106,8 @@ def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, 
             )
             state = failed.state
             actions += list(failed.actions)
+        elif result.get("attention"):  # the meeting exists, but e.g. Graph refused its call events
+            state = replace(state, attention=result["attention"])
 
     if state.phase is not before.phase or state.attention != before.attention or before.since is None:
         context.set_custom_status(state.custom_status())

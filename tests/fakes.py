@@ -25,3 +25,8 @@ class RecordingMailer:
 
     async def send(self, message: MailMessage) -> None:
         self.sent.append(message)
+
+    async def was_sent(self, message: MailMessage) -> bool:
+        return bool(message.internet_message_id) and any(
+            m.internet_message_id == message.internet_message_id for m in self.sent
+        )

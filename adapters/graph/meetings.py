@@ -1,0 +1,330 @@
+"""Teams online meetings and their call-event subscriptions behind the ``MeetingGateway`` port.
+
+Call events: ``communications/onlineMeetings(joinWebUrl='…')/meetingCallEvents`` (beta),
+one subscription per appointment, rather than v1.0 ``communications/callRecords``:
+
+* callRecords is tenant-wide. It needs ``CallRecords.Read.All``, which lets this app read
+  every call in the bank's tenant; the notification names only a callRecord id, so each
+  call anywhere in the bank costs us a GET to find out it is not ours.
+* callRecords arrive after the call record is assembled (typically minutes, up to ~15,
+  sometimes later), which is too late to close an identification step promptly.
+* meetingCallEvents is per meeting, so the per-appointment notificationUrl
+  (``?appointment=<code>``) and clientState (``client_state_for``) bind each notification
+  to one appointment, and callEnded arrives while the expert is still there.
+* Its costs: beta (no SLA; shapes may change) and at most 3 days per subscription. The
+  ``renew_graph_subscriptions`` timer renews what a meeting still needs, and lifecycle
+  notifications (reauthorize, removed, missed) are acted on
+  (``appointments.subscriptions``). The orchestration does not depend on it: the expert's
+  End and the end + grace timer still end the appointment when a notification never comes.
+* Microsoft documents that *basic* notifications for this resource carry no event details
+  and recommends rich (encrypted) ones. Given ``encryption_certificate`` (base64 DER, public
+  key only) and ``encryption_certificate_id``, the subscription asks for rich notifications
+  (``includeResourceData``); ``adapters.notification_crypto`` decrypts them.
+
+Duplicates: Graph allows one subscription per app and meeting but does not document the
+status it refuses a second one with. So the gateway looks for an existing subscription on
+the resource (GET /subscriptions lists the app's own) before it creates one, and again
+after any refusal of the create; found, it is renewed and returned.
+
+Status codes: createOrGet answers 201 when it created the meeting and 200 when the
+externalId already existed. The SDK's ``post`` returns only the model, so that call asks
+kiota for the native ``httpx.Response`` (``ResponseHandlerOption(NativeResponseHandler())``),
+reads ``status_code`` and deserialises the body with the SDK's own JSON parse node.
+
+createOrGet takes only subject, times, externalId, participants and chatInfo; the lobby,
+recording and presenter settings are applied with a PATCH afterwards, and only when the
+meeting Graph returned differs from what the appointment needs (a retry after a crash
+between the two calls therefore still ends with the right settings).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from adapters.graph.client import load_sdk, no_transport_retry
+from adapters.graph.errors import graph_call, raise_for_native
+from adapters.graph.schedule import ScheduleReader
+from adapters.graph_webhook import meeting_call_events_resource
+from appointments.ports import (
+    BusyInterval,
+    CallEventSubscription,
+    Meeting,
+    MeetingRequest,
+    PermanentGatewayError,
+    TransientGatewayError,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - names for annotations only
+    from msgraph.graph_service_client import GraphServiceClient
+
+# meetingCallEvents subscriptions last at most 3 days; stay a little under so clock skew
+# between us and Graph never makes the request invalid.
+MAX_SUBSCRIPTION_LIFETIME = timedelta(days=3) - timedelta(minutes=10)
+
+
+def meeting_settings_patch(subject: str | None, start: datetime | None, end: datetime | None) -> Any:
+    """The onlineMeeting PATCH body: only the organizer bypasses the lobby, recorded, organizer presents."""
+    from msgraph.generated.models.lobby_bypass_scope import LobbyBypassScope
+    from msgraph.generated.models.lobby_bypass_settings import LobbyBypassSettings
+    from msgraph.generated.models.online_meeting import OnlineMeeting
+    from msgraph.generated.models.online_meeting_presenters import OnlineMeetingPresenters
+
+    changes: dict[str, Any] = {"subject": subject, "start_date_time": start, "end_date_time": end}
+    # Never pass None: kiota's backing store writes a field set to None as a JSON null under
+    # its Python name ("odata_type": null), which Graph refuses.
+    return OnlineMeeting(
+        # organization would let any colleague (and, with some tenant settings, guests) straight in.
+        lobby_bypass_settings=LobbyBypassSettings(
+            scope=LobbyBypassScope.Organizer, is_dial_in_bypass_enabled=False
+        ),
+        record_automatically=True,
+        allowed_presenters=OnlineMeetingPresenters.Organizer,
+        **{name: value for name, value in changes.items() if value is not None},
+    )
+
+
+def enum_value(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _needs_patch(meeting: Any, request: MeetingRequest) -> bool:
+    lobby = meeting.lobby_bypass_settings
+    return not (
+        lobby is not None
+        and enum_value(lobby.scope) == "organizer"
+        and not lobby.is_dial_in_bypass_enabled
+        and meeting.record_automatically is True
+        and enum_value(meeting.allowed_presenters) == "organizer"
+        and meeting.subject == request.subject
+        and _same_instant(meeting.start_date_time, request.start)
+        and _same_instant(meeting.end_date_time, request.end)
+    )
+
+
+def _same_instant(a: datetime | None, b: datetime) -> bool:
+    if a is None:
+        return False
+    a = a if a.tzinfo else a.replace(tzinfo=UTC)
+    return a == b
+
+
+def require_aware(*values: datetime) -> None:
+    for value in values:
+        if value.tzinfo is None:
+            raise ValueError("meeting times must be timezone-aware (UTC)")
+
+
+class GraphMeetingGateway:
+    """``MeetingGateway`` on Microsoft Graph; one instance per process is enough."""
+
+    def __init__(self, client: GraphServiceClient, *, beta_base_url: str | None = None) -> None:
+        self._client = client
+        base = client.request_adapter.base_url.rstrip("/")
+        if beta_base_url is None:
+            if not base.endswith("/v1.0"):
+                raise ValueError("cannot derive the Graph beta URL from " + base)
+            beta_base_url = base[: -len("/v1.0")] + "/beta"
+        self._beta = beta_base_url.rstrip("/")
+        self._schedule = ScheduleReader(client)
+
+    async def create_or_get(self, request: MeetingRequest) -> Meeting:
+        load_sdk()
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from kiota_abstractions.native_response_handler import NativeResponseHandler
+        from kiota_http.middleware.options import ResponseHandlerOption
+        from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
+        from msgraph.generated.models.online_meeting import OnlineMeeting
+        from msgraph.generated.users.item.online_meetings.create_or_get import (
+            create_or_get_post_request_body as create_or_get,
+        )
+
+        require_aware(request.start, request.end)
+        body = create_or_get.CreateOrGetPostRequestBody(
+            external_id=request.booking_code,
+            subject=request.subject,
+            start_date_time=request.start,
+            end_date_time=request.end,
+        )
+        # The native response is the only place the SDK exposes 201 (created) vs 200 (existed).
+        config: RequestConfiguration[Any] = RequestConfiguration(
+            options=[ResponseHandlerOption(NativeResponseHandler())]
+        )
+        meetings = self._client.users.by_user_id(request.organizer_id).online_meetings
+        async with graph_call("createOrGet"):
+            response: Any = await meetings.create_or_get.post(body, request_configuration=config)
+        raise_for_native("createOrGet", response)
+        node = JsonParseNodeFactory().get_root_parse_node("application/json", response.content)
+        meeting = node.get_object_value(OnlineMeeting)
+        if not meeting.id or not meeting.join_web_url:
+            raise TransientGatewayError("Graph createOrGet answered without a meeting id or join URL")
+        if _needs_patch(meeting, request):
+            patch = meeting_settings_patch(request.subject, request.start, request.end)
+            async with graph_call("update meeting settings"):
+                await meetings.by_online_meeting_id(meeting.id).patch(patch)
+        return Meeting(
+            meeting_id=meeting.id, join_url=meeting.join_web_url, created=response.status_code == 201
+        )
+
+    async def update_times(self, organizer_id: str, meeting_id: str, start: datetime, end: datetime) -> None:
+        load_sdk()
+        from msgraph.generated.models.online_meeting import OnlineMeeting
+
+        require_aware(start, end)
+        # Graph refuses a PATCH with only one of the two times, so both always travel together.
+        body = OnlineMeeting(start_date_time=start, end_date_time=end)
+        item = self._client.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(meeting_id)
+        async with graph_call("update meeting times"):
+            await item.patch(body)
+
+    async def delete(self, organizer_id: str, meeting_id: str) -> None:
+        load_sdk()
+        item = self._client.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(meeting_id)
+        async with graph_call("delete meeting", missing_ok=True):
+            await item.delete()
+
+    async def get_schedule(
+        self, organizer_ids: list[str], start: datetime, end: datetime
+    ) -> dict[str, list[BusyInterval]]:
+        """Busy intervals per organizer; see ``ScheduleReader.busy`` (batched, cached, unknown ≠ free)."""
+        return await self._schedule.busy(organizer_ids, start, end)
+
+    # --- call-event subscriptions (beta) ------------------------------------------------------
+
+    async def subscribe_call_events(
+        self,
+        organizer_id: str,
+        meeting: Meeting,
+        notification_url: str,
+        client_state: str,
+        *,
+        encryption_certificate: str | None = None,
+        encryption_certificate_id: str | None = None,
+    ) -> CallEventSubscription:
+        """Subscribe to the meeting's call events (beta); idempotent for the same meeting.
+
+        With ``encryption_certificate`` (base64 DER X.509, public key only) and its
+        ``encryption_certificate_id`` the subscription asks for rich notifications
+        (``includeResourceData``): the only kind that says which call event happened.
+        An existing subscription on the resource is renewed and returned (see the module).
+        """
+        load_sdk()
+        from msgraph.generated.models.subscription import Subscription
+
+        if bool(encryption_certificate) != bool(encryption_certificate_id):
+            raise ValueError("encryption_certificate and encryption_certificate_id go together")
+        resource = meeting_call_events_resource(meeting.join_url)
+        expires = datetime.now(UTC) + MAX_SUBSCRIPTION_LIFETIME
+        if (existing := await self._find_subscription(resource)) is not None:
+            return await self.renew_subscription(existing, expires)
+        rich: dict[str, Any] = (
+            {
+                "include_resource_data": True,
+                "encryption_certificate": encryption_certificate,
+                "encryption_certificate_id": encryption_certificate_id,
+            }
+            if encryption_certificate
+            else {}  # never None fields: kiota would write them as JSON nulls
+        )
+        body = Subscription(
+            change_type="updated",
+            notification_url=notification_url,
+            lifecycle_notification_url=notification_url,
+            resource=resource,
+            expiration_date_time=expires,
+            client_state=client_state,
+            **rich,
+        )
+        subscriptions = self._client.subscriptions.with_url(f"{self._beta}/subscriptions")
+        try:
+            async with graph_call("subscribe to call events"):
+                # Not resent by the transport: a lost answer is settled by the lookup below.
+                created = await subscriptions.post(body, request_configuration=no_transport_retry())
+        except PermanentGatewayError:
+            existing = await self._find_subscription(resource)
+            if existing is None:
+                raise
+            return await self.renew_subscription(existing, expires)
+        return _subscription(created, resource)
+
+    async def renew_subscription(self, subscription_id: str, expires_at: datetime) -> CallEventSubscription:
+        """Move the expiry (capped at Graph's 3-day maximum from now)."""
+        load_sdk()
+        from msgraph.generated.models.subscription import Subscription
+
+        require_aware(expires_at)
+        body = Subscription(
+            expiration_date_time=min(expires_at, datetime.now(UTC) + MAX_SUBSCRIPTION_LIFETIME)
+        )
+        async with graph_call("renew subscription"):
+            renewed = await self._item(subscription_id).patch(body)
+        return _subscription(renewed, None)
+
+    async def reauthorize_subscription(self, subscription_id: str) -> None:
+        """Answer ``reauthorizationRequired``: POST /subscriptions/{id}/reauthorize (204).
+
+        https://learn.microsoft.com/en-us/graph/api/subscription-reauthorize
+        """
+        load_sdk()
+        async with graph_call("reauthorize subscription"):
+            await (
+                self._item(subscription_id)
+                .reauthorize.with_url(
+                    f"{self._beta}/subscriptions/{quote(subscription_id, safe='')}/reauthorize"
+                )
+                .post()
+            )
+
+    async def get_subscription(self, subscription_id: str) -> CallEventSubscription | None:
+        """The subscription as Graph has it, or None when Graph no longer has it."""
+        load_sdk()
+        async with graph_call("get subscription", missing_ok=True) as outcome:
+            found = await self._item(subscription_id).get()
+        if outcome.missing or found is None:
+            return None
+        return _subscription(found, None)
+
+    async def list_subscriptions(self) -> list[CallEventSubscription]:
+        """The app's live subscriptions (app-only GET /subscriptions lists the app's own)."""
+        load_sdk()
+        result: list[CallEventSubscription] = []
+        builder: Any = self._client.subscriptions.with_url(f"{self._beta}/subscriptions")
+        for _page in range(50):  # bounded: never page forever
+            async with graph_call("list subscriptions"):
+                page = await builder.get()
+            result += [_subscription(sub, None) for sub in (page.value if page else None) or [] if sub.id]
+            next_link = page.odata_next_link if page else None
+            if not next_link:
+                break
+            builder = self._client.subscriptions.with_url(next_link)
+        return result
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        """Delete a call-event subscription; one that is already gone (expired) is not an error."""
+        load_sdk()
+        async with graph_call("delete subscription", missing_ok=True):
+            await self._item(subscription_id).delete()
+
+    def _item(self, subscription_id: str) -> Any:
+        return self._client.subscriptions.by_subscription_id(subscription_id).with_url(
+            f"{self._beta}/subscriptions/{quote(subscription_id, safe='')}"
+        )
+
+    async def _find_subscription(self, resource: str) -> str | None:
+        for sub in await self.list_subscriptions():
+            if sub.resource.lstrip("/") == resource:
+                return sub.subscription_id
+        return None
+
+
+def _subscription(sub: Any, resource: str | None) -> CallEventSubscription:
+    if sub is None or not sub.id or sub.expiration_date_time is None:
+        raise TransientGatewayError("Graph answered a subscription call without id or expiry")
+    expires = sub.expiration_date_time
+    return CallEventSubscription(
+        subscription_id=sub.id,
+        resource=sub.resource or resource or "",
+        expires_at=expires if expires.tzinfo else expires.replace(tzinfo=UTC),
+        notification_url=sub.notification_url or "",
+    )
