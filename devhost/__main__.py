@@ -101,6 +101,8 @@ async def serve(args: argparse.Namespace) -> None:
         demo = demo_module.configure(args.port)
     clock = Clock(ClockMode(args.clock))
     hand_clock_to_app(clock)
+    if demo is not None and demo.emulator is not None:
+        demo.emulator.state.event_clock = clock.now  # call events happen on the demo's clock
     sys.path.insert(0, str(Path.cwd()))
     app_dir, script = app_location(args.app)
     host = Host(

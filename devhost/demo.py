@@ -44,7 +44,7 @@ def configure(port: int) -> Demo:
 
         emulator_port = int(os.environ.get("GRAPH_EMULATOR_PORT", GRAPH_EMULATOR_PORT))
         demo.emulator = GraphEmulator(port=emulator_port).start()
-        os.environ["GRAPH_BASE_URL"] = demo.emulator.base_url
+        os.environ.update(demo.emulator.app_settings())
     os.environ.setdefault("GRAPH_SENDER_MAILBOX", "neuvottelut@pankki.example")
     os.environ.setdefault("GRAPH_NOTIFICATION_URL", f"http://127.0.0.1:{port}/api/graph/notifications")
     os.environ.setdefault("GRAPH_CLIENT_STATE", secrets.token_urlsafe(32))

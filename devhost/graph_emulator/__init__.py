@@ -14,8 +14,18 @@ Retry-After, 5xx, latency) can be injected per path. Graph routes require a bear
 Control API (no token): ``GET /_emulator/meetings|mail|subscriptions|requests``,
 ``PUT /_emulator/busy/{user}`` (a list of ``{start, end, status}``),
 ``POST /_emulator/faults`` (``{path, count, status, retryAfter, delayMs, method, code}``),
-``POST /_emulator/meetings/{id}/end|start|admit``, ``POST /_emulator/reset``, and the
-stand-in Teams join page ``GET /_emulator/join/{id}``.
+``POST /_emulator/meetings/{id}/end|start|admit`` (end/start take ``{"at": time}``),
+``POST /_emulator/subscriptions/{id}/lifecycle`` (``{"event": …}``), ``GET /_emulator/keys``
+(the test JWKS for validationTokens), ``POST /_emulator/unreadable/{user}``,
+``POST /_emulator/reset``, and the stand-in Teams join page ``GET /_emulator/join/{id}``.
+
+Strict like Graph: only the dev token passes (401 otherwise); createOrGet/PATCH refuse
+bad meeting times; getSchedule refuses more than 20 schedules, 62 days or a bad interval
+and answers an unreadable or unknown mailbox with an error item; sendMail refuses 4 MB,
+invalid recipients and unknown senders, and keeps Sent Items; 4 concurrent requests per
+mailbox (429 beyond); both validation requests; notifications with a 3 s timeout,
+retried, with ``validationTokens`` when rich; faults can answer *after* the work
+(``after``: a 503 after the mail is recorded).
 
 Run it with ``python -m devhost.graph_emulator --port 7072`` and set
 ``GRAPH_BASE_URL=http://127.0.0.1:7072/v1.0``; tests use :class:`GraphEmulator`.
@@ -31,9 +41,10 @@ from typing import Any
 from aiohttp import web
 
 from devhost.graph_emulator.app import create_app
-from devhost.graph_emulator.state import EmulatorState, Fault, RecordedRequest
+from devhost.graph_emulator.crypto import TestSigningKey
+from devhost.graph_emulator.state import APP_ID, TENANT_ID, EmulatorState, Fault, RecordedRequest
 
-__all__ = ["EmulatorState", "Fault", "GraphEmulator", "RecordedRequest", "create_app"]
+__all__ = ["APP_ID", "TENANT_ID", "EmulatorState", "Fault", "GraphEmulator", "RecordedRequest", "create_app"]
 
 
 class GraphEmulator:
@@ -45,6 +56,7 @@ class GraphEmulator:
 
     def __init__(self, state: EmulatorState | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = state if state is not None else EmulatorState()
+        self.signing = TestSigningKey()
         self._host = host
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -92,7 +104,7 @@ class GraphEmulator:
             loop.close()
 
     async def _start_site(self) -> None:
-        self._runner = web.AppRunner(create_app(self.state), access_log=None)
+        self._runner = web.AppRunner(create_app(self.state, self.signing), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
@@ -107,16 +119,31 @@ class GraphEmulator:
             raise RuntimeError("the emulator is not running")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def end_meeting(self, meeting_id: str) -> list[int]:
+    def app_settings(self) -> dict[str, str]:
+        """What the app needs to talk to this emulator and to check its validationTokens."""
+        return {
+            "GRAPH_BASE_URL": self.base_url,
+            "GRAPH_TENANT_ID": TENANT_ID,
+            "GRAPH_CLIENT_ID": APP_ID,
+            "GRAPH_NOTIFICATION_JWKS": self.signing.jwks_json(),
+        }
+
+    def end_meeting(self, meeting_id: str, at: Any = None) -> list[int]:
         """Send callEnded to every subscription on the meeting; the endpoints' status codes."""
         from devhost.graph_emulator.app import notify_call_event
 
-        return list(self.run(notify_call_event(self.state, meeting_id, "callEnded")))
+        return list(self.run(notify_call_event(self.state, meeting_id, "callEnded", self.signing, at)))
 
-    def start_meeting(self, meeting_id: str) -> list[int]:
+    def start_meeting(self, meeting_id: str, at: Any = None) -> list[int]:
         from devhost.graph_emulator.app import notify_call_event
 
-        return list(self.run(notify_call_event(self.state, meeting_id, "callStarted")))
+        return list(self.run(notify_call_event(self.state, meeting_id, "callStarted", self.signing, at)))
+
+    def lifecycle(self, subscription_id: str, event: str) -> int:
+        """Send a lifecycle notification (reauthorizationRequired, subscriptionRemoved, missed)."""
+        from devhost.graph_emulator.app import notify_lifecycle
+
+        return int(self.run(notify_lifecycle(self.state, subscription_id, event, self.signing)))
 
     def stop(self) -> None:
         if self._loop is None:

@@ -15,9 +15,16 @@ from urllib.parse import quote, unquote
 import aiohttp
 from aiohttp import web
 
-from devhost.graph_emulator.crypto import BadCertificate, encrypt_resource_data, load_encryption_certificate
+from devhost.graph_emulator.crypto import (
+    BadCertificate,
+    TestSigningKey,
+    encrypt_resource_data,
+    load_encryption_certificate,
+)
 from devhost.graph_emulator.state import (
     APP_ID,
+    DEV_TOKEN,
+    TENANT_DOMAINS,
     TENANT_ID,
     EmulatorState,
     Fault,
@@ -27,6 +34,7 @@ from devhost.graph_emulator.state import (
 )
 
 STATE_KEY = web.AppKey("state", EmulatorState)
+SIGNING_KEY = web.AppKey("signing_key", TestSigningKey)
 JSON_KEY = web.RequestKey("json", object)
 GRAPH_PREFIX = re.compile(r"^/(v1\.0|beta)(/|$)")
 CREATE_OR_GET_PARAMETERS = {
@@ -55,6 +63,22 @@ MEETING_CALL_EVENTS = re.compile(
     r"^/?communications/onlineMeetings\(joinWebUrl='(?P<url>[^']+)'\)/meetingCallEvents$"
 )
 MAX_CALL_EVENT_LIFETIME = timedelta(minutes=4320)
+# getSchedule (https://learn.microsoft.com/en-us/graph/api/calendar-getschedule): at most 20
+# schedules, a period under 62 days, availabilityViewInterval 5..1440 minutes. The codes are
+# the ones Exchange answers with (ErrorMailboxDataArrayTooBig,
+# ErrorInvalidMergedFreeBusyInterval are seen from Graph; ErrorTimeIntervalTooBig is EWS's).
+MAX_SCHEDULES = 20
+MAX_SCHEDULE_PERIOD = timedelta(days=62)
+# sendMail: the whole request at most 4 MB (https://learn.microsoft.com/en-us/graph/api/user-sendmail).
+MAX_SENDMAIL_BYTES = 4 * 1024 * 1024
+# Outlook: 4 concurrent requests per app and mailbox
+# (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits).
+MAX_CONCURRENT_PER_MAILBOX = 4
+MAILBOX_PATH = re.compile(
+    r"^/(?:v1\.0|beta)/users/(?P<user>[^/]+)/(?:sendMail|calendar|mailFolders|messages)"
+)
+ADDRESS = re.compile(r"^[^@\s<>(),;:\\\"\[\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 FREE_BUSY_DIGITS = {
     "free": "0",
     "tentative": "1",
@@ -140,19 +164,62 @@ async def _dispatch(
 ) -> web.StreamResponse:
     if not is_graph:
         return await handler(request)
-    if (fault := state.take_fault(request.method, request.path)) is not None:
+    fault = state.take_fault(request.method, request.path)
+    if fault is not None and not fault.after:
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.status is not None:
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
-            code = fault.code or {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(
-                fault.status, "Injected"
-            )
-            return graph_error(fault.status, code, "Injected by the Graph emulator.", headers)
+            return _fault_response(fault)
     auth = request.headers.get("Authorization", "")
-    if not auth.startswith("Bearer ") or not auth[len("Bearer ") :].strip():
+    token = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
+    if not token:
         return graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
-    return await handler(request)
+    if token != DEV_TOKEN:
+        return graph_error(
+            401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."
+        )
+    mailbox = MAILBOX_PATH.match(request.path)
+    key = unquote(mailbox["user"]).lower() if mailbox else None
+    if key is not None:
+        with state.lock:
+            if state.in_flight.get(key, 0) >= MAX_CONCURRENT_PER_MAILBOX:
+                return graph_error(
+                    429,
+                    "ApplicationThrottled",
+                    "Application is over its MailboxConcurrency limit.",
+                    {"Retry-After": "1"},
+                )
+            state.in_flight[key] = state.in_flight.get(key, 0) + 1
+    try:
+        response = await handler(request)
+    finally:
+        if key is not None:
+            with state.lock:
+                state.in_flight[key] -= 1
+    if fault is not None and fault.after:  # the work is done (the mail recorded); the answer is lost
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.status is not None:
+            return _fault_response(fault)
+    return response
+
+
+def _fault_response(fault: Fault) -> web.Response:
+    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+    code = fault.code or {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(
+        fault.status or 0, "Injected"
+    )
+    return graph_error(fault.status or 500, code, "Injected by the Graph emulator.", headers)
+
+
+def known_user(user: str) -> bool:
+    """A user of the emulated tenant: an object id, or an address in the tenant's domains."""
+    user = unquote(user)
+    return bool(GUID.match(user)) or user.rpartition("@")[2].lower() in TENANT_DOMAINS
+
+
+def _invalid_user(user: str) -> web.Response:
+    return graph_error(404, "ErrorInvalidUser", f"The requested user '{unquote(user)}' is invalid.")
 
 
 # --- online meetings ------------------------------------------------------------------------------
@@ -170,10 +237,34 @@ async def create_or_get(request: web.Request) -> web.Response:
         return graph_error(400, "BadRequest", f"The parameter '{name}' in the request payload is not valid.")
     if not body.get("externalId"):
         return graph_error(400, "BadRequest", "externalId is required.")
+    if problem := _times_problem(body, together=False):
+        return graph_error(400, "BadRequest", problem)
     organizer = request.match_info["user"]
+    if not known_user(organizer):
+        return graph_error(404, "NotFound", "The requested user was not found.")
     meeting, created = state.create_or_get(_origin(request), organizer, body)
     context = _context(request, f"users('{organizer}')/onlineMeetings/$entity")
     return odata(context, meeting, status=201 if created else 200)
+
+
+def _times_problem(body: dict[str, Any], *, together: bool) -> str | None:
+    """Graph's rules for meeting times: an end needs a start (createOrGet defaults the end to
+    start + 1 h), a PATCH sends both or neither, and the end is after the start."""
+    start, end = body.get("startDateTime"), body.get("endDateTime")
+    if end is not None and start is None:
+        return "startDateTime is required when endDateTime is set."
+    if together and start is not None and end is None:
+        return "startDateTime and endDateTime must be updated together."
+    try:
+        parsed = (
+            parse_time(str(start)) if start is not None else None,
+            parse_time(str(end)) if end else None,
+        )
+    except ValueError:
+        return "startDateTime or endDateTime is not a valid date."
+    if parsed[0] is not None and parsed[1] is not None and parsed[1] <= parsed[0]:
+        return "endDateTime must be after startDateTime."
+    return None
 
 
 async def get_meeting(request: web.Request) -> web.Response:
@@ -194,6 +285,8 @@ async def patch_meeting(request: web.Request) -> web.Response:
     body = {k: v for k, v in body.items() if k != "@odata.type"}
     if unknown := set(body) - MEETING_PATCHABLE:
         return graph_error(400, "BadRequest", f"Property '{sorted(unknown)[0]}' cannot be updated.")
+    if problem := _times_problem(body, together=True):
+        return graph_error(400, "BadRequest", problem)
     with state.lock:
         meeting = state.meeting_of(organizer, meeting_id)
         if meeting is None:
@@ -227,11 +320,51 @@ async def get_schedule(request: web.Request) -> web.Response:
         end = _zoned(body["endTime"])
     except (KeyError, TypeError, ValueError):
         return graph_error(400, "ErrorInvalidParameter", "startTime and endTime are required.")
-    interval = int(body.get("availabilityViewInterval") or 30)
-    values = []
-    for schedule in body["schedules"]:
+    schedules = body["schedules"]
+    if not isinstance(schedules, list) or len(schedules) > MAX_SCHEDULES:
+        count = len(schedules) if isinstance(schedules, list) else 0
+        return graph_error(
+            400,
+            "ErrorMailboxDataArrayTooBig",
+            "There are too many target users in the EmailAddress array. "
+            f"The allowed size = {MAX_SCHEDULES}; the actual size = {count}.",
+        )
+    if end <= start or end - start >= MAX_SCHEDULE_PERIOD:
+        return graph_error(
+            400, "ErrorTimeIntervalTooBig", "The time interval must be positive and less than 62 days."
+        )
+    try:
+        interval = int(body.get("availabilityViewInterval") or 30)
+    except (TypeError, ValueError):
+        interval = 0
+    if not 5 <= interval <= 1440 or timedelta(minutes=interval) > end - start:
+        return graph_error(
+            400,
+            "ErrorInvalidMergedFreeBusyInterval",
+            "The specified merged free/busy interval is not valid. Specify an interval that is less "
+            "than the free/busy time window and between 5 and 1440 minutes.",
+        )
+    values: list[dict[str, Any]] = []
+    for schedule in schedules:
+        address = str(schedule)
         with state.lock:
-            items = list(state.busy.get(str(schedule).lower(), []))
+            unreadable = address.lower() in state.unreadable
+        if unreadable or not ADDRESS.match(address) or not known_user(address):
+            # A mailbox Graph cannot read is an error item, never free time.
+            values.append(
+                {
+                    "scheduleId": address,
+                    "availabilityView": "",
+                    "error": {
+                        "message": "The requested user was not found or its free/busy cannot be read.",
+                        "responseCode": "ErrorMailRecipientNotFound",
+                    },
+                    "scheduleItems": [],
+                }
+            )
+            continue
+        with state.lock:
+            items = list(state.busy.get(address.lower(), []))
         chosen = []
         for item in items:
             item_start, item_end = parse_time(item["start"]), parse_time(item["end"])
@@ -243,14 +376,11 @@ async def get_schedule(request: web.Request) -> web.Response:
                 "availabilityView": _availability_view(start, end, interval, chosen),
                 "scheduleItems": [
                     {
+                        # scheduleItem's v1.0 properties only (isMeeting & co. are not in the schema)
                         "isPrivate": False,
                         "status": status,
                         "subject": subject,
                         "location": "",
-                        "isMeeting": True,
-                        "isRecurring": False,
-                        "isException": False,
-                        "isReminderSet": True,
                         "start": {"dateTime": _wall_clock(s), "timeZone": "UTC"},
                         "end": {"dateTime": _wall_clock(e), "timeZone": "UTC"},
                     }
@@ -298,10 +428,25 @@ def _availability_view(
 
 async def send_mail(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    sender = request.match_info["user"]
+    if not known_user(sender):
+        return _invalid_user(sender)
+    if len(await request.read()) > MAX_SENDMAIL_BYTES:
+        return graph_error(
+            413, "ErrorMessageSizeExceeded", "The message exceeds the maximum supported size.", None
+        )
     body = _action_parameters(await _json_body(request))
     message = body.get("message") if isinstance(body, dict) else None
     if not isinstance(message, dict) or not message.get("toRecipients"):
         return graph_error(400, "ErrorInvalidRecipients", "At least one recipient is not valid.")
+    for recipient in message.get("toRecipients") or []:
+        address = (
+            ((recipient or {}).get("emailAddress") or {}).get("address")
+            if isinstance(recipient, dict)
+            else None
+        )
+        if not isinstance(address, str) or not ADDRESS.match(address):
+            return graph_error(400, "ErrorInvalidRecipients", "At least one recipient is not valid.")
     for header in message.get("internetMessageHeaders") or []:
         if not str(header.get("name", "")).lower().startswith("x-"):
             return graph_error(
@@ -309,8 +454,35 @@ async def send_mail(request: web.Request) -> web.Response:
                 "InvalidInternetMessageHeader",
                 "The internet message header name should start with 'x-'.",
             )
-    state.add_mail(request.match_info["user"], body)
+    state.add_mail(unquote(sender), body)
     return web.Response(status=202)
+
+
+async def list_sent_items(request: web.Request) -> web.Response:
+    """GET …/mailFolders/sentitems/messages, with ``$filter=internetMessageId eq '…'``."""
+    state = request.app[STATE_KEY]
+    user = request.match_info["user"]
+    if not known_user(user):
+        return _invalid_user(user)
+    if request.match_info["folder"].lower() != "sentitems":
+        return graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+    with state.lock:
+        messages = list(state.sent_items.get(unquote(user).lower(), []))
+    wanted = request.query.get("$filter", "")
+    match = re.fullmatch(r"internetMessageId eq '((?:[^']|'')*)'", wanted.strip())
+    if wanted and match is None:
+        return graph_error(
+            400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes."
+        )
+    if match is not None:
+        value = match.group(1).replace("''", "'")
+        messages = [m for m in messages if m["internetMessageId"] == value]
+    top = int(request.query.get("$top", "10") or 10)
+    context = _context(request, f"users('{unquote(user)}')/mailFolders('sentitems')/messages")
+    return odata(
+        context,
+        {"value": [{"id": m["id"], "internetMessageId": m["internetMessageId"]} for m in messages[:top]]},
+    )
 
 
 # --- subscriptions --------------------------------------------------------------------------------
@@ -349,8 +521,11 @@ async def create_subscription(request: web.Request) -> web.Response:
     with state.lock:
         if any(s["resource"] == resource for s in state.subscriptions.values()):
             return graph_error(409, "Conflict", "A subscription for this resource already exists.")
-    urls = {body["notificationUrl"], body.get("lifecycleNotificationUrl") or body["notificationUrl"]}
-    for url in sorted(urls):
+    # Graph validates both endpoints, so the same URL twice gets two requests.
+    urls = [body["notificationUrl"]]
+    if body.get("lifecycleNotificationUrl"):
+        urls.append(body["lifecycleNotificationUrl"])
+    for url in urls:
         if problem := await _validate_endpoint(url, state.validation_timeout):
             return graph_error(400, "ValidationError", f"Subscription validation request failed. {problem}")
     subscription = {
@@ -447,6 +622,27 @@ async def update_subscription(request: web.Request) -> web.Response:
     return odata(_context(request, "subscriptions/$entity"), subscription)
 
 
+async def get_subscription(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    with state.lock:
+        subscription = state.subscriptions.get(request.match_info["id"])
+    if subscription is None:
+        return graph_error(404, "ResourceNotFound", "The object was not found.")
+    return odata(_context(request, "subscriptions/$entity"), subscription)
+
+
+async def reauthorize_subscription(request: web.Request) -> web.Response:
+    """POST /subscriptions/{id}/reauthorize: 204 (https://learn.microsoft.com/en-us/graph/api/subscription-reauthorize)."""
+    state = request.app[STATE_KEY]
+    with state.lock:
+        subscription = state.subscriptions.get(request.match_info["id"])
+        if subscription is not None:
+            subscription.pop("_reauthorize", None)
+    if subscription is None:
+        return graph_error(404, "ResourceNotFound", "The object was not found.")
+    return web.Response(status=204)
+
+
 async def list_subscriptions(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     with state.lock:
@@ -463,7 +659,9 @@ async def delete_subscription(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def call_event_notification(subscription: dict[str, Any], event_type: str) -> dict[str, Any]:
+def call_event_notification(
+    subscription: dict[str, Any], event_type: str, at: datetime | None = None
+) -> dict[str, Any]:
     """One notification item, as Graph sends it for this subscription.
 
     Like Graph: a basic subscription's item says only which resource changed (no event
@@ -489,7 +687,7 @@ def call_event_notification(subscription: dict[str, Any], event_type: str) -> di
             "@odata.type": "#microsoft.graph.callEvent",
             "id": item["resourceData"]["id"],
             "eventType": event_type,
-            "eventDateTime": graph_time(datetime.now(UTC)),
+            "eventDateTime": graph_time(at or datetime.now(UTC)),
         }
         item["encryptedContent"] = encrypt_resource_data(
             event, subscription["encryptionCertificate"], subscription["encryptionCertificateId"]
@@ -497,7 +695,46 @@ def call_event_notification(subscription: dict[str, Any], event_type: str) -> di
     return item
 
 
-async def notify_call_event(state: EmulatorState, meeting_id: str, event_type: str) -> list[int]:
+async def deliver(state: EmulatorState, url: str, payload: dict[str, Any]) -> int:
+    """POST a notification like Graph: 3 s to answer with a 2xx, else retried (a few times here)."""
+    status = 0
+    for attempt in range(1 + state.notification_retries):
+        if attempt:
+            await asyncio.sleep(state.notification_retry_delay * attempt)
+        try:
+            async with (
+                aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=state.notification_timeout)
+                ) as session,
+                session.post(url, json=payload) as response,
+            ):
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError):
+            status = 0
+        with state.lock:
+            state.deliveries.append({"url": url, "status": status, "attempt": attempt})
+        if 200 <= status < 300:
+            break
+    return status
+
+
+def _collection(
+    state: EmulatorState, signing: TestSigningKey | None, items: list[dict[str, Any]], rich: bool
+) -> dict[str, Any]:
+    """A changeNotificationCollection; rich ones carry one validationToken per app and tenant."""
+    payload: dict[str, Any] = {"value": items}
+    if rich and signing is not None:
+        payload["validationTokens"] = [signing.token(APP_ID, TENANT_ID)]
+    return payload
+
+
+async def notify_call_event(
+    state: EmulatorState,
+    meeting_id: str,
+    event_type: str,
+    signing: TestSigningKey | None = None,
+    at: datetime | None = None,
+) -> list[int]:
     """Send a meetingCallEvents change notification to every subscription on the meeting."""
     with state.lock:
         meeting = state.meetings.get(meeting_id)
@@ -509,19 +746,46 @@ async def notify_call_event(state: EmulatorState, meeting_id: str, event_type: s
             if (m := MEETING_CALL_EVENTS.match(s["resource"])) and unquote(m["url"]) == meeting["joinWebUrl"]
         ]
     statuses = []
+    at = at or state.event_now()
     for subscription in targets:
-        payload = {"value": [call_event_notification(subscription, event_type)]}
+        item = call_event_notification(subscription, event_type, at)
+        payload = _collection(state, signing, [item], bool(subscription.get("includeResourceData")))
         with state.lock:
             state.notifications.append(payload)
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-                session.post(subscription["notificationUrl"], json=payload) as response,
-            ):
-                statuses.append(response.status)
-        except (TimeoutError, aiohttp.ClientError):
-            statuses.append(0)
+        statuses.append(await deliver(state, subscription["notificationUrl"], payload))
     return statuses
+
+
+LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+
+
+async def notify_lifecycle(
+    state: EmulatorState, subscription_id: str, event: str, signing: TestSigningKey | None = None
+) -> int:
+    """A lifecycle notification (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events);
+    ``subscriptionRemoved`` also removes the subscription, as Graph has."""
+    if event not in LIFECYCLE_EVENTS:
+        raise web.HTTPBadRequest(text=f"event must be one of {', '.join(LIFECYCLE_EVENTS)}")
+    with state.lock:
+        subscription = state.subscriptions.get(subscription_id)
+        if subscription is None:
+            raise web.HTTPNotFound(text="no such subscription")
+        if event == "subscriptionRemoved":
+            del state.subscriptions[subscription_id]
+    item = {
+        "subscriptionId": subscription["id"],
+        "subscriptionExpirationDateTime": subscription["expirationDateTime"],
+        "lifecycleEvent": event,
+        "resource": subscription["resource"],
+        "clientState": subscription["clientState"],
+        "tenantId": TENANT_ID,
+        "organizationId": TENANT_ID,
+    }
+    url = subscription.get("lifecycleNotificationUrl") or subscription["notificationUrl"]
+    payload = _collection(state, signing, [item], bool(subscription.get("includeResourceData")))
+    with state.lock:
+        state.notifications.append(payload)
+    return await deliver(state, url, payload)
 
 
 # --- control API ----------------------------------------------------------------------------------
@@ -587,6 +851,7 @@ async def control_faults(request: web.Request) -> web.Response:
             delay=float(body.get("delayMs", 0)) / 1000,
             method=body.get("method"),
             code=body.get("code"),
+            after=bool(body.get("after", False)),
         )
     )
     return web.json_response({"faults": len(state.faults)}, status=201)
@@ -597,14 +862,42 @@ async def control_reset(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def control_end(request: web.Request) -> web.Response:
-    statuses = await notify_call_event(request.app[STATE_KEY], request.match_info["id"], "callEnded")
+async def _control_event(request: web.Request, event_type: str) -> web.Response:
+    body = await _json_body(request)
+    at = parse_time(body["at"]) if isinstance(body, dict) and body.get("at") else None
+    statuses = await notify_call_event(
+        request.app[STATE_KEY], request.match_info["id"], event_type, request.app[SIGNING_KEY], at
+    )
     return web.json_response({"delivered": statuses})
+
+
+async def control_end(request: web.Request) -> web.Response:
+    return await _control_event(request, "callEnded")
 
 
 async def control_start(request: web.Request) -> web.Response:
-    statuses = await notify_call_event(request.app[STATE_KEY], request.match_info["id"], "callStarted")
-    return web.json_response({"delivered": statuses})
+    return await _control_event(request, "callStarted")
+
+
+async def control_lifecycle(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    event = str(body.get("event")) if isinstance(body, dict) else ""
+    status = await notify_lifecycle(
+        request.app[STATE_KEY], request.match_info["id"], event, request.app[SIGNING_KEY]
+    )
+    return web.json_response({"delivered": status})
+
+
+async def control_keys(request: web.Request) -> web.Response:
+    """The test JWKS that signs validationTokens (point GRAPH_NOTIFICATION_JWKS here)."""
+    return web.Response(text=request.app[SIGNING_KEY].jwks_json(), content_type="application/json")
+
+
+async def control_unreadable(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    with state.lock:
+        state.unreadable.add(unquote(request.match_info["user"]).lower())
+    return web.json_response({"unreadable": request.match_info["user"]})
 
 
 async def control_admit(request: web.Request) -> web.Response:
@@ -681,10 +974,11 @@ async def join_page(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
-def create_app(state: EmulatorState | None = None) -> web.Application:
+def create_app(state: EmulatorState | None = None, signing: TestSigningKey | None = None) -> web.Application:
     """The emulator as an aiohttp application over ``state`` (a fresh one when omitted)."""
     app = web.Application(middlewares=[graph_middleware], client_max_size=8 * 1024 * 1024)
     app[STATE_KEY] = state if state is not None else EmulatorState()
+    app[SIGNING_KEY] = signing if signing is not None else TestSigningKey()
     for version in ("v1.0", "beta"):
         users = f"/{version}/users/{{user}}"
         app.router.add_post(f"{users}/onlineMeetings/createOrGet", create_or_get)
@@ -693,14 +987,20 @@ def create_app(state: EmulatorState | None = None) -> web.Application:
         app.router.add_delete(f"{users}/onlineMeetings/{{meeting}}", delete_meeting)
         app.router.add_post(f"{users}/calendar/getSchedule", get_schedule)
         app.router.add_post(f"{users}/sendMail", send_mail)
+        app.router.add_get(f"{users}/mailFolders/{{folder}}/messages", list_sent_items)
         app.router.add_post(f"/{version}/subscriptions", create_subscription)
         app.router.add_get(f"/{version}/subscriptions", list_subscriptions)
+        app.router.add_get(f"/{version}/subscriptions/{{id}}", get_subscription)
+        app.router.add_post(f"/{version}/subscriptions/{{id}}/reauthorize", reauthorize_subscription)
         app.router.add_patch(f"/{version}/subscriptions/{{id}}", update_subscription)
         app.router.add_delete(f"/{version}/subscriptions/{{id}}", delete_subscription)
     app.router.add_get("/_emulator/meetings", control_meetings)
     app.router.add_post("/_emulator/meetings/{id}/end", control_end)
     app.router.add_post("/_emulator/meetings/{id}/start", control_start)
     app.router.add_post("/_emulator/meetings/{id}/admit", control_admit)
+    app.router.add_post("/_emulator/subscriptions/{id}/lifecycle", control_lifecycle)
+    app.router.add_get("/_emulator/keys", control_keys)
+    app.router.add_post("/_emulator/unreadable/{user}", control_unreadable)
     app.router.add_get("/_emulator/meetings/{id}/lobby-state", lobby_state)
     app.router.add_get("/_emulator/join/{id}", join_page)
     app.router.add_get("/_emulator/mail", control_mail)

@@ -92,3 +92,45 @@ def throwaway_certificate(common_name: str = "verkkoneuvottelu-dev-notifications
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     ).decode()
+
+
+class TestSigningKey:
+    """The emulator's stand-in for the Microsoft identity platform key that signs validationTokens.
+
+    A fresh RSA key per emulator; its public half is the test JWKS (``jwks_json``, also served
+    at ``/_emulator/keys``) that the app is pointed at with ``GRAPH_NOTIFICATION_JWKS``.
+    Tokens carry the claims Graph documents: ``aud`` = the subscribing app, ``iss`` / ``tid``
+    = its tenant, ``azp`` = Graph change tracking, a one-hour lifetime.
+    """
+
+    CHANGE_TRACKING_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = hashlib.sha256(os.urandom(16)).hexdigest()[:16]
+
+    def jwks_json(self) -> str:
+        from jwt.algorithms import RSAAlgorithm
+
+        jwk = json.loads(RSAAlgorithm.to_jwk(self._key.public_key()))
+        return json.dumps({"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]})
+
+    def token(self, app_id: str, tenant_id: str, *, now: float | None = None, **overrides: Any) -> str:
+        import time
+
+        import jwt
+
+        issued = int(now if now is not None else time.time())
+        claims: dict[str, Any] = {
+            "aud": app_id,
+            "iss": f"https://sts.windows.net/{tenant_id}/",
+            "tid": tenant_id,
+            "azp": self.CHANGE_TRACKING_APP_ID,
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + 3600,
+            **overrides,
+        }
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})

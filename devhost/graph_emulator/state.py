@@ -17,6 +17,10 @@ from typing import Any
 
 TENANT_ID = "8a5b4f34-5c5e-4b8e-9b7a-0e1f2d3c4b5a"
 APP_ID = "3f0c1d2e-7a6b-4c5d-8e9f-0a1b2c3d4e5f"
+# The only bearer token the emulator takes (adapters.graph.client.DEV_TOKEN): Graph refuses
+# any other with 401 InvalidAuthenticationToken.
+DEV_TOKEN = "graph-emulator-dev-token"  # noqa: S105 - a loopback placeholder, not a secret
+TENANT_DOMAINS = frozenset({"pankki.example"})
 
 
 def graph_time(moment: datetime) -> str:
@@ -45,6 +49,7 @@ class Fault:
     delay: float = 0.0  # seconds before answering (or before the fault status)
     method: str | None = None
     code: str | None = None  # Graph error code in the body
+    after: bool = False  # do the work first, then answer the fault (a 503 after commit)
 
     def matches(self, method: str, path: str) -> bool:
         if self.count <= 0 or (self.method and self.method.upper() != method.upper()):
@@ -75,6 +80,15 @@ class EmulatorState:
     faults: list[Fault] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     validation_timeout: float = 10.0  # Graph gives the endpoint 10 s to echo the token
+    notification_timeout: float = 3.0  # and 3 s to answer a notification with a 2xx
+    notification_retries: int = 3  # Graph retries for hours; the emulator a few times, quickly
+    notification_retry_delay: float = 0.5
+    deliveries: list[dict[str, Any]] = field(default_factory=list)  # every POST to an endpoint
+    sent_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # mailbox -> messages
+    unreadable: set[str] = field(default_factory=set)  # mailboxes getSchedule answers with an error
+    in_flight: dict[str, int] = field(default_factory=dict)  # mailbox -> concurrent requests
+    # The meeting's clock for callEvent eventDateTime (tests follow the devhost's virtual clock).
+    event_clock: Any = field(default=None, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- faults and recording ----------------------------------------------------------------
@@ -117,6 +131,10 @@ class EmulatorState:
             self.notifications.clear()
             self.faults.clear()
             self.requests.clear()
+            self.deliveries.clear()
+            self.sent_items.clear()
+            self.unreadable.clear()
+            self.in_flight.clear()
 
     # -- meetings ------------------------------------------------------------------------------
 
@@ -151,10 +169,22 @@ class EmulatorState:
 
     # -- mail and calendars ----------------------------------------------------------------------
 
+    def event_now(self) -> datetime:
+        return self.event_clock() if self.event_clock is not None else datetime.now(UTC)
+
     def add_mail(self, sender: str, body: dict[str, Any]) -> None:
         message = body.get("message") or {}
         headers = {h.get("name", ""): h.get("value", "") for h in message.get("internetMessageHeaders") or []}
         with self.lock:
+            if body.get("saveToSentItems", True) is not False:  # Graph's default is true
+                self.sent_items.setdefault(sender.lower(), []).append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "internetMessageId": message.get("internetMessageId")
+                        or f"<{uuid.uuid4().hex}@{sender.rpartition('@')[2] or 'emulator'}>",
+                        "subject": message.get("subject"),
+                    }
+                )
             self.mail.append(
                 {
                     "sender": sender,
@@ -196,9 +226,7 @@ def new_meeting(origin: str, organizer: str, body: dict[str, Any]) -> dict[str, 
         "creationDateTime": graph_time(now),
         "startDateTime": graph_time(parse_time(start)),
         "endDateTime": graph_time(parse_time(end)),
-        "joinUrl": None,
         "joinWebUrl": f"{origin}/_emulator/join/{meeting_id}?context={context}",
-        "meetingCode": str(uuid.uuid4().int)[:12],
         "subject": body.get("subject"),
         "externalId": body.get("externalId"),
         "isBroadcast": False,
@@ -211,10 +239,8 @@ def new_meeting(origin: str, organizer: str, body: dict[str, Any]) -> dict[str, 
         "recordAutomatically": False,
         "meetingType": None,
         "videoTeleconferenceId": None,
-        "externalIdRequired": None,
         "broadcastSettings": None,
         "audioConferencing": None,
-        "meetingInfo": None,
         "lobbyBypassSettings": {"scope": "organization", "isDialInBypassEnabled": False},
         "joinMeetingIdSettings": {
             "isPasscodeRequired": True,

@@ -16,6 +16,7 @@ import pytest
 from adapters.tables import TableRepository
 from appointments.principal import encode_principal
 from devhost.azurite import free_port
+from appointments.timerules import parse_utc
 from devhost.graph_emulator import GraphEmulator
 from devhost.graph_emulator.crypto import throwaway_certificate
 from devhost.seed import DEMO_EXPERTS, seed
@@ -119,7 +120,7 @@ def stack(storage_connection_string: str) -> Iterator[Stack]:
             "DEV_MODE": "true",
             "DEVHOST_PORTAL": "1",  # the demo portal, for the browser tests
             "CHANGE_NOTICE_HOURS": "0",  # lets the tests cancel inside the join window
-            "GRAPH_BASE_URL": graph.base_url,
+            **graph.app_settings(),  # base URL, tenant, app id and the test JWKS for validationTokens
             "GRAPH_SENDER_MAILBOX": "neuvottelut@pankki.example",
             "GRAPH_NOTIFICATION_URL": f"http://127.0.0.1:{port}/api/graph/notifications",
             "GRAPH_CLIENT_STATE": GRAPH_SECRET,
@@ -128,4 +129,6 @@ def stack(storage_connection_string: str) -> Iterator[Stack]:
             "GRAPH_NOTIFICATION_CERTIFICATE_ID": "e2e-notifications",
         }
         with DevhostProcess(storage=storage_connection_string, port=port, env=env) as host:
+            # Call events happen on the meeting's clock: the devhost's virtual one.
+            graph.state.event_clock = lambda: parse_utc(host.now())
             yield Stack(host, graph, repo)

@@ -70,16 +70,32 @@ def test_outage_beyond_the_retry_budget_is_transient(graph: GraphEmulator) -> No
 
 
 def test_brief_outage_within_the_budget_is_absorbed(graph: GraphEmulator) -> None:
-    """Two 503s and then success: the caller never sees the outage."""
-    graph.state.add_fault(Fault(path=r"/sendMail$", status=503, count=2))
+    """Two 503s and then success on an idempotent POST (createOrGet): the caller never sees the outage."""
+    graph.state.add_fault(Fault(path=CREATE, status=503, count=2))
+
+    async def scenario() -> bool:
+        async with graph_ports(graph.base_url) as ports:
+            return (await ports.meetings.create_or_get(meeting_request())).created
+
+    assert asyncio.run(scenario()) is True
+    assert [r.status for r in graph.state.received("POST", CREATE)] == [503, 503, 201]
+
+
+def test_send_mail_is_never_resent_by_the_transport(graph: GraphEmulator) -> None:
+    """A 503 after Graph accepted the mail: one POST, a transient error, and the mail exists once."""
+    graph.state.add_fault(Fault(path=r"/sendMail$", status=503, after=True))
 
     async def scenario() -> None:
         from appointments.ports import MailMessage
 
         async with graph_ports(graph.base_url) as ports:
-            await ports.mail.send(MailMessage(ORGANIZER, "s", "t", "<p>h</p>", "k"))
+            await ports.mail.send(
+                MailMessage(ORGANIZER, "s", "t", "<p>h</p>", "k", internet_message_id="<k@x>")
+            )
 
-    asyncio.run(scenario())
+    with pytest.raises(TransientGatewayError, match="503"):
+        asyncio.run(scenario())
+    assert len(graph.state.received("POST", r"/sendMail$")) == 1
     assert len(graph.state.mail) == 1
 
 

@@ -21,6 +21,7 @@ import tests.integration.graph_conftest as graph_conftest
 from adapters.graph_webhook import client_state_for, meeting_call_events_resource, parse_call_ended
 from adapters.notification_crypto import NotificationCertificate
 from appointments.ports import CallEventSubscription, Meeting, PermanentGatewayError
+from devhost.graph_emulator.state import DEV_TOKEN
 from devhost.graph_emulator import GraphEmulator
 from devhost.graph_emulator.crypto import throwaway_certificate
 from tests.integration.graph_conftest import (  # noqa: F401 - imported fixtures register with pytest
@@ -173,7 +174,7 @@ def test_include_resource_data_without_a_certificate_is_a_400(
         "clientState": client_state_for(WEBHOOK_SECRET, "K7Q2MX"),
         "includeResourceData": True,
     }
-    with httpx.Client(headers={"Authorization": "Bearer test"}) as http:
+    with httpx.Client(headers={"Authorization": f"Bearer {DEV_TOKEN}"}) as http:
         r = http.post(f"{graph.beta_url}/subscriptions", json=body)
     assert r.status_code == 400
     assert "encryptionCertificate" in r.json()["error"]["message"]

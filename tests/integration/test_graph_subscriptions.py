@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from adapters.graph import MAX_SUBSCRIPTION_LIFETIME
 from adapters.graph_webhook import client_state_for, meeting_call_events_resource
 from appointments.ports import CallEventSubscription, Meeting, PermanentGatewayError
-from devhost.graph_emulator import GraphEmulator
+from devhost.graph_emulator import Fault, GraphEmulator
 from tests.integration.graph_conftest import (  # noqa: F401 - imported fixtures register with pytest
     ORGANIZER,
     WEBHOOK_SECRET,
@@ -84,13 +85,33 @@ def test_subscription_fails_when_the_endpoint_is_too_slow(
 def test_subscribing_again_returns_the_existing_subscription(
     graph: GraphEmulator, webhook: WebhookEndpoint
 ) -> None:
-    """A retried subscribe meets 409 (one per app and meeting) and renews the one it has."""
+    """A retried subscribe finds the one it has (GET /subscriptions) and renews it: no second POST."""
     _, first = subscribe(graph, webhook)
     _, second = subscribe(graph, webhook)
 
     assert second.subscription_id == first.subscription_id
     assert len(graph.state.subscriptions) == 1
-    assert [r.status for r in graph.state.received("POST", r"/subscriptions$")] == [201, 409]
+    assert [r.status for r in graph.state.received("POST", r"/subscriptions$")] == [201]
+    assert [r.status for r in graph.state.received("PATCH", r"/subscriptions/")] == [200]
+
+
+def test_a_duplicate_refused_with_any_status_is_still_recognised(
+    graph: GraphEmulator, webhook: WebhookEndpoint
+) -> None:
+    """Another worker subscribed between our lookup and our POST, and Graph said 403: the lookup after finds it."""
+    _, first = subscribe(graph, webhook)
+    stored = dict(graph.state.subscriptions)
+    graph.state.subscriptions.clear()
+    # The first lookup sees no subscription; while its answer travels, the other worker's lands.
+    graph.state.add_fault(Fault(path=r"/subscriptions$", method="GET", delay=0.4, after=True))
+    graph.state.add_fault(Fault(path=r"/subscriptions$", method="POST", status=403, code="Forbidden"))
+    other_worker = threading.Timer(0.1, lambda: graph.state.subscriptions.update(stored))
+    other_worker.start()
+    _, second = subscribe(graph, webhook)
+    other_worker.join()
+
+    assert second.subscription_id == first.subscription_id
+    assert [r.status for r in graph.state.received("POST", r"/subscriptions$")] == [201, 403]
 
 
 def test_renewal_is_capped_at_three_days(graph: GraphEmulator, webhook: WebhookEndpoint) -> None:
