@@ -15,8 +15,8 @@ import pytest
 
 from adapters.tables import TableRepository
 from appointments.principal import encode_principal
-from devhost.azurite import free_port
 from appointments.timerules import parse_utc
+from devhost.azurite import free_port
 from devhost.graph_emulator import GraphEmulator
 from devhost.graph_emulator.crypto import throwaway_certificate
 from devhost.seed import DEMO_EXPERTS, seed

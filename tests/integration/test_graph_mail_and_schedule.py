@@ -36,7 +36,7 @@ def mail(
 
 
 def test_mail_is_sent_as_html_with_attachment_and_idempotency_header(graph: GraphEmulator) -> None:
-    """sendMail from the service mailbox: HTML body, fileAttachment, X-Idempotency-Key, saved to Sent Items."""
+    """sendMail from the service mailbox: HTML body, attachment, X-Idempotency-Key, kept in Sent Items."""
 
     async def scenario() -> None:
         async with graph_ports(graph.base_url) as ports:

@@ -21,9 +21,9 @@ import tests.integration.graph_conftest as graph_conftest
 from adapters.graph_webhook import client_state_for, meeting_call_events_resource, parse_call_ended
 from adapters.notification_crypto import NotificationCertificate
 from appointments.ports import CallEventSubscription, Meeting, PermanentGatewayError
-from devhost.graph_emulator.state import DEV_TOKEN
 from devhost.graph_emulator import GraphEmulator
 from devhost.graph_emulator.crypto import throwaway_certificate
+from devhost.graph_emulator.state import DEV_TOKEN
 from tests.integration.graph_conftest import (  # noqa: F401 - imported fixtures register with pytest
     ORGANIZER,
     WEBHOOK_SECRET,

@@ -98,7 +98,7 @@ def test_subscribing_again_returns_the_existing_subscription(
 def test_a_duplicate_refused_with_any_status_is_still_recognised(
     graph: GraphEmulator, webhook: WebhookEndpoint
 ) -> None:
-    """Another worker subscribed between our lookup and our POST, and Graph said 403: the lookup after finds it."""
+    """A rival subscribed between our lookup and our POST, and Graph said 403: the next lookup finds it."""
     _, first = subscribe(graph, webhook)
     stored = dict(graph.state.subscriptions)
     graph.state.subscriptions.clear()
