@@ -31,7 +31,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 
 from appointments.catalogue import Channel
 from appointments.identity import CodeRecord, FailureCounter
-from appointments.model import Appointment, Expert, Phase, WorkingHours
+from appointments.model import Appointment, Expert, Phase, WorkingHours, require_object_id
 from appointments.ports import AuditEntry, IdempotencyMismatch, SlotHold, SlotTaken, StaleRecord
 from appointments.timerules import iso, parse_utc
 
@@ -518,6 +518,7 @@ class TableRepository:
         return None if row is None else _expert_from(row)
 
     def put_expert(self, expert: Expert) -> None:
+        require_object_id(expert.expert_id)
         self.table(EXPERTS).upsert_entity(_expert_entity(expert), mode=UpdateMode.REPLACE)
 
     # --- identification codes and failure counters (DESIGN §7) --------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -66,6 +67,18 @@ class WorkingHours:
     weekday: int
     start: str  # "08:00"
     end: str  # "16:00"
+
+
+def require_object_id(expert_id: str) -> str:
+    """An expert id must be the expert's Entra object id (a GUID): Graph's createOrGet keys the
+    meeting on tenant + organizer object id + externalId, and access policies name object ids."""
+    try:
+        parsed = uuid.UUID(expert_id)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ValueError("an expert id must be the expert's Entra object id (a GUID)") from exc
+    if str(parsed) != expert_id.lower():  # braces, URNs and hex without dashes are not object ids
+        raise ValueError("an expert id must be the expert's Entra object id (a GUID)")
+    return expert_id
 
 
 @dataclass(frozen=True)

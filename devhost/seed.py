@@ -7,7 +7,7 @@ Entra object ids (the Teams meeting organizer).
 from __future__ import annotations
 
 from appointments.catalogue import Channel
-from appointments.model import Expert, WorkingHours
+from appointments.model import Expert, WorkingHours, require_object_id
 from appointments.ports import AppointmentRepository
 
 WEEKDAYS_8_TO_16 = tuple(WorkingHours(d, "08:00", "16:00") for d in range(5))
@@ -47,6 +47,7 @@ DEMO_EXPERTS: tuple[Expert, ...] = (
 def seed(repo: AppointmentRepository) -> int:
     """Upsert the demo experts (idempotent). Returns how many were written."""
     for expert in DEMO_EXPERTS:
+        require_object_id(expert.expert_id)  # the directory's keys are Entra object ids
         repo.put_expert(expert)
     return len(DEMO_EXPERTS)
 

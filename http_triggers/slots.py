@@ -67,6 +67,9 @@ async def list_slots(req: func.HttpRequest) -> func.HttpResponse:
         for addr, intervals in busy.items()
         if addr.lower() in by_email
     }
+    if unknown := sorted(x.expert_id for x in experts if x.expert_id not in busy_by_id):
+        # Unknown is not free: these experts offer nothing until Graph can read their calendars.
+        log.warning("calendars unreadable, no slots offered for experts %s", ", ".join(unknown))
     slots = free_slots(query, experts, claimed, busy_by_id, now, s.settings)
     return json_response(slots_view(query, slots), headers={"Cache-Control": "no-store"})
 

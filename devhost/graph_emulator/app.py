@@ -192,16 +192,18 @@ async def _dispatch(
             state.in_flight[key] = state.in_flight.get(key, 0) + 1
     try:
         response = await handler(request)
+        if (
+            fault is not None and fault.after
+        ):  # the work is done (the mail recorded); the answer is slow or lost
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                return _fault_response(fault)
+        return response
     finally:
         if key is not None:
             with state.lock:
                 state.in_flight[key] -= 1
-    if fault is not None and fault.after:  # the work is done (the mail recorded); the answer is lost
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
-        if fault.status is not None:
-            return _fault_response(fault)
-    return response
 
 
 def _fault_response(fault: Fault) -> web.Response:
@@ -675,7 +677,6 @@ def call_event_notification(
         "resource": subscription["resource"],
         "clientState": subscription["clientState"],
         "tenantId": TENANT_ID,
-        "organizationId": TENANT_ID,
         "resourceData": {
             "@odata.type": "#microsoft.graph.callEvent",
             "@odata.id": subscription["resource"],
@@ -686,7 +687,7 @@ def call_event_notification(
         event = {
             "@odata.type": "#microsoft.graph.callEvent",
             "id": item["resourceData"]["id"],
-            "eventType": event_type,
+            "callEventType": event_type,  # callEvent's property (msgraph models.call_event)
             "eventDateTime": graph_time(at or datetime.now(UTC)),
         }
         item["encryptedContent"] = encrypt_resource_data(
@@ -779,7 +780,6 @@ async def notify_lifecycle(
         "resource": subscription["resource"],
         "clientState": subscription["clientState"],
         "tenantId": TENANT_ID,
-        "organizationId": TENANT_ID,
     }
     url = subscription.get("lifecycleNotificationUrl") or subscription["notificationUrl"]
     payload = _collection(state, signing, [item], bool(subscription.get("includeResourceData")))

@@ -253,7 +253,15 @@ def new_meeting(origin: str, organizer: str, body: dict[str, Any]) -> dict[str, 
             "organizer": {
                 "upn": organizer,
                 "role": "presenter",
-                "identity": {"user": {"id": organizer, "displayName": None, "tenantId": TENANT_ID}},
+                # tenantId belongs to communicationsUserIdentity, which Graph names with @odata.type.
+                "identity": {
+                    "user": {
+                        "@odata.type": "#microsoft.graph.communicationsUserIdentity",
+                        "id": organizer,
+                        "displayName": None,
+                        "tenantId": TENANT_ID,
+                    }
+                },
             },
             "attendees": [],
         },
