@@ -130,3 +130,77 @@ def test_schedule_for_nobody_makes_no_call(graph: GraphEmulator) -> None:
 
     assert asyncio.run(scenario()) == {}
     assert graph.state.received() == []
+
+
+def test_attachments_just_under_graphs_three_megabytes_encoded_are_sent(graph: GraphEmulator) -> None:
+    """The cap is on the base64 size Graph receives: 2,200,000 raw bytes (2.93 MB encoded) go."""
+    fits = (("fits.pdf", "application/pdf", b"x" * 2_200_000),)
+
+    async def scenario() -> None:
+        async with graph_ports(graph.base_url) as ports:
+            await ports.mail.send(mail(attachments=fits))
+
+    asyncio.run(scenario())
+    assert len(graph.state.mail) == 1
+
+
+def test_many_experts_over_a_long_period_are_asked_in_graphs_batches(graph: GraphEmulator) -> None:
+    """45 experts over 100 days: calls of at most 20 schedules and under 62 days, every expert answered."""
+    experts = [f"asiantuntija{i:02d}@pankki.example" for i in range(45)]
+    graph.state.set_busy(experts[44], [{"start": "2030-05-20T08:00:00Z", "end": "2030-05-20T09:00:00Z"}])
+    start = datetime(2030, 3, 1, tzinfo=UTC)
+
+    async def scenario() -> dict[str, list[BusyInterval]]:
+        async with graph_ports(graph.base_url) as ports:
+            return await ports.meetings.get_schedule(experts, start, start + timedelta(days=100))
+
+    busy = asyncio.run(scenario())
+
+    assert sorted(busy) == sorted(experts)
+    assert busy[experts[44]] == [
+        BusyInterval(datetime(2030, 5, 20, 8, tzinfo=UTC), datetime(2030, 5, 20, 9, tzinfo=UTC))
+    ]
+    calls = graph.state.received("POST", "getSchedule")
+    assert [r.status for r in calls] == [200] * 6  # 3 batches x 2 periods
+    for call in calls:
+        assert len(call.body["Schedules"]) <= 20
+        period = datetime.fromisoformat(call.body["EndTime"]["dateTime"]) - datetime.fromisoformat(
+            call.body["StartTime"]["dateTime"]
+        )
+        assert period < timedelta(days=62)
+
+
+def test_an_unreadable_calendar_is_unknown_not_free_and_ops_see_it(
+    graph: GraphEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Graph's error item leaves that expert out of the answer, with a warning that names no address."""
+    graph.state.unreadable.add("pekka@pankki.example")
+
+    async def scenario() -> dict[str, list[BusyInterval]]:
+        async with graph_ports(graph.base_url) as ports:
+            return await ports.meetings.get_schedule(
+                [ORGANIZER, "pekka@pankki.example"], START, START + timedelta(hours=8)
+            )
+
+    with caplog.at_level("WARNING", logger="adapters.graph.schedule"):
+        busy = asyncio.run(scenario())
+
+    assert list(busy) == [ORGANIZER]
+    [record] = [r for r in caplog.records if r.name == "adapters.graph.schedule"]
+    assert "could not read 1 of 2 calendars" in record.getMessage()
+    assert "ErrorMailRecipientNotFound" in record.getMessage()
+    assert "@" not in record.getMessage()
+
+
+def test_a_slots_page_asked_again_within_the_minute_is_served_from_the_cache(graph: GraphEmulator) -> None:
+    """The same experts and period twice: one getSchedule call, the same answer."""
+    graph.state.set_busy(ORGANIZER, [{"start": "2030-03-04T11:00:00Z", "end": "2030-03-04T12:00:00Z"}])
+
+    async def scenario() -> list[dict[str, list[BusyInterval]]]:
+        async with graph_ports(graph.base_url) as ports:
+            window = (START, START + timedelta(hours=8))
+            return [await ports.meetings.get_schedule([ORGANIZER], *window) for _ in range(3)]
+
+    first, *again = asyncio.run(scenario())
+    assert all(answer == first for answer in again) and first[ORGANIZER]
+    assert len(graph.state.received("POST", "getSchedule")) == 1
