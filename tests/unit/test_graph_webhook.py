@@ -241,3 +241,221 @@ def test_importing_the_graph_adapters_imports_no_sdk() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# --- validationTokens -------------------------------------------------------------------------
+
+APP = "11111111-2222-3333-4444-555555555555"
+TENANT = "8a5b4f34-5c5e-4b8e-9b7a-0e1f2d3c4b5a"
+
+
+@pytest.fixture(scope="module")
+def signing() -> Any:
+    from devhost.graph_emulator.crypto import TestSigningKey
+
+    return TestSigningKey()
+
+
+def verifier(signing: Any, app: str = APP, tenant: str = TENANT) -> Any:
+    from adapters.notification_crypto import ValidationTokenVerifier
+    from appointments.settings import Settings
+
+    settings = Settings(
+        graph_client_id=app, graph_tenant_id=tenant, graph_notification_jwks=signing.jwks_json()
+    )
+    return ValidationTokenVerifier.from_settings(settings)
+
+
+def test_a_token_graph_signed_for_this_app_and_tenant_passes(signing: Any) -> None:
+    """Signature from the key set, audience = our app, issuer/tenant = ours, azp = Graph change tracking."""
+    verifier(signing)([signing.token(APP, TENANT)])
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"aud": "someone-else"}, "wrong audience"),
+        ({"iss": "https://sts.windows.net/another-tenant/"}, "wrong issuer"),
+        ({"tid": "another-tenant"}, "wrong tenant"),
+        ({"azp": "a-random-app"}, "not issued to Graph change tracking"),
+        ({"exp": 1_000_000_000}, "expired"),
+    ],
+)
+def test_tokens_that_fail_one_documented_check_are_refused(
+    signing: Any, claims: dict[str, Any], reason: str
+) -> None:
+    """Each of Graph's documented checks refuses on its own."""
+    with pytest.raises(ValueError, match=reason):
+        verifier(signing)([signing.token(APP, TENANT, **claims)])
+
+
+def test_a_token_signed_with_another_key_or_none_at_all_is_refused(signing: Any) -> None:
+    """A stranger's key, an unsigned token or no token: refused."""
+    from devhost.graph_emulator.crypto import TestSigningKey
+
+    check = verifier(signing)
+    with pytest.raises(ValueError, match="invalid"):
+        check([TestSigningKey().token(APP, TENANT)])
+    with pytest.raises(ValueError, match="missing"):
+        check([])
+    with pytest.raises(ValueError, match="cannot be checked"):
+        verifier(signing, tenant="")([signing.token(APP, "")])
+
+
+def rich_item() -> dict[str, Any]:
+    item = notification()
+    item.pop("resourceData")
+    item["resourceData"] = {"id": "event-9"}
+    item["encryptedContent"] = {"data": "x"}
+    return item
+
+
+def test_rich_items_without_valid_validation_tokens_are_forged(signing: Any) -> None:
+    """The POST's tokens are checked once; when they fail, every rich item is refused and audited."""
+    ended = lambda _: {"callEventType": "callEnded", "eventDateTime": "2030-03-04T11:00:00Z"}  # noqa: E731
+    forged = json.dumps({"value": [rich_item()], "validationTokens": ["not-a-jwt"]}).encode()
+    batch = parse_call_ended(forged, CODE, SECRET, decrypt=ended, verify_tokens=verifier(signing))
+    assert (batch.call_ended, [f.reason for f in batch.forged]) == (
+        [],
+        ["validationTokens: invalid (DecodeError)"],
+    )
+
+    genuine = json.dumps({"value": [rich_item()], "validationTokens": [signing.token(APP, TENANT)]}).encode()
+    batch = parse_call_ended(genuine, CODE, SECRET, decrypt=ended, verify_tokens=verifier(signing))
+    assert [(n.notification_id, n.resource) for n in batch.call_ended] == [("event-9", RESOURCE)]
+    assert batch.forged == []
+
+
+# --- the trigger's hand-over ------------------------------------------------------------------
+
+
+class FakeDurableClient:
+    """Records what the webhook hands to Durable."""
+
+    def __init__(self) -> None:
+        self.raised: list[tuple[str, str, Any]] = []
+        self.started: list[tuple[str, Any]] = []
+
+    async def raise_event(self, instance_id: str, name: str, data: Any) -> None:
+        self.raised.append((instance_id, name, data))
+
+    async def start_new(self, name: str, instance_id: str | None, data: Any) -> str:
+        self.started.append((name, data))
+        return "id"
+
+
+class NoStorage:
+    """A repository the webhook must not touch before it answers."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the webhook called repo.{name} before answering")
+
+
+def services() -> Any:
+    from types import SimpleNamespace
+
+    from tests.fakes import FakeClock
+
+    return SimpleNamespace(repo=NoStorage(), clock=FakeClock())
+
+
+def test_call_ended_is_raised_once_with_its_own_time_and_no_storage_work() -> None:
+    """The same notification twice (Graph retries) raises MeetingEnded once, carrying eventDateTime."""
+    import asyncio
+
+    from http_triggers.graph_webhook import SeenNotifications, _hand_over
+
+    client = FakeDurableClient()
+    batch = parse_call_ended(body(notification()), CODE, SECRET)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("http_triggers.graph_webhook.seen", SeenNotifications())
+        asyncio.run(_hand_over(client, CODE, batch, services()))  # type: ignore[arg-type]
+        asyncio.run(_hand_over(client, CODE, batch, services()))  # type: ignore[arg-type]
+    assert client.raised == [
+        ("appt-K7Q2MX", "MeetingEnded", {"source": "graph", "occurredAt": "2030-03-04T11:02:03Z"})
+    ]
+
+
+def test_a_lifecycle_notice_starts_the_upkeep_orchestration() -> None:
+    """reauthorizationRequired goes to graph_subscription_upkeep; the Graph work happens there."""
+    import asyncio
+
+    from http_triggers.graph_webhook import SeenNotifications, _hand_over
+
+    client = FakeDurableClient()
+    item = {"subscriptionId": "sub-1", "lifecycleEvent": "reauthorizationRequired", "resource": RESOURCE}
+    item["clientState"] = client_state_for(SECRET, CODE)
+    batch = parse_call_ended(body(item), CODE, SECRET)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("http_triggers.graph_webhook.seen", SeenNotifications())
+        asyncio.run(_hand_over(client, CODE, batch, services()))  # type: ignore[arg-type]
+    assert client.started == [
+        (
+            "graph_subscription_upkeep",
+            {"bookingCode": CODE, "subscriptionId": "sub-1", "event": "reauthorizationRequired"},
+        )
+    ]
+
+
+def test_forged_posts_are_audited_as_one_count_per_window() -> None:
+    """100 forged POSTs in a window: no audit write while answering, then one row with the count."""
+    import asyncio
+    from datetime import timedelta
+
+    from appointments.ports import AuditEntry
+    from http_triggers.graph_webhook import ForgedTally
+
+    written: list[AuditEntry] = []
+    tally = ForgedTally(window=timedelta(seconds=0.05))
+    batch = parse_call_ended(body(notification(state="guess")), CODE, SECRET)
+
+    async def flood() -> int:
+        for _ in range(100):
+            tally.add(
+                CODE, [f.reason for f in batch.forged], datetime(2030, 1, 1, tzinfo=UTC), written.append
+            )
+        during = len(written)
+        await asyncio.sleep(0.2)
+        return during
+
+    assert asyncio.run(flood()) == 0
+    [row] = written
+    assert (row.booking_code, row.action) == ("graph-webhook", "forged_notifications_refused")
+    assert row.detail.startswith(
+        "100 item(s) since 2030-01-01T00:00:00Z for K7Q2MX: clientState mismatch x100"
+    )
+
+
+# --- the lifecycle's rule for Graph's call-ended ----------------------------------------------
+
+
+def test_a_call_end_older_than_the_customer_joining_changes_nothing() -> None:
+    """Replayed or early callEnded (the expert's empty call) is ignored; a later one ends the meeting."""
+    from datetime import timedelta
+
+    from appointments.catalogue import Channel
+    from appointments.lifecycle import GRAPH_SOURCE, Event, EventType, LifecycleState, decide
+    from appointments.model import Phase
+
+    joined = datetime(2030, 3, 4, 10, 20, tzinfo=UTC)
+    state = LifecycleState(
+        "K7Q2MX", Channel.ONLINE, "x", joined, joined + timedelta(minutes=30), phase=Phase.LOBBY, since=joined
+    )
+
+    def ended(occurred: datetime | None, phase: Phase = Phase.LOBBY) -> Phase:
+        event = Event(
+            EventType.MEETING_ENDED,
+            at=joined + timedelta(minutes=20),
+            reason=GRAPH_SOURCE,
+            occurred_at=occurred,
+        )
+        return decide(replace(state, phase=phase), event).state.phase
+
+    from dataclasses import replace
+
+    assert ended(joined - timedelta(minutes=5)) is Phase.LOBBY  # the empty call before the customer came
+    assert ended(None) is Phase.LOBBY  # no time of its own: not believed
+    assert ended(joined + timedelta(minutes=15), Phase.JOIN_OPEN) is Phase.JOIN_OPEN
+    assert ended(joined + timedelta(minutes=15)) is Phase.ENDED
+    expert_end = Event(EventType.MEETING_ENDED, at=joined + timedelta(minutes=1))
+    assert decide(state, expert_end).state.phase is Phase.ENDED  # the expert's End needs no time
