@@ -81,3 +81,61 @@ def test_a_refused_meeting_is_recorded_and_the_expert_told(stack: Stack) -> None
     # It does not hang: with nobody joining, it ends as a no-show.
     stack.host.advance(minutes=61)
     assert stack.phase(code) == "no_show"
+
+
+def helsinki_day(booked: dict[str, object]) -> str:
+    from appointments.localtime import to_local
+
+    return to_local(datetime.fromisoformat(str(booked["start"]).replace("Z", "+00:00"))).date().isoformat()
+
+
+def test_a_refused_call_event_subscription_leaves_a_working_meeting_with_a_reason(stack: Stack) -> None:
+    """403 on the subscription: the customer still joins, expert and ops see why, and End closes it."""
+    who = f"cust-{uuid.uuid4().hex[:8]}"
+    expert = own_expert(stack)
+    booked = stack.book(who, expert=expert.expert_id)
+    code = str(booked["bookingCode"])
+    fault(stack, path=r"/subscriptions$", method="POST", status=403, count=1, code="Forbidden")
+    to_window(stack, booked)
+
+    assert stack.phase(code) == "join_open"
+    status = stack.host.status(f"appt-{code}")
+    assert status["runtimeStatus"] == "Running"
+    assert status["customStatus"]["attention"] == "call_events_refused"
+    day = stack.as_expert(
+        expert.expert_id, "GET", "/api/expert/appointments", params={"date": helsinki_day(booked)}
+    )
+    [mine] = [a for a in day.json()["appointments"] if a["bookingCode"] == code]
+    assert mine["attention"] == "call_events_refused"
+    ops = stack.host.request("GET", "/api/ops/appointments", key=True, params={"phase": "join_open"}).json()
+    assert any(
+        a["bookingCode"] == code and a["attention"] == "call_events_refused" for a in ops["appointments"]
+    )
+    assert len([m for m in stack.graph.state.meetings.values() if m.get("externalId") == code]) == 1
+    assert len(stack.graph.state.received("POST", r"/subscriptions$")) >= 1
+
+    assert stack.as_customer(who, "POST", f"/api/appointments/{code}/join").status_code == 200
+    assert stack.phase(code) == "lobby"
+    r = stack.as_expert(expert.expert_id, "POST", f"/api/expert/appointments/{code}/end")
+    assert r.status_code == 202
+    assert stack.phase(code) == "ended"
+
+
+def test_every_refusal_at_once_still_ends_the_appointment_and_sends_no_mail_twice(stack: Stack) -> None:
+    """Subscription 403, sendMail 503 after commit, a slow Graph: the appointment reaches a terminal phase."""
+    who = f"cust-{uuid.uuid4().hex[:8]}"
+    expert = own_expert(stack)
+    booked = stack.book(who, expert=expert.expert_id)
+    code = str(booked["bookingCode"])
+    fault(stack, path=r"/subscriptions$", method="POST", status=403, count=1, code="Forbidden")
+    fault(stack, path=r"/sendMail$", status=503, count=2, after=True)
+    fault(stack, path=f"{expert.expert_id}/onlineMeetings", delayMs=1500, count=1)
+    to_window(stack, booked)
+    stack.host.advance(seconds=5)  # Durable's retry of the mails whose answer was lost
+    assert stack.phase(code) == "join_open"
+
+    stack.host.advance(minutes=61)  # nobody comes: the no-show timer closes it
+    assert stack.phase(code) == "no_show"
+    assert stack.graph.state.duplicate_mail() == {}
+    keys = [m["idempotencyKey"] for m in stack.graph.state.mail if code in (m["idempotencyKey"] or "")]
+    assert keys and len(keys) == len(set(keys))

@@ -46,7 +46,7 @@ class Records:
         self.subscriptions[code] = subscription_id
 
 
-def run(
+def run[T](
     graph: GraphEmulator, webhook: WebhookEndpoint, records: Records, work: Callable[[Any, Any], Awaitable[T]]
 ) -> T:
     async def scenario() -> T:
@@ -76,7 +76,8 @@ def booked(
         meeting = await meetings.create_or_get(meeting_request(code))
         a = Appointment(
             code, f"c-{code}", ORGANIZER, Channel.ONLINE, "loans.home-loan", NOW + timedelta(minutes=15), 30,
-            "fi", "+358401234567", None, phase=phase, meeting_id=meeting.meeting_id, join_url=meeting.join_url,
+            "fi", "+358401234567", None, phase=phase, meeting_id=meeting.meeting_id,
+            join_url=meeting.join_url,
         )  # fmt: skip
         records.appointments[code] = a
         assert await use_case.subscribe(a, meeting) is None
