@@ -139,3 +139,30 @@ def test_every_refusal_at_once_still_ends_the_appointment_and_sends_no_mail_twic
     assert stack.graph.state.duplicate_mail() == {}
     keys = [m["idempotencyKey"] for m in stack.graph.state.mail if code in (m["idempotencyKey"] or "")]
     assert keys and len(keys) == len(set(keys))
+
+
+def test_a_removed_subscription_is_recreated_after_the_webhook_answered(stack: Stack) -> None:
+    """subscriptionRemoved: 202 at once, then the upkeep orchestration subscribes the meeting again."""
+    who = f"cust-{uuid.uuid4().hex[:8]}"
+    expert = own_expert(stack)
+    booked = stack.book(who, expert=expert.expert_id)
+    code = str(booked["bookingCode"])
+    to_window(stack, booked)
+
+    def mine() -> list[dict[str, object]]:
+        return [
+            s
+            for s in stack.graph.state.subscriptions.values()
+            if f"appointment={code}" in s["notificationUrl"]
+        ]
+
+    [old] = mine()
+    assert stack.graph.lifecycle(str(old["id"]), "subscriptionRemoved") == 202
+    stack.host.wait_idle()
+    [new] = mine()
+    assert new["id"] != old["id"]
+    assert stack.graph.lifecycle(str(new["id"]), "reauthorizationRequired") == 202
+    stack.host.wait_idle()
+    assert [
+        r.status for r in stack.graph.state.received("POST", rf"/subscriptions/{new['id']}/reauthorize$")
+    ] == [204]
