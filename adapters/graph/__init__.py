@@ -31,6 +31,7 @@ __all__ = [
     "RetryPolicy",
     "build_graph_client",
     "is_loopback",
+    "load_sdk",
     "warm_up",
 ]
 
