@@ -9,8 +9,14 @@ from devhost.azurite import PROJECT_ROOT
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking switches Chromium keeps calling home on a closed network.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 PHONE = {"width": 360, "height": 780}

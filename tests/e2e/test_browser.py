@@ -44,12 +44,22 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-def open_portal(browser: Browser, url: str, *, customer: str | None = None, expert: str | None = None,
-                viewport: dict[str, int] = PHONE, hash_: str = "#/") -> tuple[BrowserContext, Page]:
+def open_portal(
+    browser: Browser,
+    url: str,
+    *,
+    customer: str | None = None,
+    expert: str | None = None,
+    viewport: dict[str, int] = PHONE,
+    hash_: str = "#/",
+) -> tuple[BrowserContext, Page]:
     """A fresh context signed in through the dev login (stored like the login bar stores it)."""
     context = browser.new_context(viewport=viewport, locale="fi-FI")
-    who = ({"kind": "expert", "id": expert} if expert
-           else {"kind": "customer", "id": customer or "demo-customer"})
+    who = (
+        {"kind": "expert", "id": expert}
+        if expert
+        else {"kind": "customer", "id": customer or "demo-customer"}
+    )
     context.add_init_script(f"localStorage.setItem('portal.who', {json.dumps(json.dumps(who))})")
     page = context.new_page()
     page.goto(url + hash_)
@@ -67,8 +77,15 @@ def book_soon(stack: Stack, customer: str, *, expert: str, topic: str, duration:
         end = local + timedelta(minutes=duration)
         working = local.weekday() < 5 and local.hour >= 9 and (end.hour, end.minute) <= (16, 0)
         if working and end.date() == local.date():
-            body = {"expertId": expert, "topic": topic, "channel": "online", "start": t.isoformat(),
-                    "durationMinutes": duration, "language": "fi", "phone": "+358401234567"}
+            body = {
+                "expertId": expert,
+                "topic": topic,
+                "channel": "online",
+                "start": t.isoformat(),
+                "durationMinutes": duration,
+                "language": "fi",
+                "phone": "+358401234567",
+            }
             r = stack.as_customer(customer, "POST", "/api/appointments", json=body)
             if r.status_code != 409:
                 assert r.status_code == 201, r.text
@@ -118,8 +135,9 @@ def book_in_browser(page: Page) -> str:
     return match.group(1)
 
 
-def test_customer_books_joins_and_confirms_the_experts_code(browser: Browser, portal_url: str,
-                                                           stack: Stack) -> None:
+def test_customer_books_joins_and_confirms_the_experts_code(
+    browser: Browser, portal_url: str, stack: Stack
+) -> None:
     """The whole story: book → too early → join window → lobby → code → verified, on both screens."""
     customer = "browser-story"
     cust_ctx, cust = open_portal(browser, portal_url, customer=customer)
@@ -177,8 +195,9 @@ def test_customer_books_joins_and_confirms_the_experts_code(browser: Browser, po
     exp_ctx.close()
 
 
-def test_start_is_disabled_and_join_explains_when_the_window_opens(browser: Browser, portal_url: str,
-                                                                   stack: Stack) -> None:
+def test_start_is_disabled_and_join_explains_when_the_window_opens(
+    browser: Browser, portal_url: str, stack: Stack
+) -> None:
     """Too early: Start is disabled with the opening time; Join answers with the same time."""
     customer = "browser-too-early"
     booked = stack.book(customer, expert=OLLI.expert_id, topic="daily.cards")
@@ -193,7 +212,8 @@ def test_start_is_disabled_and_join_explains_when_the_window_opens(browser: Brow
     page.goto(f"{portal_url}#/meeting/{code}")
     page.get_by_role("button", name="Liity neuvotteluun").click()
     expect(page.get_by_test_id("join-msg")).to_have_text(
-        f"Neuvottelun voi aloittaa aikaisintaan 15 minuuttia ennen alkua, {opening} alkaen.")
+        f"Neuvottelun voi aloittaa aikaisintaan 15 minuuttia ennen alkua, {opening} alkaen."
+    )
     page.screenshot(path=screenshot_path("10-too-early-360"), full_page=True)
 
     page.get_by_role("button", name="English").click()
@@ -204,8 +224,9 @@ def test_start_is_disabled_and_join_explains_when_the_window_opens(browser: Brow
     ctx.close()
 
 
-def test_wrong_codes_tell_attempts_left_and_then_lock(browser: Browser, portal_url: str,
-                                                      stack: Stack) -> None:
+def test_wrong_codes_tell_attempts_left_and_then_lock(
+    browser: Browser, portal_url: str, stack: Stack
+) -> None:
     """Two wrong codes say how many attempts are left; the third locks the code."""
     customer = "browser-wrong-code"
     booked = book_soon(stack, customer, expert=MAIJA.expert_id, topic="savings.funds")
@@ -233,8 +254,9 @@ def test_wrong_codes_tell_attempts_left_and_then_lock(browser: Browser, portal_u
     ctx.close()
 
 
-def test_lookup_finds_a_booking_and_the_customer_cancels_it(browser: Browser, portal_url: str,
-                                                            stack: Stack) -> None:
+def test_lookup_finds_a_booking_and_the_customer_cancels_it(
+    browser: Browser, portal_url: str, stack: Stack
+) -> None:
     """Anonymous lookup with code + phone shows the booking; cancelling asks first, then cancels."""
     customer = "browser-cancel"
     booked = stack.book(customer, expert=OLLI.expert_id, topic="daily.accounts", phone="+358505550101")
@@ -269,8 +291,9 @@ def lookup(page: Page, code: str, phone: str) -> None:
     expect(page.get_by_test_id("booking-code")).to_have_text(code)
 
 
-def test_lookup_without_login_changes_the_time_and_cancels(browser: Browser, portal_url: str,
-                                                           stack: Stack) -> None:
+def test_lookup_without_login_changes_the_time_and_cancels(
+    browser: Browser, portal_url: str, stack: Stack
+) -> None:
     """Code + phone and no login: a slot taken meanwhile is explained, another one is taken, then
     the booking is cancelled, all with the lookup's manage token instead of the login header."""
     owner = "browser-lookup-owner"
@@ -286,7 +309,8 @@ def test_lookup_without_login_changes_the_time_and_cancels(browser: Browser, por
     expect(when).to_have_text(format_datetime(first_start, "fi"))
     minutes = booked["joinWindowMinutes"]
     expect(card).to_contain_text(
-        f"Verkkoneuvotteluun voi liittyä kirjautuneena {minutes} minuuttia ennen alkua")
+        f"Verkkoneuvotteluun voi liittyä kirjautuneena {minutes} minuuttia ennen alkua"
+    )
 
     card.get_by_role("button", name="Muuta aikaa").click()
     expect(card.get_by_role("button", name="Muuta aikaa")).to_have_attribute("aria-expanded", "true")
@@ -294,8 +318,12 @@ def test_lookup_without_login_changes_the_time_and_cancels(browser: Browser, por
     expect(slots.first).to_be_focused()
     taken = slots.first.get_attribute("value")
     assert taken
-    stack.book("browser-lookup-rival", datetime.fromisoformat(taken.replace("Z", "+00:00")),
-               expert=OLLI.expert_id, topic="daily.accounts")
+    stack.book(
+        "browser-lookup-rival",
+        datetime.fromisoformat(taken.replace("Z", "+00:00")),
+        expert=OLLI.expert_id,
+        topic="daily.accounts",
+    )
     slots.first.check()
     card.get_by_role("button", name="Vahvista uusi aika").click()
     message = page.get_by_test_id("manage-msg")
@@ -331,11 +359,13 @@ def test_lookup_without_login_changes_the_time_and_cancels(browser: Browser, por
     ctx.close()
 
 
-def test_lookup_with_an_expired_manage_token_asks_to_look_up_again(browser: Browser, portal_url: str,
-                                                                   stack: Stack) -> None:
+def test_lookup_with_an_expired_manage_token_asks_to_look_up_again(
+    browser: Browser, portal_url: str, stack: Stack
+) -> None:
     """A 401 for the manage token (expired or forged) sends the visitor back to the lookup form."""
-    booked = stack.book("browser-lookup-expired", expert=OLLI.expert_id, topic="daily.accounts",
-                        phone="+358505550303")
+    booked = stack.book(
+        "browser-lookup-expired", expert=OLLI.expert_id, topic="daily.accounts", phone="+358505550303"
+    )
     code = booked["bookingCode"]
     ctx, page = open_portal(browser, portal_url, hash_="#/lookup")
     lookup(page, code, "+358505550303")
@@ -347,7 +377,8 @@ def test_lookup_with_an_expired_manage_token_asks_to_look_up_again(browser: Brow
     page.get_by_role("button", name="Peru aika").click()
     page.get_by_role("dialog").get_by_role("button", name="Kyllä, peru").click()
     expect(page.get_by_test_id("manage-msg")).to_contain_text(
-        "Varauksen muokkausaika on päättynyt. Hae varaus uudelleen")
+        "Varauksen muokkausaika on päättynyt. Hae varaus uudelleen"
+    )
     expect(page.get_by_label("Varaustunnus")).to_be_focused()
     expect(page.locator(f"section[data-booking='{code}']")).to_have_count(0)
     assert stack.phase(code) == "booked"

@@ -83,6 +83,14 @@ def test_a_refused_meeting_is_recorded_and_the_expert_told(stack: Stack) -> None
     assert stack.phase(code) == "no_show"
 
 
+def own_booking(stack: Stack) -> tuple[str, Expert, dict[str, object], str]:
+    """A new customer's online booking with an expert of the test's own."""
+    who = f"cust-{uuid.uuid4().hex[:8]}"
+    expert = own_expert(stack)
+    booked = stack.book(who, expert=expert.expert_id)
+    return who, expert, booked, str(booked["bookingCode"])
+
+
 def helsinki_day(booked: dict[str, object]) -> str:
     from appointments.localtime import to_local
 
@@ -91,10 +99,7 @@ def helsinki_day(booked: dict[str, object]) -> str:
 
 def test_a_refused_call_event_subscription_leaves_a_working_meeting_with_a_reason(stack: Stack) -> None:
     """403 on the subscription: the customer still joins, expert and ops see why, and End closes it."""
-    who = f"cust-{uuid.uuid4().hex[:8]}"
-    expert = own_expert(stack)
-    booked = stack.book(who, expert=expert.expert_id)
-    code = str(booked["bookingCode"])
+    who, expert, booked, code = own_booking(stack)
     fault(stack, path=r"/subscriptions$", method="POST", status=403, count=1, code="Forbidden")
     to_window(stack, booked)
 
@@ -123,10 +128,7 @@ def test_a_refused_call_event_subscription_leaves_a_working_meeting_with_a_reaso
 
 def test_every_refusal_at_once_still_ends_the_appointment_and_sends_no_mail_twice(stack: Stack) -> None:
     """Subscription 403, sendMail 503 after commit, a slow Graph: the appointment reaches a terminal phase."""
-    who = f"cust-{uuid.uuid4().hex[:8]}"
-    expert = own_expert(stack)
-    booked = stack.book(who, expert=expert.expert_id)
-    code = str(booked["bookingCode"])
+    _who, expert, booked, code = own_booking(stack)
     fault(stack, path=r"/subscriptions$", method="POST", status=403, count=1, code="Forbidden")
     fault(stack, path=r"/sendMail$", status=503, count=2, after=True)
     fault(stack, path=f"{expert.expert_id}/onlineMeetings", delayMs=1500, count=1)
@@ -143,10 +145,7 @@ def test_every_refusal_at_once_still_ends_the_appointment_and_sends_no_mail_twic
 
 def test_a_removed_subscription_is_recreated_after_the_webhook_answered(stack: Stack) -> None:
     """subscriptionRemoved: 202 at once, then the upkeep orchestration subscribes the meeting again."""
-    who = f"cust-{uuid.uuid4().hex[:8]}"
-    expert = own_expert(stack)
-    booked = stack.book(who, expert=expert.expert_id)
-    code = str(booked["bookingCode"])
+    _who, _expert, booked, code = own_booking(stack)
     to_window(stack, booked)
 
     def mine() -> list[dict[str, object]]:

@@ -205,6 +205,11 @@ def meeting_body(**times: str) -> dict[str, Any]:
     return {"externalId": "REFUSE1", "subject": "s", **times}
 
 
+def create_meeting(graph: GraphEmulator) -> dict[str, Any]:
+    body = meeting_body(startDateTime="2030-03-04T10:00:00Z", endDateTime="2030-03-04T11:00:00Z")
+    return dict(send(graph, "POST", f"/v1.0/users/{ORGANIZER}/onlineMeetings/createOrGet", body).json())
+
+
 SCHEDULE_DAY = {
     "startTime": {"dateTime": "2030-03-04T00:00:00", "timeZone": "UTC"},
     "endTime": {"dateTime": "2030-03-05T00:00:00", "timeZone": "UTC"},
@@ -304,12 +309,7 @@ def test_the_emulator_refuses_what_graph_refuses(
 
 def test_a_patch_with_a_start_but_no_end_is_refused(graph: GraphEmulator) -> None:
     """Graph updates a meeting's times together or not at all."""
-    created = send(
-        graph,
-        "POST",
-        f"/v1.0/users/{ORGANIZER}/onlineMeetings/createOrGet",
-        meeting_body(startDateTime="2030-03-04T10:00:00Z", endDateTime="2030-03-04T11:00:00Z"),
-    ).json()
+    created = create_meeting(graph)
     response = send(
         graph,
         "PATCH",
@@ -349,12 +349,7 @@ def test_both_endpoints_are_validated_even_when_they_are_one(
     graph: GraphEmulator, webhook: WebhookEndpoint
 ) -> None:
     """notificationUrl and lifecycleNotificationUrl each get a validation request."""
-    created = send(
-        graph,
-        "POST",
-        f"/v1.0/users/{ORGANIZER}/onlineMeetings/createOrGet",
-        meeting_body(startDateTime="2030-03-04T10:00:00Z", endDateTime="2030-03-04T11:00:00Z"),
-    ).json()
+    created = create_meeting(graph)
     from adapters.graph_webhook import meeting_call_events_resource
 
     url = webhook.notification_url("REFUSE1")

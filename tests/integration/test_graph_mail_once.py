@@ -14,8 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -24,8 +22,7 @@ import pytest
 from adapters.graph import GraphMailSender, build_graph_client
 from adapters.notifier import NOTIFICATIONS, Notifier, _key_hash
 from adapters.tables import TableRepository
-from appointments.catalogue import Channel
-from appointments.model import Appointment, Expert
+from appointments.model import Appointment
 from appointments.ports import TransientGatewayError
 from appointments.settings import Settings
 from devhost.graph_emulator import Fault, GraphEmulator
@@ -35,6 +32,7 @@ from tests.integration.graph_conftest import (  # noqa: F401 - imported fixtures
     graph_fixture,
     graph_server_fixture,
 )
+from tests.integration.test_notifier import setup
 
 START = datetime(2030, 3, 4, 10, 30, tzinfo=UTC)
 
@@ -45,26 +43,9 @@ def repo(storage_connection_string: str) -> TableRepository:
 
 
 @pytest.fixture
-def booking(repo: TableRepository) -> Iterator[Appointment]:
-    expert = Expert(
-        str(uuid.uuid4()), "Maija", "maija.suomalainen@pankki.example", ("loans.home-loan",), ("fi",)
-    )
-    repo.put_expert(expert)
-    code = uuid.uuid4().hex[:8].upper()
-    a = Appointment(
-        code,
-        f"c-{code}",
-        expert.expert_id,
-        Channel.ONLINE,
-        "loans.home-loan",
-        START,
-        45,
-        "fi",
-        "+358401234567",
-        None,
-        join_url="https://teams.example/join/1",
-    )
-    yield repo.create(a, phone_hmac="x", cells=[], idempotency_key=None, fingerprint="")
+def booking(repo: TableRepository) -> Appointment:
+    """An online booking whose expert gets mail (the notifier tests' own setup)."""
+    return setup(repo, "fi", email=None)
 
 
 def settings_for(graph: GraphEmulator) -> Settings:

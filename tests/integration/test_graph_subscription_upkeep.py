@@ -86,6 +86,19 @@ def booked(
     return run(graph, webhook, records, work)
 
 
+def subscribed(graph: GraphEmulator, webhook: WebhookEndpoint) -> tuple[Records, Appointment, str]:
+    records = Records()
+    a = booked(graph, webhook, records)
+    return records, a, records.subscriptions[a.booking_code]
+
+
+def notice(
+    graph: GraphEmulator, webhook: WebhookEndpoint, records: Records, a: Appointment, sub: str, event: str
+) -> str:
+    """One lifecycle notification of ``a``'s subscription, as the upkeep activity hands it over."""
+    return run(graph, webhook, records, lambda uc, _: uc.on_lifecycle(a.booking_code, sub, event, NOW))
+
+
 def expire_in(graph: GraphEmulator, subscription_id: str, delta: timedelta) -> None:
     with graph.state.lock:
         graph.state.subscriptions[subscription_id]["expirationDateTime"] = graph_time(
@@ -130,16 +143,9 @@ def test_reauthorization_required_is_answered_with_reauthorize(
     graph: GraphEmulator, webhook: WebhookEndpoint
 ) -> None:
     """POST /subscriptions/{id}/reauthorize on beta, and the subscription stays."""
-    records = Records()
-    a = booked(graph, webhook, records)
-    sub = records.subscriptions[a.booking_code]
+    records, a, sub = subscribed(graph, webhook)
 
-    outcome = run(
-        graph,
-        webhook,
-        records,
-        lambda uc, _: uc.on_lifecycle(a.booking_code, sub, "reauthorizationRequired", NOW),
-    )
+    outcome = notice(graph, webhook, records, a, sub, "reauthorizationRequired")
 
     assert outcome == "reauthorized"
     [request] = graph.state.received("POST", r"/reauthorize$")
@@ -151,17 +157,10 @@ def test_a_removed_subscription_is_recreated_while_the_meeting_needs_it(
     graph: GraphEmulator, webhook: WebhookEndpoint
 ) -> None:
     """subscriptionRemoved (Graph has dropped it): a new one on the same meeting, and the record follows."""
-    records = Records()
-    a = booked(graph, webhook, records)
-    old = records.subscriptions[a.booking_code]
+    records, a, old = subscribed(graph, webhook)
     assert graph.lifecycle(old, "subscriptionRemoved") == 202
 
-    outcome = run(
-        graph,
-        webhook,
-        records,
-        lambda uc, _: uc.on_lifecycle(a.booking_code, old, "subscriptionRemoved", NOW),
-    )
+    outcome = notice(graph, webhook, records, a, old, "subscriptionRemoved")
 
     assert outcome == "recreated"
     new = records.subscriptions[a.booking_code]
@@ -170,38 +169,23 @@ def test_a_removed_subscription_is_recreated_while_the_meeting_needs_it(
 
 def test_missed_reconciles_only_what_is_gone(graph: GraphEmulator, webhook: WebhookEndpoint) -> None:
     """missed with the subscription still there changes nothing; with it gone, it is recreated."""
-    records = Records()
-    a = booked(graph, webhook, records)
-    sub = records.subscriptions[a.booking_code]
+    records, a, sub = subscribed(graph, webhook)
 
-    assert (
-        run(graph, webhook, records, lambda uc, _: uc.on_lifecycle(a.booking_code, sub, "missed", NOW))
-        == "still subscribed"
-    )
+    assert notice(graph, webhook, records, a, sub, "missed") == "still subscribed"
     with graph.state.lock:
         del graph.state.subscriptions[sub]
-    assert (
-        run(graph, webhook, records, lambda uc, _: uc.on_lifecycle(a.booking_code, sub, "missed", NOW))
-        == "recreated"
-    )
+    assert notice(graph, webhook, records, a, sub, "missed") == "recreated"
 
 
 def test_nothing_is_recreated_for_an_appointment_that_is_over(
     graph: GraphEmulator, webhook: WebhookEndpoint
 ) -> None:
     """A removed subscription of an ended appointment stays removed."""
-    records = Records()
-    a = booked(graph, webhook, records)
-    sub = records.subscriptions[a.booking_code]
+    records, a, sub = subscribed(graph, webhook)
     graph.lifecycle(sub, "subscriptionRemoved")
     records.appointments[a.booking_code] = replace(a, phase=Phase.ENDED)
 
-    outcome = run(
-        graph,
-        webhook,
-        records,
-        lambda uc, _: uc.on_lifecycle(a.booking_code, sub, "subscriptionRemoved", NOW),
-    )
+    outcome = notice(graph, webhook, records, a, sub, "subscriptionRemoved")
     assert outcome == "not needed" and graph.state.subscriptions == {}
 
 
