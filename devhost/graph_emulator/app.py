@@ -65,11 +65,16 @@ MEETING_CALL_EVENTS = re.compile(
 MAX_CALL_EVENT_LIFETIME = timedelta(minutes=4320)
 # getSchedule (https://learn.microsoft.com/en-us/graph/api/calendar-getschedule): at most 20
 # schedules, a period under 62 days, availabilityViewInterval 5..1440 minutes. The codes are
-# the ones Exchange answers with (ErrorMailboxDataArrayTooBig,
-# ErrorInvalidMergedFreeBusyInterval are seen from Graph; ErrorTimeIntervalTooBig is EWS's).
+# the ones Exchange answers with: ErrorMailboxDataArrayTooBig and
+# ErrorInvalidMergedFreeBusyInterval as reported from Graph (microsoftgraph/microsoft-graph-docs
+# issues 7047 and 6450; Graph itself only enforced 100 schedules then, the docs say 20, and the
+# emulator holds the app to the docs); ErrorTimeIntervalTooBig is EWS's code for the 62 days.
 MAX_SCHEDULES = 20
 MAX_SCHEDULE_PERIOD = timedelta(days=62)
-# sendMail: the whole request at most 4 MB (https://learn.microsoft.com/en-us/graph/api/user-sendmail).
+# sendMail: the whole request at most 4 MB (https://learn.microsoft.com/en-us/graph/api/user-sendmail;
+# https://learn.microsoft.com/en-us/graph/outlook-large-attachments), refused with 413
+# ErrorMessageSizeExceeded (as reported in microsoftgraph/microsoft-graph-docs issue 9834 and
+# InnoGE/laravel-msgraph-mail issue 41). An unknown sender is 404 ErrorInvalidUser.
 MAX_SENDMAIL_BYTES = 4 * 1024 * 1024
 # Outlook: 4 concurrent requests per app and mailbox
 # (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits).
