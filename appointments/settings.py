@@ -219,6 +219,16 @@ class Settings:
                 "GRAPH_CLIENT_ID is the app registration and needs GRAPH_CLIENT_SECRET; "
                 "name a user-assigned managed identity with AZURE_CLIENT_ID instead"
             )
+        if (
+            settings.graph_notification_certificate
+            and not dev_mode
+            and not (settings.graph_tenant_id and settings.graph_app_id)
+        ):
+            # Rich notifications carry validationTokens, which name our tenant and app id.
+            raise SettingsError(
+                "rich notifications (GRAPH_NOTIFICATION_CERTIFICATE) need GRAPH_TENANT_ID and the app id "
+                "(GRAPH_CLIENT_ID or AZURE_CLIENT_ID) to check their validationTokens"
+            )
         if not settings.storage_connection_string and not settings.tables_endpoint:
             raise SettingsError("set AzureWebJobsStorage, TABLES_CONNECTION_STRING or TABLES_ENDPOINT")
         return settings

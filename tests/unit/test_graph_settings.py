@@ -55,6 +55,19 @@ def test_the_managed_identity_credential_never_gets_the_app_registration_id() ->
     assert isinstance(managed, DefaultAzureCredential)
 
 
+def test_rich_notifications_need_the_tenant_and_app_their_tokens_name() -> None:
+    """Outside dev mode a certificate without GRAPH_TENANT_ID or an app id is a configuration error."""
+    prod = {
+        "CODE_PEPPER": "p" * 16,
+        "PHONE_HMAC_KEY": "k" * 16,
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    }
+    rich = {**prod, "GRAPH_NOTIFICATION_CERTIFICATE": "pem", "GRAPH_NOTIFICATION_CERTIFICATE_ID": "c"}
+    with pytest.raises(SettingsError, match="validationTokens"):
+        Settings.from_env(rich)
+    assert Settings.from_env({**rich, "GRAPH_TENANT_ID": "t", "AZURE_CLIENT_ID": "mi"}).graph_app_id == "mi"
+
+
 @pytest.mark.parametrize(
     "value",
     ["6f1c2a4e-0b7d-4c1e-9a51-3d2f8e7c1a01", "6F1C2A4E-0B7D-4C1E-9A51-3D2F8E7C1A01"],
