@@ -107,7 +107,13 @@ def meetings() -> Any:
     """The MeetingGateway (Graph, or whatever a test put in with ``override(meetings=...)``)."""
     from adapters.graph import GraphMeetingGateway
 
-    return _extra("meetings", lambda s: GraphMeetingGateway(_extra("graph_client", _graph_client)))
+    return _extra(
+        "meetings",
+        lambda s: GraphMeetingGateway(
+            _extra("graph_client", _graph_client),
+            schedule_cache_seconds=s.settings.graph_schedule_cache_seconds,
+        ),
+    )
 
 
 _warm = threading.Event()

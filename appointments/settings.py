@@ -122,6 +122,8 @@ class Settings:
     # Where the signing keys of rich notifications' validationTokens are: a JWKS URL, or the
     # JWKS JSON itself (the emulator's test keys).
     graph_notification_jwks: str = MICROSOFT_JWKS_URL
+    # How long one expert's getSchedule answer is reused (a slots page is then not a Graph storm).
+    graph_schedule_cache_seconds: int = 60
     graph_sender_mailbox: str = ""
     graph_notification_url: str = ""
     graph_client_state: Secret = Secret("")
@@ -195,6 +197,7 @@ class Settings:
             graph_client_secret=Secret(env.get("GRAPH_CLIENT_SECRET", "")),
             azure_client_id=env.get("AZURE_CLIENT_ID", "").strip(),
             graph_notification_jwks=env.get("GRAPH_NOTIFICATION_JWKS", "").strip() or MICROSOFT_JWKS_URL,
+            graph_schedule_cache_seconds=_int(env, "GRAPH_SCHEDULE_CACHE_SECONDS", 60),
             graph_sender_mailbox=env.get("GRAPH_SENDER_MAILBOX", ""),
             graph_notification_url=env.get("GRAPH_NOTIFICATION_URL", ""),
             graph_client_state=Secret(env.get("GRAPH_CLIENT_STATE", "")),

@@ -45,7 +45,7 @@ from urllib.parse import quote
 
 from adapters.graph.client import load_sdk, no_transport_retry
 from adapters.graph.errors import graph_call, raise_for_native
-from adapters.graph.schedule import ScheduleReader
+from adapters.graph.schedule import CACHE_SECONDS, ScheduleReader
 from adapters.graph_webhook import meeting_call_events_resource
 from appointments.ports import (
     BusyInterval,
@@ -119,7 +119,13 @@ def require_aware(*values: datetime) -> None:
 class GraphMeetingGateway:
     """``MeetingGateway`` on Microsoft Graph; one instance per process is enough."""
 
-    def __init__(self, client: GraphServiceClient, *, beta_base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        client: GraphServiceClient,
+        *,
+        beta_base_url: str | None = None,
+        schedule_cache_seconds: float = CACHE_SECONDS,
+    ) -> None:
         self._client = client
         base = client.request_adapter.base_url.rstrip("/")
         if beta_base_url is None:
@@ -127,7 +133,7 @@ class GraphMeetingGateway:
                 raise ValueError("cannot derive the Graph beta URL from " + base)
             beta_base_url = base[: -len("/v1.0")] + "/beta"
         self._beta = beta_base_url.rstrip("/")
-        self._schedule = ScheduleReader(client)
+        self._schedule = ScheduleReader(client, cache_seconds=schedule_cache_seconds)
 
     async def create_or_get(self, request: MeetingRequest) -> Meeting:
         load_sdk()

@@ -121,6 +121,7 @@ def stack(storage_connection_string: str) -> Iterator[Stack]:
             "DEVHOST_PORTAL": "1",  # the demo portal, for the browser tests
             "CHANGE_NOTICE_HOURS": "0",  # lets the tests cancel inside the join window
             **graph.app_settings(),  # base URL, tenant, app id and the test JWKS for validationTokens
+            "GRAPH_SCHEDULE_CACHE_SECONDS": "0",  # tests change calendars and inject faults between calls
             "GRAPH_SENDER_MAILBOX": "neuvottelut@pankki.example",
             "GRAPH_NOTIFICATION_URL": f"http://127.0.0.1:{port}/api/graph/notifications",
             "GRAPH_CLIENT_STATE": GRAPH_SECRET,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -95,20 +95,28 @@ def test_subscribing_again_returns_the_existing_subscription(
     assert [r.status for r in graph.state.received("PATCH", r"/subscriptions/")] == [200]
 
 
+class LaggingListing(dict[str, dict[str, Any]]):
+    """Graph's subscriptions, whose first listing misses one that a rival creates just then."""
+
+    listings = 0
+
+    def values(self) -> Any:
+        self.listings += 1
+        return [] if self.listings == 1 else super().values()
+
+
 def test_a_duplicate_refused_with_any_status_is_still_recognised(
     graph: GraphEmulator, webhook: WebhookEndpoint
 ) -> None:
     """A rival subscribed between our lookup and our POST, and Graph said 403: the next lookup finds it."""
     _, first = subscribe(graph, webhook)
-    stored = dict(graph.state.subscriptions)
-    graph.state.subscriptions.clear()
-    # The first lookup sees no subscription; while its answer travels, the other worker's lands.
-    graph.state.add_fault(Fault(path=r"/subscriptions$", method="GET", delay=0.4, after=True))
+    original = graph.state.subscriptions
+    graph.state.subscriptions = LaggingListing(original)
     graph.state.add_fault(Fault(path=r"/subscriptions$", method="POST", status=403, code="Forbidden"))
-    other_worker = threading.Timer(0.1, lambda: graph.state.subscriptions.update(stored))
-    other_worker.start()
-    _, second = subscribe(graph, webhook)
-    other_worker.join()
+    try:
+        _, second = subscribe(graph, webhook)
+    finally:
+        graph.state.subscriptions = original
 
     assert second.subscription_id == first.subscription_id
     assert [r.status for r in graph.state.received("POST", r"/subscriptions$")] == [201, 403]
