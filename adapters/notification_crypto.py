@@ -20,7 +20,9 @@ data" (learn.microsoft.com/graph/change-notifications-with-resource-data) and th
 
 Note what this does and does not prove: anyone holding the public certificate can make a
 well-formed ``encryptedContent``, so the HMAC shows integrity, not origin. Origin rests
-on the per-appointment clientState that ``adapters.graph_webhook`` checks first.
+on the per-appointment clientState that ``adapters.graph_webhook`` checks first, and on
+the POST's ``validationTokens``, JWTs signed by the Microsoft identity platform
+(``ValidationTokenVerifier`` below).
 
 ``cryptography`` is a runtime dependency of azure-identity/msal, so it is in Azure too.
 This module is imported only when a certificate is configured (``bootstrap``), never by
