@@ -165,3 +165,26 @@ def test_a_removed_subscription_is_recreated_after_the_webhook_answered(stack: S
     assert [
         r.status for r in stack.graph.state.received("POST", rf"/subscriptions/{new['id']}/reauthorize$")
     ] == [204]
+
+
+def test_a_replayed_early_call_end_does_not_end_the_meeting_the_customer_joined(stack: Stack) -> None:
+    """Issue 16's replay: an early callEnded, the customer joins, the same POST again: still in the lobby."""
+    who, _expert, booked, code = own_booking(stack)
+    to_window(stack, booked)
+    meeting = next(m for m in stack.graph.state.meetings.values() if m.get("externalId") == code)
+    assert stack.graph.end_meeting(meeting["id"]) == [202]  # the expert's empty call ends
+    early = stack.graph.state.notifications[-1]
+    stack.host.wait_idle()
+    assert stack.phase(code) == "join_open"
+    stack.host.advance(minutes=1)
+    assert stack.as_customer(who, "POST", f"/api/appointments/{code}/join").status_code == 200
+    assert stack.phase(code) == "lobby"
+
+    r = stack.host.post("/api/graph/notifications", params={"appointment": code}, json=early)
+    assert r.status_code == 202
+    stack.host.wait_idle()
+    assert stack.phase(code) == "lobby"
+    # A genuine end after the customer joined still counts.
+    stack.host.advance(minutes=5)
+    assert stack.graph.end_meeting(meeting["id"]) == [202]
+    assert stack.phase(code) == "ended"
