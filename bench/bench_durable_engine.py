@@ -83,13 +83,15 @@ async def run(
     return elapsed, status
 
 
+# The worker imports this very file as the app script (as module bench_durable_engine).
+HERE = Path(__file__).resolve()
+
+
 async def main() -> None:
     with azurite.running() as az:
         upsert = await upsert_baseline(az.connection_string)
-        # The worker imports this very file as the app script (as module bench_durable_engine).
-        here = Path(__file__).resolve()
         host = Host(
-            Worker(here.parent, here.name),
+            Worker(HERE.parent, HERE.name),
             storage=az.connection_string,
             port=azurite.free_port(),
             clock=Clock("frozen"),
