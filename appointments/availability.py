@@ -37,6 +37,7 @@ from appointments.model import Expert
 from appointments.ports import AppointmentRepository, BusyInterval, Clock, SlotHold, SlotTaken
 from appointments.settings import Settings
 from appointments.timerules import appointment_cells, cell_minutes, claimed_cells, iso
+from appointments.validation import is_key, parse_date
 
 MAX_RANGE_DAYS = 31
 DEFAULT_RANGE_DAYS = 7
@@ -112,9 +113,9 @@ def _parse_day(raw: str | None, name: str, p: Problems) -> date | None:
     if raw is None or raw == "":
         return None
     try:
-        return date.fromisoformat(raw)
+        return parse_date(raw).date()
     except ValueError:
-        p.add(name, "must be a date, e.g. 2026-12-01")
+        p.add(name, "date_invalid")
         return None
 
 
@@ -126,36 +127,36 @@ def parse_slot_query(params: Mapping[str, str], now: datetime, settings: Setting
     duration_raw = params.get("duration") or params.get("durationMinutes")
     duration: int | None = min(settings.allowed_durations)
     if duration_raw:
-        try:
-            duration = int(duration_raw)
-        except ValueError:
-            malformed.add("duration", "must be a whole number of minutes")
+        # int() takes "٣٠" and "1_0"; only ASCII digits are minutes here.
+        duration = int(duration_raw) if duration_raw.isascii() and duration_raw.isdigit() else None
+        if duration is None or len(duration_raw) > 4:
+            malformed.add("duration", "duration_not_number")
     malformed.raise_if_any(malformed=True)
 
     p = Problems()
     topic = params.get("topic") or ""
     if topic not in TOPICS:
-        p.add("topic", "must be a topic id from GET /api/topics")
+        p.add("topic", "topic_invalid")
     channel: Channel | None = None
     try:
         channel = Channel(params.get("channel") or "")
     except ValueError:
-        p.add("channel", "must be one of online, phone, branch")
+        p.add("channel", "channel_invalid", channels=[c.value for c in Channel])
     language = params.get("language") or "fi"
     if language not in LANGUAGES:
-        p.add("language", "must be fi, sv or en")
+        p.add("language", "language_invalid")
     if duration not in settings.allowed_durations:
-        p.add("duration", f"must be one of {', '.join(map(str, settings.allowed_durations))}")
+        p.add("duration", "duration_invalid", choices=", ".join(map(str, settings.allowed_durations)))
     today = to_local(now).date()
     first = first or today
     last = last or first + timedelta(days=DEFAULT_RANGE_DAYS - 1)
     if last < first:
-        p.add("to", "must not be before from")
+        p.add("to", "range_reversed")
     elif (last - first).days + 1 > MAX_RANGE_DAYS:
-        p.add("to", f"the range may span at most {MAX_RANGE_DAYS} days")
+        p.add("to", "range_too_long", days=MAX_RANGE_DAYS)
     expert = (params.get("expert") or "any").strip()
-    if not expert or len(expert) > 64:
-        p.add("expert", 'must be an expert id or "any"')
+    if not is_key(expert):
+        p.add("expert", "expert_id_invalid")
     p.raise_if_any()
     assert channel is not None and duration is not None
     return SlotQuery(topic, channel, language, duration, first, last, None if expert == "any" else expert)
@@ -169,9 +170,9 @@ def candidate_experts(query: SlotQuery, directory: Iterable[Expert]) -> list[Exp
     named = next((x for x in experts if x.expert_id == query.expert_id), None)
     p = Problems()
     if named is None:
-        p.add("expert", "unknown expert")
+        p.add("expert", "expert_unknown")
     elif not named.serves(query.topic_id, query.language, query.channel):
-        p.add("expert", "this expert does not serve this topic, language and channel")
+        p.add("expert", "expert_not_serving")
     p.raise_if_any()
     assert named is not None
     return [named]
@@ -313,10 +314,10 @@ def parse_hold(payload: Any, now: datetime, settings: Settings) -> HoldRequest:
     body = _require_object(payload)
     p = Problems()
     for key in sorted(set(body) - HOLD_FIELDS):
-        p.add(key, "unknown field")
+        p.add(key, "unknown_field", field=key)
     expert_id = body.get("expertId")
-    if not isinstance(expert_id, str) or not expert_id.strip() or len(expert_id) > 64:
-        p.add("expertId", "must be an expert id")
+    if not is_key(expert_id):
+        p.add("expertId", "expert_id_invalid")
     start = _parse_start(body.get("start"), p)
     if start is not None:
         check_start(start, now, settings, p)
@@ -344,9 +345,9 @@ class HoldService:
         expert = self.repo.get_expert(req.expert_id)
         p = Problems()
         if expert is None or not expert.active:
-            p.add("expertId", "unknown expert")
+            p.add("expertId", "expert_unknown")
         elif not works_at(expert, req.start, req.duration_minutes):
-            p.add("start", "is outside the expert's working hours")
+            p.add("start", "outside_working_hours")
         p.raise_if_any()
         hold = SlotHold(
             hold_id=secrets.token_urlsafe(16),
@@ -359,14 +360,12 @@ class HoldService:
         try:
             self.repo.hold(hold, self.cells(req.start, req.duration_minutes), now=now)
         except SlotTaken:
-            raise Conflict(
-                "The chosen time is no longer free. Please choose another time.", reason="slot_taken"
-            ) from None
+            raise Conflict("slot_taken", reason="slot_taken") from None
         return hold
 
     def release(self, customer_id: str, hold_id: str) -> None:
         """Free the customer's own hold; someone else's (or an unknown) hold is 404."""
-        hold = self.repo.get_hold(hold_id) if 0 < len(hold_id) <= 64 else None
+        hold = self.repo.get_hold(hold_id) if is_key(hold_id) else None
         if hold is None or hold.customer_id != customer_id:
-            raise NotFound("No such hold.")
+            raise NotFound("hold_not_found")
         self.repo.release_hold(hold, self.cells(hold.start, hold.duration_minutes))

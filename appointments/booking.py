@@ -12,10 +12,11 @@ from typing import Any
 
 from appointments.catalogue import LANGUAGES, TOPICS, Channel
 from appointments.errors import Problems
+from appointments.phones import to_e164
 from appointments.settings import Settings
-from appointments.timerules import is_on_grid, parse_utc
+from appointments.timerules import is_on_grid
+from appointments.validation import bad_characters, is_key, parse_rfc3339
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 MAX_EXTRA_INFO = 500
 BOOKING_FIELDS = {
@@ -34,14 +35,9 @@ CHANGE_FIELDS = {"start", "durationMinutes", "topic", "expertId"}
 ANY_EXPERT = "any"
 
 
-def normalize_phone(raw: str) -> str:
-    """Drop the spaces and hyphens people type; the result must then be E.164."""
-    return re.sub(r"[\s\-()]", "", raw)
-
-
 def phone_hmac(phone: str, key: str) -> str:
-    """A keyed hash of a phone number: a plain hash of a phone number is easily reversed."""
-    return hmac.new(key.encode(), normalize_phone(phone).encode(), hashlib.sha256).hexdigest()
+    """A keyed hash of an E.164 phone number: a plain hash of a phone number is easily reversed."""
+    return hmac.new(key.encode(), phone.encode(), hashlib.sha256).hexdigest()
 
 
 def fingerprint(payload: dict[str, Any]) -> str:
@@ -66,7 +62,7 @@ class BookingRequest:
 def _require_object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         p = Problems()
-        p.add("body", "must be a JSON object")
+        p.add("body", "body_not_object")
         p.raise_if_any(malformed=True)
     assert isinstance(payload, dict)
     return payload
@@ -74,43 +70,42 @@ def _require_object(payload: Any) -> dict[str, Any]:
 
 def _check_unknown(payload: dict[str, Any], allowed: set[str], p: Problems) -> None:
     for key in sorted(set(payload) - allowed):
-        p.add(key, "unknown field")
+        p.add(key, "unknown_field", field=key)
 
 
 def check_start(
     start: datetime, now: datetime, settings: Settings, p: Problems, field: str = "start"
 ) -> None:
     if start <= now:
-        p.add(field, "must be in the future")
+        p.add(field, "start_in_past")
     elif start < now + timedelta(minutes=settings.min_lead_minutes):
-        p.add(field, f"must be at least {settings.min_lead_minutes} minutes from now")
+        p.add(field, "start_too_soon", minutes=settings.min_lead_minutes)
     elif start > now + timedelta(days=settings.max_advance_days):
-        p.add(field, f"must be at most {settings.max_advance_days} days ahead")
+        p.add(field, "start_too_far", days=settings.max_advance_days)
     if not is_on_grid(start, settings.slot_interval_minutes):
-        p.add(field, f"must be on the {settings.slot_interval_minutes}-minute slot grid")
+        p.add(field, "start_off_grid", minutes=settings.slot_interval_minutes)
 
 
 def _parse_start(value: Any, p: Problems, field: str = "start") -> datetime | None:
-    if not isinstance(value, str):
-        p.add(field, "must be an ISO 8601 timestamp with an offset")
-        return None
     try:
-        return parse_utc(value)
+        if isinstance(value, str):
+            return parse_rfc3339(value)
     except ValueError:
-        p.add(field, "must be an ISO 8601 timestamp with an offset, e.g. 2026-12-01T10:00:00Z")
-        return None
+        pass
+    p.add(field, "datetime_invalid")
+    return None
 
 
 def _parse_duration(value: Any, settings: Settings, p: Problems) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value not in settings.allowed_durations:
-        p.add("durationMinutes", f"must be one of {', '.join(map(str, settings.allowed_durations))}")
+        p.add("durationMinutes", "duration_invalid", choices=", ".join(map(str, settings.allowed_durations)))
         return None
     return value
 
 
 def _parse_topic(value: Any, p: Problems) -> str | None:
     if not isinstance(value, str) or value not in TOPICS:
-        p.add("topic", "must be a topic id from GET /api/topics")
+        p.add("topic", "topic_invalid")
         return None
     return value
 
@@ -120,36 +115,38 @@ def parse_booking(payload: Any, now: datetime, settings: Settings) -> BookingReq
     p = Problems()
     _check_unknown(body, BOOKING_FIELDS, p)
     expert_id = body.get("expertId", ANY_EXPERT)
-    if not isinstance(expert_id, str) or not expert_id.strip() or len(expert_id) > 64:
-        p.add("expertId", 'must be an expert id or "any"')
+    if not is_key(expert_id):
+        p.add("expertId", "expert_id_invalid")
     topic = _parse_topic(body.get("topic"), p)
     channel: Channel | None = None
     try:
         channel = Channel(str(body.get("channel")))
     except ValueError:
-        p.add("channel", "must be one of online, phone, branch")
+        p.add("channel", "channel_invalid", channels=[c.value for c in Channel])
     start = _parse_start(body.get("start"), p)
     if start is not None:
         check_start(start, now, settings, p)
     duration = _parse_duration(body.get("durationMinutes"), settings, p)
     language = body.get("language")
     if language not in LANGUAGES:
-        p.add("language", "must be fi, sv or en")
-    phone_raw = body.get("phone")
-    phone = normalize_phone(phone_raw) if isinstance(phone_raw, str) else ""
-    if not E164.match(phone):
-        p.add("phone", "must be a phone number in E.164 form, e.g. +358401234567")
+        p.add("language", "language_invalid")
+    phone = to_e164(body.get("phone"), settings.phone_default_region)
+    if phone is None:
+        p.add("phone", "phone_invalid")
     email = body.get("email")
-    if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
-        p.add("email", "must be an e-mail address")
+    if email is not None and (not isinstance(email, str) or not EMAIL.match(email) or bad_characters(email)):
+        p.add("email", "email_invalid")
     extra = body.get("extraInfo", "")
     if not isinstance(extra, str) or len(extra) > MAX_EXTRA_INFO:
-        p.add("extraInfo", f"must be text of at most {MAX_EXTRA_INFO} characters")
+        p.add("extraInfo", "extra_info_invalid", max=MAX_EXTRA_INFO)
+    elif bad_characters(extra, allow_newline=True):
+        p.add("extraInfo", "text_invalid")
     hold_id = body.get("holdId")
-    if hold_id is not None and (not isinstance(hold_id, str) or not 0 < len(hold_id) <= 64):
-        p.add("holdId", "must be the holdId from POST /api/slots/hold")
+    if hold_id is not None and not is_key(hold_id):
+        p.add("holdId", "hold_id_invalid")
     p.raise_if_any()
     assert topic and channel and start and duration and isinstance(language, str) and isinstance(extra, str)
+    assert isinstance(expert_id, str) and phone is not None
     return BookingRequest(
         expert_id.strip(),
         topic,
@@ -177,7 +174,7 @@ def parse_change(payload: Any, now: datetime, settings: Settings) -> ChangeReque
     p = Problems()
     _check_unknown(body, CHANGE_FIELDS, p)
     if not set(body) & CHANGE_FIELDS:
-        p.add("body", "give at least one of start, durationMinutes, topic, expertId")
+        p.add("body", "change_empty")
     start = duration = topic = None
     if "start" in body:
         start = _parse_start(body["start"], p)
@@ -188,8 +185,8 @@ def parse_change(payload: Any, now: datetime, settings: Settings) -> ChangeReque
     if "topic" in body:
         topic = _parse_topic(body["topic"], p)
     expert_id = body.get("expertId")
-    if expert_id is not None and (not isinstance(expert_id, str) or not expert_id.strip()):
-        p.add("expertId", "must be an expert id")
+    if expert_id is not None and not is_key(expert_id):
+        p.add("expertId", "expert_id_invalid")
     p.raise_if_any()
     return ChangeRequest(start, duration, topic, expert_id)
 
@@ -200,7 +197,7 @@ class LookupRequest:
     phone: str
 
 
-def parse_lookup(payload: Any) -> LookupRequest:
+def parse_lookup(payload: Any, region: str = "FI") -> LookupRequest:
     from appointments.codes import normalize_booking_code
 
     body = _require_object(payload)
@@ -209,11 +206,10 @@ def parse_lookup(payload: Any) -> LookupRequest:
     raw_code = body.get("bookingCode")
     code = normalize_booking_code(raw_code) if isinstance(raw_code, str) else None
     if code is None:
-        p.add("bookingCode", "must be the 8-character booking code")
-    phone_raw = body.get("phone")
-    phone = normalize_phone(phone_raw) if isinstance(phone_raw, str) else ""
-    if not E164.match(phone):
-        p.add("phone", "must be a phone number in E.164 form, e.g. +358401234567")
+        p.add("bookingCode", "booking_code_invalid")
+    phone = to_e164(body.get("phone"), region)
+    if phone is None:
+        p.add("phone", "phone_invalid")
     p.raise_if_any()
-    assert code is not None
+    assert code is not None and phone is not None
     return LookupRequest(code, phone)

@@ -13,6 +13,7 @@ from appointments.model import Appointment, Phase
 from appointments.ports import AppointmentRepository, AuditEntry, Clock, IdentityStore, StaleRecord
 from appointments.service import AppointmentService
 from appointments.settings import Settings
+from appointments.validation import is_code_entry
 
 CODE_PHASES = frozenset({Phase.LOBBY, Phase.CODE_ISSUED})
 MAX_RACE_RETRIES = 50  # ETag retries; far above what 50 parallel requests need
@@ -37,11 +38,7 @@ class IdentityService:
         """Make a fresh code for the expert's own appointment; returns it once with its expiry."""
         a = self.appointments.expert_appointment(expert_id, booking_code)
         if a.phase not in CODE_PHASES:
-            raise Conflict(
-                "A code can be issued only while the customer waits in the lobby.",
-                reason="wrong_phase",
-                phase=a.phase.value,
-            )
+            raise Conflict("wrong_phase", reason="wrong_phase", phase=a.phase.value)
         now = self.clock.now()
         code, record = identity.issue(
             a.booking_code,
@@ -62,11 +59,9 @@ class IdentityService:
     def _check_throttle(self, counter: FailureCounter, now: datetime) -> None:
         wait = identity.retry_after(counter, now, self.settings.max_consecutive_failures)
         if wait == -1:
-            raise Locked("Too many failed attempts. Please contact the bank.", reason="too_many_failures")
+            raise Locked("too_many_failures", reason="too_many_failures")
         if wait is not None:
-            raise TooManyRequests(
-                "Too many failed attempts. Please wait before trying again.", retry_after=wait
-            )
+            raise TooManyRequests("too_many_attempts", retry_after=wait)
 
     def _count_failure(self, key: str, free_failures: int = 3) -> None:
         for _ in range(MAX_RACE_RETRIES):
@@ -81,27 +76,23 @@ class IdentityService:
         a = self.appointments.get(customer_id, booking_code)  # 404 for anyone but the owner
         if not isinstance(payload, dict):
             malformed = Problems()
-            malformed.add("body", "must be a JSON object")
+            malformed.add("body", "body_not_object")
             malformed.raise_if_any(malformed=True)
         entered = payload.get("code") if isinstance(payload, dict) else None
         p = Problems()
         if isinstance(payload, dict) and set(payload) - {"code"}:
-            p.add(sorted(set(payload) - {"code"})[0], "unknown field")
-        if (
-            not isinstance(entered, str)
-            or not "".join(entered.split()).isdigit()
-            or len("".join(entered.split())) != self.settings.code_digits
-        ):
-            p.add("code", f"must be the {self.settings.code_digits}-digit code the expert gave")
-        p.raise_if_any()
+            unknown = sorted(set(payload) - {"code"})[0]
+            p.add(unknown, "unknown_field", field=unknown)
+        if not is_code_entry(entered, self.settings.code_digits):
+            p.add("code", "code_invalid", digits=self.settings.code_digits)
+        # Digits of other scripts are not a guess at the code: malformed, and never counted.
+        p.raise_if_any(malformed=isinstance(entered, str) and not entered.isascii())
         assert isinstance(entered, str)
         now = self.clock.now()
         counter_key = f"verify:{customer_id}"
         self._check_throttle(self.store.get_counter(counter_key), now)
         if a.phase not in CODE_PHASES:
-            raise Conflict(
-                "No identification code is waiting for confirmation.", reason="no_code", phase=a.phase.value
-            )
+            raise Conflict("no_code", reason="no_code", phase=a.phase.value)
         for _ in range(MAX_RACE_RETRIES):
             result = identity.verify(
                 self.store.get_code(a.booking_code),
@@ -118,7 +109,7 @@ class IdentityService:
             except StaleRecord:
                 continue
         else:  # pragma: no cover - would need 50 lost races in a row
-            raise Conflict("Please try again.", reason="busy")
+            raise Conflict("busy", reason="busy")
         if result.outcome is Outcome.VERIFIED:
             self.store.reset_counter(counter_key)
             self._audit(a.booking_code, "customer", "identity_verified")

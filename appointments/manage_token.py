@@ -44,8 +44,10 @@ def verify(token: str, secret: str, now: datetime) -> str | None:
     try:
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         code, expiry = payload.decode("ascii").split(".")
+        if not (expiry.isdigit() and len(expiry) <= 11):  # "99999999999" is year 5138: no overflow
+            return None
         expires = datetime.fromtimestamp(int(expiry), UTC)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, OverflowError, OSError):
         return None
     if not hmac.compare_digest(_sign(secret, payload), signature) or now >= expires:
         return None

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 
 from appointments.errors import Unauthenticated
+from appointments.validation import is_key
 
 EXPERT_ROLE = "Expert"
 OPS_ROLE = "Operator"
@@ -38,7 +39,7 @@ class Principal:
 
 
 def _fail() -> Unauthenticated:
-    return Unauthenticated("Sign in to continue.")
+    return Unauthenticated("sign_in")
 
 
 def parse_principal(header: str | None, *, trusted: bool) -> Principal:
@@ -46,7 +47,7 @@ def parse_principal(header: str | None, *, trusted: bool) -> Principal:
     if not header:
         raise _fail()
     if not trusted:
-        raise Unauthenticated("The identity header is not accepted: platform authentication is off.")
+        raise Unauthenticated("identity_header_refused")
     if len(header) > MAX_HEADER:
         raise _fail()
     try:
@@ -71,7 +72,8 @@ def parse_principal(header: str | None, *, trusted: bool) -> Principal:
             roles.add(val)
         claims.setdefault(typ, val)
     user_id = next((claims[t] for t in ID_CLAIMS if claims.get(t)), None)
-    if user_id is None or len(user_id) > 128 or not user_id.isprintable():
+    # The id becomes a Table key: only the documented key alphabet (appointments.validation).
+    if user_id is None or not is_key(user_id):
         raise _fail()
     return Principal(user_id=user_id, roles=frozenset(roles))
 

@@ -33,8 +33,7 @@ from appointments.ports import (
 )
 from appointments.settings import Settings
 from appointments.timerules import appointment_cells, iso
-
-MAX_IDEMPOTENCY_KEY = 128
+from appointments.validation import MAX_KEY, is_key
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class AppointmentService:
     ) -> list[Expert]:
         if topic is not None and topic not in TOPICS:
             p = Problems()
-            p.add("topic", "unknown topic")
+            p.add("topic", "topic_unknown")
             p.raise_if_any()
         return [
             x
@@ -81,11 +80,9 @@ class AppointmentService:
     # --- customer ----------------------------------------------------------------------------
 
     def book(self, customer_id: str, payload: Any, idempotency_key: str | None) -> Booked:
-        if idempotency_key is not None and not (
-            0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isprintable()
-        ):
+        if idempotency_key is not None and not is_key(idempotency_key):
             raise ValidationFailed(
-                [FieldError("Idempotency-Key", "must be 1-128 printable characters")], malformed=True
+                [FieldError("Idempotency-Key", "key_invalid", {"max": MAX_KEY})], malformed=True
             )
         fp = rules.fingerprint(payload) if isinstance(payload, dict) else ""
         if idempotency_key is not None:
@@ -145,9 +142,7 @@ class AppointmentService:
                     f"{stored.channel.value} {iso(stored.start)} {stored.duration_minutes} min",
                 )
             return Booked(stored, created=created)
-        raise Conflict(
-            "The chosen time is no longer free. Please choose another time.", reason="slot_taken"
-        ) from last_taken
+        raise Conflict("slot_taken", reason="slot_taken") from last_taken
 
     def _with_own_hold(self, customer_id: str, req: rules.BookingRequest) -> rules.BookingRequest:
         """Check the hold is the caller's and for this very slot; its expert is the one booked.
@@ -158,12 +153,12 @@ class AppointmentService:
         hold = self.repo.get_hold(req.hold_id) if req.hold_id else None
         problems = Problems()
         if hold is None or hold.customer_id != customer_id:
-            problems.add("holdId", "unknown hold")
+            problems.add("holdId", "hold_unknown")
         else:
             if (hold.start, hold.duration_minutes) != (req.start, req.duration_minutes):
-                problems.add("holdId", "the hold is for another start or duration")
+                problems.add("holdId", "hold_mismatch")
             if req.expert_id not in (rules.ANY_EXPERT, hold.expert_id):
-                problems.add("expertId", "the hold is for another expert")
+                problems.add("expertId", "hold_other_expert")
         problems.raise_if_any()
         assert hold is not None
         return replace(req, expert_id=hold.expert_id)
@@ -172,23 +167,23 @@ class AppointmentService:
         if req.expert_id == rules.ANY_EXPERT:
             experts = self.experts(req.topic_id, req.language, req.channel)
             if not experts:
-                raise ValidationFailed([FieldError("topic", "no expert serves this topic in this language")])
+                raise ValidationFailed([FieldError("topic", "no_expert_for_topic")])
             working = [x for x in experts if works_at(x, req.start, req.duration_minutes)]
             if not working:
-                raise ValidationFailed([FieldError("start", "no expert for this topic works at this time")])
+                raise ValidationFailed([FieldError("start", "no_expert_at_time")])
             return working
         expert = self.repo.get_expert(req.expert_id)
         if expert is None or not expert.active:
-            raise ValidationFailed([FieldError("expertId", "unknown expert")])
+            raise ValidationFailed([FieldError("expertId", "expert_unknown")])
         problems = Problems()
         if req.topic_id not in expert.topics:
-            problems.add("topic", "this expert does not serve this topic")
+            problems.add("topic", "expert_not_serving_topic")
         if req.language not in expert.languages:
-            problems.add("language", "this expert does not serve this language")
+            problems.add("language", "expert_not_serving_language")
         if req.channel not in expert.channels:
-            problems.add("channel", "this expert does not serve this channel")
+            problems.add("channel", "expert_not_serving_channel")
         if not works_at(expert, req.start, req.duration_minutes):
-            problems.add("start", "is outside the expert's working hours")
+            problems.add("start", "outside_working_hours")
         problems.raise_if_any()
         return [expert]
 
@@ -204,41 +199,37 @@ class AppointmentService:
         normalized = normalize_booking_code(code)
         found = self.repo.get(customer_id, normalized) if normalized else None
         if found is None:
-            raise NotFound("No such appointment.")
+            raise NotFound("appointment_not_found")
         return found
 
     def lookup(self, payload: Any) -> Appointment:
         """Booking code + phone number, no login. Wrong phone and unknown code look the same."""
-        req = rules.parse_lookup(payload)
+        req = rules.parse_lookup(payload, self.settings.phone_default_region)
         stored = self.repo.phone_hmac(req.booking_code)
         given = rules.phone_hmac(req.phone, self.settings.phone_hmac_key.value)
         if stored is None or not hmac.compare_digest(stored, given):
-            raise NotFound("No appointment matches this booking code and phone number.")
+            raise NotFound("lookup_not_found")
         found = self.repo.get_by_code(req.booking_code)
         if found is None:
-            raise NotFound("No appointment matches this booking code and phone number.")
+            raise NotFound("lookup_not_found")
         return found
 
     def _check_change_allowed(self, a: Appointment, event: EventType) -> None:
         if a.phase in IN_MEETING_PHASES:
-            raise Conflict("The meeting is in progress and can no longer be changed.", phase=a.phase.value)
+            raise Conflict("meeting_in_progress", phase=a.phase.value)
         if a.phase.is_terminal:
-            raise Gone(f"The appointment is {a.phase.value}.", phase=a.phase.value)
+            raise Gone("appointment_closed", phase=a.phase.value)
         if not is_allowed(a.phase, event, a.channel):
             raise IllegalTransition(a.phase.value, event.value)
         notice = timedelta(hours=self.settings.change_notice_hours)
         if a.start - self.clock.now() < notice:
-            raise Conflict(
-                "Appointments can be changed or cancelled online until "
-                f"{self.settings.change_notice_hours} h before the start. Please call us to change it.",
-                reason="notice_period",
-            )
+            raise Conflict("notice_period", reason="notice_period", hours=self.settings.change_notice_hours)
 
     def change(self, customer_id: str, code: str, payload: Any) -> tuple[Appointment, Appointment]:
         """Reschedule and/or change the topic or expert. Returns (before, after)."""
         current = self.get(customer_id, code)
         if current.phase.is_terminal:
-            raise Gone(f"The appointment is {current.phase.value}.", phase=current.phase.value)
+            raise Gone("appointment_closed", phase=current.phase.value)
         req = rules.parse_change(payload, self.clock.now(), self.settings)
         new = current.with_changes(
             start=req.start or current.start,
@@ -257,16 +248,16 @@ class AppointmentService:
         expert = self.repo.get_expert(new.expert_id)
         problems = Problems()
         if expert is None or not expert.active:
-            problems.add("expertId", "unknown expert")
+            problems.add("expertId", "expert_unknown")
         elif not expert.serves(new.topic_id, current.language, current.channel):
-            problems.add("topic", "the expert does not serve this topic, language and channel")
+            problems.add("topic", "expert_not_serving")
         times_changed = (new.start, new.duration_minutes) != (current.start, current.duration_minutes)
         if (
             expert is not None
             and (times_changed or new.expert_id != current.expert_id)
             and not works_at(expert, new.start, new.duration_minutes)
         ):
-            problems.add("start", "is outside the expert's working hours")
+            problems.add("start", "outside_working_hours")
         problems.raise_if_any()
         if times_changed:
             new = new.with_changes(revision=current.revision + 1)
@@ -278,13 +269,9 @@ class AppointmentService:
                 self.cells(new.start, new.duration_minutes),
             )
         except SlotTaken:
-            raise Conflict(
-                "The chosen time is no longer free. Please choose another time.", reason="slot_taken"
-            ) from None
+            raise Conflict("slot_taken", reason="slot_taken") from None
         except StaleRecord:
-            raise Conflict(
-                "The appointment changed meanwhile. Please reload and try again.", reason="concurrent_change"
-            ) from None
+            raise Conflict("concurrent_change", reason="concurrent_change") from None
         self._audit(
             stored.booking_code,
             "customer",
@@ -303,9 +290,7 @@ class AppointmentService:
         try:
             stored = self.repo.update(current.with_changes(phase=Phase.CANCELLED, phase_since=now))
         except StaleRecord:
-            raise Conflict(
-                "The appointment changed meanwhile. Please reload and try again.", reason="concurrent_change"
-            ) from None
+            raise Conflict("concurrent_change", reason="concurrent_change") from None
         self.repo.release_cells(
             current.expert_id, current.booking_code, self.cells(current.start, current.duration_minutes)
         )
@@ -317,15 +302,15 @@ class AppointmentService:
         a = self.get(customer_id, code)
         now = self.clock.now()
         if a.channel is not Channel.ONLINE:
-            raise Conflict("Only online meetings can be joined.", reason="not_online")
+            raise Conflict("not_online", reason="not_online")
         if a.phase.is_terminal or now >= a.end + self.settings.end_grace:
-            raise Gone("The meeting has ended.", phase=a.phase.value)
+            raise Gone("meeting_ended", phase=a.phase.value)
         opens = self.join_window_opens_at(a)
         if now < opens:
             raise Conflict(
-                "The meeting can be started at the earliest "
-                f"{self.settings.join_window_minutes} minutes before its start.",
+                "too_early",
                 reason="too_early",
+                minutes=self.settings.join_window_minutes,
                 joinWindowOpensAt=iso(opens),
             )
         if a.attention == "meeting_creation_failed" and not a.join_url:
@@ -346,7 +331,7 @@ class AppointmentService:
         normalized = normalize_booking_code(code)
         found = self.repo.get_by_code(normalized) if normalized else None
         if found is None or found.expert_id != expert_id:
-            raise NotFound("No such appointment.")
+            raise NotFound("appointment_not_found")
         return found
 
     def end_meeting(self, expert_id: str, code: str) -> Appointment:
@@ -359,27 +344,22 @@ class AppointmentService:
 
 class IdempotencyConflict(Conflict):
     status = 422
-    title = "Idempotency-Key reused"
     type_slug = "idempotency-key-reused"
 
     def __init__(self) -> None:
-        super().__init__("This Idempotency-Key was already used for a different request.")
+        super().__init__("idempotency_key_reused")
 
 
 class MeetingNotReady(Conflict):
-    title = "Meeting is being prepared"
     type_slug = "meeting-not-ready"
 
     def __init__(self) -> None:
-        super().__init__("The meeting is being prepared. Please try again in a few seconds.", retryAfter=5)
+        super().__init__("meeting_not_ready", retryAfter=5)
 
 
 class MeetingUnavailable(DomainError):
     status = 503
-    title = "Meeting unavailable"
     type_slug = "meeting-unavailable"
 
     def __init__(self) -> None:
-        super().__init__(
-            "The online meeting could not be created. Your expert has been told and will contact you."
-        )
+        super().__init__("meeting_unavailable")

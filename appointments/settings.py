@@ -79,6 +79,13 @@ def _loopback(url: str) -> bool:
     return host in {"localhost", "::1"} or host.startswith("127.")
 
 
+def _check_region(region: str) -> None:
+    import phonenumbers  # imported here: reading settings must stay cheap for every other caller
+
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise SettingsError(f"PHONE_DEFAULT_REGION must be a region code such as FI, got {region!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app reads from its environment."""
@@ -134,6 +141,14 @@ class Settings:
     graph_notification_certificate_id: str = ""
 
     portal_base_url: str = "http://localhost:7071"
+
+    # What the customer is told to call, as Finns write it (issue 14).
+    bank_service_phone: str = "09 123 4567"
+    # The region whose domestic numbers (040 123 4567) the phone fields take (ISO 3166-1 alpha-2).
+    phone_default_region: str = "FI"
+    # How many proxies in front of the app append to X-Forwarded-For: App Service's front end is 1;
+    # 0 when nothing trustworthy stands in front (then every caller counts as one source).
+    trusted_forwarded_hops: int = 1
 
     @property
     def graph_app_id(self) -> str:
@@ -204,7 +219,15 @@ class Settings:
             graph_notification_certificate=Secret(env.get("GRAPH_NOTIFICATION_CERTIFICATE", "").strip()),
             graph_notification_certificate_id=env.get("GRAPH_NOTIFICATION_CERTIFICATE_ID", "").strip(),
             portal_base_url=(env.get("PORTAL_BASE_URL") or "http://localhost:7071").rstrip("/"),
+            bank_service_phone=env.get("BANK_SERVICE_PHONE", "").strip() or "09 123 4567",
+            phone_default_region=(env.get("PHONE_DEFAULT_REGION", "").strip() or "FI").upper(),
+            trusted_forwarded_hops=_int(env, "TRUSTED_FORWARDED_HOPS", 1),
         )
+        _check_region(settings.phone_default_region)
+        if len(settings.bank_service_phone) > 32 or not settings.bank_service_phone.isprintable():
+            raise SettingsError("BANK_SERVICE_PHONE must be a phone number as customers should dial it")
+        if settings.trusted_forwarded_hops > 8:
+            raise SettingsError("TRUSTED_FORWARDED_HOPS must be between 0 and 8")
         if settings.code_ttl_minutes > 10:
             raise SettingsError("CODE_TTL_MINUTES may be at most 10 (NIST SP 800-63B)")
         if bool(settings.graph_notification_certificate) != bool(settings.graph_notification_certificate_id):

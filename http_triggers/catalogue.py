@@ -34,13 +34,13 @@ async def list_experts(req: func.HttpRequest) -> func.HttpResponse:
     channel_raw = req.params.get("channel") or None
     p = Problems()
     if language is not None and language not in LANGUAGES:
-        p.add("language", "must be fi, sv or en")
+        p.add("language", "language_invalid")
     channel = None
     if channel_raw is not None:
         try:
             channel = Channel(channel_raw)
         except ValueError:
-            p.add("channel", "must be one of online, phone, branch")
+            p.add("channel", "channel_invalid", channels=[c.value for c in Channel])
     p.raise_if_any()
     experts = await call(bootstrap.services().appointments.experts, topic, language, channel)
     return json_response(

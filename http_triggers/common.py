@@ -62,17 +62,17 @@ def booking_owner(req: func.HttpRequest, code: str) -> str:
     s = bootstrap.services()
     allowed = manage_token.verify(token, s.settings.code_pepper.value, s.clock.now())
     if allowed is None:
-        raise Unauthenticated("The booking link has expired. Please look the booking up again.")
+        raise Unauthenticated("booking_link_expired")
     found = s.repo.get_by_code(allowed) if allowed == normalize_booking_code(code) else None
     if found is None:
-        raise NotFound("No such appointment.")
+        raise NotFound("appointment_not_found")
     return found.customer_id
 
 
 def expert(req: func.HttpRequest) -> Principal:
     who = principal(req)
     if not who.is_expert:
-        raise Forbidden("This is for experts only.")
+        raise Forbidden("experts_only")
     return who
 
 

@@ -20,7 +20,13 @@ from http_triggers.common import (
     ensure_lifecycle,
     raise_lifecycle_event,
 )
-from http_triggers.problem import json_response, problem, problems_as_responses, read_json
+from http_triggers.problem import (
+    from_error,
+    json_response,
+    problems_as_responses,
+    read_json,
+    verification_refusal,
+)
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -149,26 +155,4 @@ async def verify_identity(req: func.HttpRequest, client: df.DurableOrchestration
         return json_response({"bookingCode": code, "verified": True}, headers=no_store)
     if result.just_locked:
         await raise_lifecycle_event(client, code, EventType.CODE_LOCKED)
-    answers = {
-        Outcome.WRONG: (422, "Wrong code", "The code is not correct.", "wrong-code"),
-        Outcome.LOCKED: (
-            423,
-            "Code locked",
-            "Too many wrong attempts. Ask the expert for a new code.",
-            "code-locked",
-        ),
-        Outcome.EXPIRED: (
-            410,
-            "Code expired",
-            "The code has expired. Ask the expert for a new code.",
-            "code-expired",
-        ),
-        Outcome.NONE: (
-            409,
-            "No code outstanding",
-            "No identification code is waiting for confirmation.",
-            "no-code",
-        ),
-    }
-    status, title, detail, slug = answers[result.outcome]
-    return problem(status, title, detail, slug, headers=no_store, attemptsLeft=result.attempts_left)
+    return from_error(verification_refusal(result), req, no_store)

@@ -3,8 +3,6 @@ An expert acts only on appointments assigned to them; any other code answers 404
 
 from __future__ import annotations
 
-from datetime import date
-
 import azure.durable_functions as df
 import azure.functions as func
 
@@ -13,6 +11,7 @@ from appointments.errors import Problems
 from appointments.lifecycle import EventType
 from appointments.localtime import local_day_bounds, to_local
 from appointments.timerules import iso
+from appointments.validation import parse_date
 from http_triggers.common import appointment_view, call, expert, raise_lifecycle_event
 from http_triggers.problem import json_response, problems_as_responses
 
@@ -40,10 +39,10 @@ async def expert_day(req: func.HttpRequest) -> func.HttpResponse:
     raw = req.params.get("date")
     if raw:
         try:
-            day = date.fromisoformat(raw)
+            day = parse_date(raw).date()
         except ValueError:
             p = Problems()
-            p.add("date", "must be a date like 2026-12-01")
+            p.add("date", "date_invalid")
             p.raise_if_any(malformed=True)
     else:
         day = to_local(services.clock.now()).date()

@@ -25,7 +25,7 @@ async def ops_appointments(req: func.HttpRequest) -> func.HttpResponse:
             phase = Phase(raw)
         except ValueError:
             p = Problems()
-            p.add("phase", "must be one of " + ", ".join(x.value for x in Phase))
+            p.add("phase", "phase_invalid")
             p.raise_if_any(malformed=True)
     rows = await call(bootstrap.services().repo.list_by_phase, phase)
     # Operators see identifiers, phases and times: no phone numbers, e-mails or names.

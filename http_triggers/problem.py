@@ -1,4 +1,15 @@
-"""RFC 9457 problem details, and the JSON helpers every trigger uses."""
+"""RFC 9457 problem details in the caller's language, and the JSON helpers every trigger uses.
+
+The one mapping from domain errors to problems: a :class:`DomainError` names its status and
+problem type (class attributes) and carries a message ``code`` with parameters; here they become
+
+    {"type": ".../<slug>", "title": <localised>, "status": 409, "detail": <localised>,
+     "code": "notice_period", "instance": "/api/...", <parameters as extension members>}
+
+in fi, sv or en by ``Accept-Language`` (Finnish by default, as the portal). Field errors list
+``{"field", "code", "message"}`` with the message localised too. The texts live in
+``appointments.messages``.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +21,29 @@ from typing import Any
 
 import azure.functions as func
 
-from appointments.errors import DomainError, TooManyRequests
+from appointments import messages
+from appointments.errors import DomainError, Problems, TooManyRequests, ValidationFailed
+from appointments.identity import Outcome, Verification
+from appointments.validation import MAX_BODY_BYTES, MAX_DEPTH, bad_characters, json_depth_exceeds, strings
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE_BASE = "https://errors.verkkoneuvottelu.example/"
 JSON = "application/json"
 
 
+def dumps(body: Any) -> str:
+    """JSON text that can always be sent: a lone surrogate already stored is escaped, not fatal."""
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: ASCII escapes (\\ud800) are valid JSON
+        return json.dumps(body, ensure_ascii=True)
+    return text
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False),
-        status_code=status,
-        mimetype=JSON,
-        charset="utf-8",
-        headers=headers or {},
+        dumps(body), status_code=status, mimetype=JSON, charset="utf-8", headers=headers or {}
     )
 
 
@@ -36,17 +56,19 @@ def problem(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> func.HttpResponse:
+    """A problem document as given (for machine callers such as Graph); people get :func:`from_error`."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug,
         "title": title,
         "status": status,
         "detail": detail,
+        "code": extensions.pop("code", slug.replace("-", "_")),
     }
     if instance:
         body["instance"] = instance
     body.update(extensions)
     return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False),
+        dumps(body),
         status_code=status,
         mimetype="application/problem+json",
         charset="utf-8",
@@ -54,42 +76,116 @@ def problem(
     )
 
 
-def from_error(error: DomainError, req: func.HttpRequest | None = None) -> func.HttpResponse:
-    headers: dict[str, str] = {}
+class Refusal(DomainError):
+    """A problem with its own status and type that no domain rule raises (405, 413, 503, 500...)."""
+
+    def __init__(self, status: int, slug: str, code: str, **params: Any) -> None:
+        super().__init__(code, **params)
+        self.status = status
+        self.type_slug = slug
+
+
+# The identification-code outcomes other than success (customer.verify_identity).
+VERIFICATION_REFUSALS: dict[Outcome, tuple[int, str, str]] = {
+    Outcome.WRONG: (422, "wrong-code", "wrong_code"),
+    Outcome.LOCKED: (423, "code-locked", "code_locked"),
+    Outcome.EXPIRED: (410, "code-expired", "code_expired"),
+    Outcome.NONE: (409, "no-code", "no_code"),
+}
+
+
+def verification_refusal(result: Verification) -> Refusal:
+    status, slug, code = VERIFICATION_REFUSALS[result.outcome]
+    return Refusal(status, slug, code, attemptsLeft=result.attempts_left)
+
+
+def language(req: func.HttpRequest | None) -> str:
+    return messages.negotiate(req.headers.get("accept-language") if req is not None else None)
+
+
+def _service_phone() -> str:
+    import bootstrap
+    from appointments.settings import Settings
+
+    try:
+        return bootstrap.services().settings.bank_service_phone
+    except Exception:  # an error page must not fail because the settings do
+        return Settings.bank_service_phone
+
+
+def from_error(
+    error: DomainError, req: func.HttpRequest | None = None, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    lang = language(req)
+    out: dict[str, str] = {"Content-Language": lang, "Vary": "Accept-Language", **(headers or {})}
     if isinstance(error, TooManyRequests):
-        headers["Retry-After"] = str(error.retry_after)
+        out["Retry-After"] = str(error.retry_after)
     if "retryAfter" in error.extensions:
-        headers["Retry-After"] = str(error.extensions["retryAfter"])
+        out["Retry-After"] = str(error.extensions["retryAfter"])
     if error.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="portal"'
+        out["WWW-Authenticate"] = 'Bearer realm="portal"'
     instance = None
     if req is not None:
         instance = "/" + req.url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+    params = dict(error.extensions)
+    if "{servicePhone}" in messages.MESSAGES.get(error.code, {}).get(lang, ""):
+        params["servicePhone"] = _service_phone()
+    if isinstance(error, ValidationFailed):
+        errors = [
+            {**e.params, "field": e.field, "code": e.code, "message": messages.render(e.code, lang, e.params)}
+            for e in error.errors
+        ]
+        params["errors"] = errors
+        detail = messages.render(error.code, lang, {"messages": " ".join(e["message"] for e in errors)})
+    else:
+        detail = messages.render(error.code, lang, params)
     return problem(
-        error.status, error.title, error.detail, error.type_slug, instance, headers, **error.extensions
+        error.status,
+        messages.title(error.type_slug, lang),
+        detail,
+        error.type_slug,
+        instance,
+        out,
+        code=error.code,
+        **params,
     )
 
 
-def read_json(req: func.HttpRequest) -> Any:
-    """The request body as JSON; a malformed body is a 400 problem."""
-    from appointments.errors import Problems
+def _malformed(field: str, code: str, **params: Any) -> None:
+    p = Problems()
+    p.add(field, code, **params)
+    p.raise_if_any(malformed=True)
 
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's parser takes NaN and Infinity; JSON does not
+
+
+def read_json(req: func.HttpRequest) -> Any:
+    """The request body as JSON, checked before anything else sees it.
+
+    400 for a missing, non-JSON, too deeply nested body or one holding text that cannot be stored
+    (lone surrogates, control characters other than newlines, bidi overrides: newlines are judged
+    per field by the parsers), 413 above :data:`MAX_BODY_BYTES`.
+    """
     body = req.get_body()
+    if len(body) > MAX_BODY_BYTES:
+        raise Refusal(413, "payload-too-large", "payload_too_large", maxBytes=MAX_BODY_BYTES)
     if not body:
-        p = Problems()
-        p.add("body", "a JSON body is required")
-        p.raise_if_any(malformed=True)
+        _malformed("body", "body_required")
     content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type and content_type != JSON and not content_type.endswith("+json"):
-        p = Problems()
-        p.add("content-type", "must be application/json")
-        p.raise_if_any(malformed=True)
+        _malformed("content-type", "content_type_json")
+    if json_depth_exceeds(body, MAX_DEPTH):
+        _malformed("body", "json_too_deep", maxDepth=MAX_DEPTH)
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        p = Problems()
-        p.add("body", "is not valid JSON")
-        p.raise_if_any(malformed=True)
+        value = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        _malformed("body", "json_invalid")
+    for field, text in strings(value):
+        if bad_characters(text, allow_newline=True):
+            _malformed(field, "text_invalid")
+    return value
 
 
 Handler = Callable[..., Awaitable[func.HttpResponse]]
@@ -107,6 +203,6 @@ def problems_as_responses(fn: Handler) -> Handler:
             return from_error(error, req)
         except Exception:
             log.exception("unhandled error in %s", fn.__name__)
-            return problem(500, "Internal error", "Something went wrong. Please try again later.", "internal")
+            return from_error(Refusal(500, "internal", "internal_error"), req)
 
     return wrapper

@@ -25,7 +25,7 @@ from appointments.model import Expert
 from appointments.ports import GatewayError
 from appointments.timerules import iso
 from http_triggers.common import call, customer
-from http_triggers.problem import json_response, problem, problems_as_responses, read_json
+from http_triggers.problem import Refusal, json_response, problems_as_responses, read_json
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -52,14 +52,9 @@ async def list_slots(req: func.HttpRequest) -> func.HttpResponse:
         busy = await bootstrap.meetings().get_schedule([x.email for x in experts], start, end)
     except GatewayError as exc:
         log.warning("getSchedule failed, no slots offered: %s", exc)
-        return problem(
-            503,
-            "Calendars unavailable",
-            "The experts' calendars cannot be read right now. Please try again shortly.",
-            "calendars-unavailable",
-            headers={"Retry-After": str(GRAPH_RETRY_AFTER_SECONDS)},
-            retryAfter=GRAPH_RETRY_AFTER_SECONDS,
-        )
+        raise Refusal(
+            503, "calendars-unavailable", "calendars_unavailable", retryAfter=GRAPH_RETRY_AFTER_SECONDS
+        ) from None
     # getSchedule speaks mail addresses; the slot computation speaks expert ids.
     by_email: dict[str, Expert] = {x.email.lower(): x for x in experts}
     busy_by_id = {
