@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appointments.identity_service import IdentityService
+from appointments.lookup_throttle import GuardedLookup, LookupThrottle
 from appointments.ports import AppointmentRepository, Clock, IdentityStore, SystemClock
 from appointments.service import AppointmentService
 from appointments.settings import Settings
@@ -42,17 +43,20 @@ def _assemble(settings: Settings, clock: Clock, repo: AppointmentRepository) -> 
     )
 
 
+def _table_service(settings: Settings) -> Any:
+    from azure.data.tables import TableServiceClient
+
+    if settings.tables_endpoint:
+        from azure.identity import DefaultAzureCredential
+
+        return TableServiceClient(settings.tables_endpoint, credential=DefaultAzureCredential())
+    return TableServiceClient.from_connection_string(settings.storage_connection_string.value)
+
+
 def _build_repo(settings: Settings) -> AppointmentRepository:
     from adapters.tables import TableRepository
 
-    if settings.tables_endpoint:
-        from azure.data.tables import TableServiceClient
-        from azure.identity import DefaultAzureCredential
-
-        return TableRepository(
-            TableServiceClient(settings.tables_endpoint, credential=DefaultAzureCredential())
-        )
-    return TableRepository.from_connection_string(settings.storage_connection_string.value)
+    return TableRepository(_table_service(settings))
 
 
 def services() -> Services:
@@ -95,6 +99,19 @@ def _extra(name: str, build: Any) -> Any:
         if name not in s.extras:
             s.extras[name] = _overrides.get(name) or build(s)
         return s.extras[name]
+
+
+def lookup() -> GuardedLookup:
+    """The no-login lookup behind its throttle (override ``throttle_store`` in tests)."""
+
+    def build(s: Services) -> Any:
+        from adapters.lookup_throttle import TableThrottleStore
+
+        return TableThrottleStore(_table_service(s.settings))
+
+    store = _extra("throttle_store", build)  # kept; the services around it follow use_clock
+    s = services()
+    return GuardedLookup(s.appointments, LookupThrottle(store, s.clock))
 
 
 def _graph_client(s: Services) -> Any:

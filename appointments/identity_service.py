@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -122,26 +121,3 @@ class IdentityService:
                 f"attempts left {result.attempts_left}" + (", locked" if result.just_locked else ""),
             )
         return a, result
-
-    # --- anonymous lookup, rate-limited -------------------------------------------------------
-
-    def guarded_lookup(
-        self, payload: Any, client_ip: str, lookup: Callable[[Any], Appointment] | None = None
-    ) -> Appointment:
-        """Booking code + phone, with failure counters on the code and on the caller's address."""
-        from appointments.booking import parse_lookup
-        from appointments.errors import NotFound
-
-        req = parse_lookup(payload)
-        now = self.clock.now()
-        keys = ((f"lookup-code:{req.booking_code}", 3), (f"lookup-ip:{client_ip}", 20))
-        for key, _free in keys:
-            self._check_throttle(self.store.get_counter(key), now)
-        try:
-            found = (lookup or self.appointments.lookup)(payload)
-        except NotFound:
-            for key, free in keys:
-                self._count_failure(key, free)
-            raise
-        self.store.reset_counter(keys[0][0])
-        return found

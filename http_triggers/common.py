@@ -37,12 +37,12 @@ def principal(req: func.HttpRequest) -> Principal:
     )
 
 
-def client_address(req: func.HttpRequest) -> str:
-    """The caller's address for rate limiting: the entry the platform's front end appended last."""
-    forwarded = (req.headers.get("x-forwarded-for") or "").split(",")[-1].strip()
-    if forwarded.startswith("["):  # [v6]:port
-        return forwarded[1:].split("]")[0] or "unknown"
-    return (forwarded.rsplit(":", 1)[0] if forwarded.count(":") == 1 else forwarded) or "unknown"
+def signed_in_customer(req: func.HttpRequest) -> str | None:
+    """The caller's customer id if a valid principal comes with the request, else None (no 401)."""
+    try:
+        return principal(req).user_id if req.headers.get(PRINCIPAL_HEADER) else None
+    except Unauthenticated:
+        return None
 
 
 def customer(req: func.HttpRequest) -> Principal:

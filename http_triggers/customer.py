@@ -15,16 +15,18 @@ from http_triggers.common import (
     appointment_view,
     booking_owner,
     call,
-    client_address,
     customer,
     ensure_lifecycle,
     raise_lifecycle_event,
+    signed_in_customer,
 )
+from http_triggers.forwarded import source_address
 from http_triggers.problem import (
     from_error,
     json_response,
     problems_as_responses,
     read_json,
+    refuse_lookup_path,
     verification_refusal,
 )
 
@@ -65,7 +67,8 @@ async def list_appointments(req: func.HttpRequest) -> func.HttpResponse:
 async def lookup_appointment(req: func.HttpRequest) -> func.HttpResponse:
     body = read_json(req)
     services = bootstrap.services()
-    found = await call(services.identity.guarded_lookup, body, client_address(req))
+    source = source_address(req.headers.get("x-forwarded-for"), services.settings.trusted_forwarded_hops)
+    found = await call(bootstrap.lookup().lookup, body, source, signed_in_customer(req))
     view = await call(appointment_view, found)
     # Lets the caller change or cancel this one booking without a login, for a short while.
     token, expires = manage_token.issue(
@@ -78,6 +81,7 @@ async def lookup_appointment(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="appointments/{code}", methods=["GET"])
 @problems_as_responses
 async def get_appointment(req: func.HttpRequest) -> func.HttpResponse:
+    refuse_lookup_path(req)
     owner = await call(booking_owner, req, req.route_params["code"])
     found = await call(bootstrap.services().appointments.get, owner, req.route_params["code"])
     return json_response(await call(appointment_view, found))
@@ -89,6 +93,7 @@ async def get_appointment(req: func.HttpRequest) -> func.HttpResponse:
 async def change_appointment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
+    refuse_lookup_path(req)
     owner = await call(booking_owner, req, req.route_params["code"])
     body = read_json(req)
     before, after = await call(
@@ -110,6 +115,7 @@ async def change_appointment(
 async def cancel_appointment(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
+    refuse_lookup_path(req)
     owner = await call(booking_owner, req, req.route_params["code"])
     cancelled, _changed = await call(
         bootstrap.services().appointments.cancel, owner, req.route_params["code"]

@@ -79,10 +79,24 @@ def problem(
 class Refusal(DomainError):
     """A problem with its own status and type that no domain rule raises (405, 413, 503, 500...)."""
 
-    def __init__(self, status: int, slug: str, code: str, **params: Any) -> None:
+    def __init__(
+        self, status: int, slug: str, code: str, headers: dict[str, str] | None = None, **params: Any
+    ) -> None:
         super().__init__(code, **params)
         self.status = status
         self.type_slug = slug
+        self.headers = headers or {}
+
+
+LOOKUP_ROUTE_SEGMENT = "lookup"
+
+
+def refuse_lookup_path(req: func.HttpRequest) -> None:
+    """``/appointments/lookup`` is POST only. Its other methods match ``appointments/{code}`` (the
+    Functions host routes a literal segment and a parameter alike once the method rules out the
+    literal route), which would answer 404 for a "booking" named lookup: answer 405 instead."""
+    if req.route_params.get("code", "").lower() == LOOKUP_ROUTE_SEGMENT:
+        raise Refusal(405, "method-not-allowed", "method_not_allowed", {"Allow": "POST"}, method=req.method)
 
 
 # The identification-code outcomes other than success (customer.verify_identity).
@@ -118,6 +132,8 @@ def from_error(
 ) -> func.HttpResponse:
     lang = language(req)
     out: dict[str, str] = {"Content-Language": lang, "Vary": "Accept-Language", **(headers or {})}
+    if isinstance(error, Refusal):
+        out.update(error.headers)
     if isinstance(error, TooManyRequests):
         out["Retry-After"] = str(error.retry_after)
     if "retryAfter" in error.extensions:
