@@ -10,10 +10,10 @@ import pytest
 from appointments import messages
 from appointments.catalogue import LANGUAGES
 
-# Words that are English and neither Finnish nor Swedish ("in", "on", "start", "expert", "text" are
+# Words that are English and neither Finnish nor Swedish ("in", "on", "be", "start", "expert", "text" are
 # Swedish or Finnish too, so they are absent).
 ENGLISH = set(
-    """the and must please not is are be been this that with from your you our we us call try again
+    """the and must please not is are been this that with from your you our we us call try again
     code appointment appointments booking meeting time phone number field unknown invalid
     request error found too many wait before after minutes hours days date only can cannot
     should has have of or an by it if here there no yes choose enter give check valid body
