@@ -79,7 +79,7 @@ def test_idempotency_key_replays_over_http(stack: Stack) -> None:
     [
         ({"durationMinutes": 50}, 422, "durationMinutes"),
         ({"topic": "nope"}, 422, "topic"),
-        ({"phone": "040 1234567"}, 422, "phone"),
+        ({"phone": "040 12"}, 422, "phone"),  # domestic forms are fine; this one cannot exist
         ({"language": "de"}, 422, "language"),
         ({"start": "2020-01-01T10:00:00Z"}, 422, "start"),
         ({"start": "2030-01-01T10:07:00Z"}, 422, "start"),
