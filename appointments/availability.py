@@ -110,7 +110,7 @@ class SlotQuery:
 
 
 def _parse_day(raw: str | None, name: str, p: Problems) -> date | None:
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         return parse_date(raw).date()
@@ -124,9 +124,10 @@ def parse_slot_query(params: Mapping[str, str], now: datetime, settings: Setting
     malformed = Problems()
     first = _parse_day(params.get("from"), "from", malformed)
     last = _parse_day(params.get("to"), "to", malformed)
-    duration_raw = params.get("duration") or params.get("durationMinutes")
+    # Absent parameters take their defaults; empty ones are values, and wrong.
+    duration_raw = params.get("duration", params.get("durationMinutes"))
     duration: int | None = min(settings.allowed_durations)
-    if duration_raw:
+    if duration_raw is not None:
         # int() takes "٣٠" and "1_0"; only ASCII digits are minutes here.
         duration = int(duration_raw) if duration_raw.isascii() and duration_raw.isdigit() else None
         if duration is None or len(duration_raw) > 4:
@@ -134,15 +135,15 @@ def parse_slot_query(params: Mapping[str, str], now: datetime, settings: Setting
     malformed.raise_if_any(malformed=True)
 
     p = Problems()
-    topic = params.get("topic") or ""
+    topic = params.get("topic", "")
     if topic not in TOPICS:
         p.add("topic", "topic_invalid")
     channel: Channel | None = None
     try:
-        channel = Channel(params.get("channel") or "")
+        channel = Channel(params.get("channel", ""))
     except ValueError:
         p.add("channel", "channel_invalid", channels=[c.value for c in Channel])
-    language = params.get("language") or "fi"
+    language = params.get("language", "fi")
     if language not in LANGUAGES:
         p.add("language", "language_invalid")
     if duration not in settings.allowed_durations:
@@ -154,7 +155,7 @@ def parse_slot_query(params: Mapping[str, str], now: datetime, settings: Setting
         p.add("to", "range_reversed")
     elif (last - first).days + 1 > MAX_RANGE_DAYS:
         p.add("to", "range_too_long", days=MAX_RANGE_DAYS)
-    expert = (params.get("expert") or "any").strip()
+    expert = params.get("expert", "any")
     if not is_key(expert):
         p.add("expert", "expert_id_invalid")
     p.raise_if_any()

@@ -175,7 +175,9 @@ class Host:
             await self.load()
         # The app's catch-all goes last so that routes added by callers win.
         self.web_app.router.add_route(
-            "*", self._prefix + "/{tail:.*}" if self._prefix else "/{tail:.*}", self._dispatch
+            # [\s\S]: a decoded %0A is part of the path too (".*" stopped there, and aiohttp's own
+            # text/plain 404 answered instead of the function).
+            "*", self._prefix + r"/{tail:[\s\S]*}" if self._prefix else r"/{tail:[\s\S]*}", self._dispatch
         )
         await self.engine.start()
         self._runner = web.AppRunner(self.web_app, access_log=None)

@@ -29,9 +29,10 @@ async def list_topics(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="experts", methods=["GET"])
 @problems_as_responses
 async def list_experts(req: func.HttpRequest) -> func.HttpResponse:
-    topic = req.params.get("topic") or None
-    language = req.params.get("language") or None
-    channel_raw = req.params.get("channel") or None
+    # An empty value is a value (and not one of the allowed ones), not a missing filter.
+    topic = req.params.get("topic")
+    language = req.params.get("language")
+    channel_raw = req.params.get("channel")
     p = Problems()
     if language is not None and language not in LANGUAGES:
         p.add("language", "language_invalid")

@@ -37,7 +37,7 @@ async def expert_day(req: func.HttpRequest) -> func.HttpResponse:
     who = expert(req)
     services = bootstrap.services()
     raw = req.params.get("date")
-    if raw:
+    if raw is not None:  # "date=" is not today: it is malformed
         try:
             day = parse_date(raw).date()
         except ValueError:
