@@ -12,16 +12,11 @@ import contextlib
 import threading
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-)
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient
 
+from adapters.conditional import create_or_replace
 from appointments.lookup_throttle import Backoff
-from appointments.ports import StaleRecord
 from appointments.timerules import parse_utc
 
 TABLE = "LookupThrottle"
@@ -64,18 +59,7 @@ class TableThrottleStore:
             "BlockedUntil": counter.blocked_until.isoformat() if counter.blocked_until else "",
             "LastAttempt": counter.last_attempt.isoformat() if counter.last_attempt else "",
         }
-        try:
-            if counter.etag is None:
-                self.table.create_entity(entity)
-            else:
-                self.table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=counter.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
-            raise StaleRecord("the counter changed meanwhile") from exc
+        create_or_replace(self.table, entity, counter.etag)
 
     def reset(self, key: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):

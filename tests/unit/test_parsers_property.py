@@ -14,11 +14,18 @@ from hypothesis import strategies as st
 
 from appointments import manage_token, messages
 from appointments.availability import parse_hold, parse_slot_query
-from appointments.booking import parse_booking, parse_change, parse_lookup
+from appointments.booking import BOOKING_FIELDS, parse_booking, parse_change, parse_lookup
 from appointments.errors import DomainError, Unauthenticated, ValidationFailed
 from appointments.principal import parse_principal
 from appointments.settings import Settings
-from appointments.validation import MIN_YEAR, bad_characters, is_key, parse_date, parse_rfc3339
+from appointments.validation import (
+    MIN_YEAR,
+    bad_characters,
+    is_code_entry,
+    is_key,
+    parse_date,
+    parse_rfc3339,
+)
 from http_triggers.forwarded import source_address
 from http_triggers.problem import dumps, read_json
 
@@ -55,21 +62,7 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
     max_leaves=20,
 )
-BOOKING_KEYS = st.sampled_from(
-    [
-        "expertId",
-        "topic",
-        "channel",
-        "start",
-        "durationMinutes",
-        "language",
-        "phone",
-        "email",
-        "extraInfo",
-        "holdId",
-        "bookingCode",
-    ]
-)
+BOOKING_KEYS = st.sampled_from(sorted(BOOKING_FIELDS | {"bookingCode", "code"}))
 BODIES = st.one_of(JSON_VALUES, st.dictionaries(BOOKING_KEYS, JSON_VALUES, max_size=10))
 
 
@@ -267,3 +260,12 @@ def test_dates(value: str) -> None:
     except ValueError:
         return
     assert len(value) == 10 and value.isascii()
+
+
+@FAST
+@given(st.one_of(TEXT, st.text(st.sampled_from("0123456789 ١٢３\t"), max_size=20)))
+def test_identification_code_entry(entered: str) -> None:
+    """Accepted entries are six ASCII digits once the spaces are gone; nothing else."""
+    if is_code_entry(entered, 6):
+        digits = entered.replace(" ", "")
+        assert len(digits) == 6 and all(c in "0123456789" for c in digits)
