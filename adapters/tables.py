@@ -29,6 +29,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
+from adapters.conditional import create_or_replace
 from appointments.catalogue import Channel
 from appointments.identity import CodeRecord, FailureCounter
 from appointments.model import Appointment, Expert, Phase, WorkingHours, require_object_id
@@ -587,19 +588,7 @@ class TableRepository:
             "Failures": counter.failures,
             "BlockedUntil": iso(counter.blocked_until) if counter.blocked_until else "",
         }
-        table = self.table(FAILURES)
-        try:
-            if counter.etag is None:
-                table.create_entity(entity)
-            else:
-                table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=counter.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
-            raise StaleRecord("the counter changed meanwhile") from exc
+        create_or_replace(self.table(FAILURES), entity, counter.etag)
 
     def reset_counter(self, key: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
