@@ -327,7 +327,7 @@ def test_lookup_without_login_changes_the_time_and_cancels(
     slots.first.check()
     card.get_by_role("button", name="Vahvista uusi aika").click()
     message = page.get_by_test_id("manage-msg")
-    expect(message).to_contain_text("Aikaa ei voitu muuttaa: The chosen time is no longer free.")
+    expect(message).to_contain_text("Aikaa ei voitu muuttaa: Valittu aika ei ole enää vapaa.")
     expect(card.locator(f"input[value='{taken}']")).to_have_count(0)  # the slots were reloaded
     page.screenshot(path=screenshot_path("15-lookup-slot-taken-360"), full_page=True)
     expect(slots.first).to_be_attached()
