@@ -16,8 +16,9 @@ Rules (issue 16 §1, §5):
   ``+02:07``) is a typo that would book a time other than the one meant, so the offset must be
   one the tz database has today (:data:`ZONE_OFFSETS`).
   Years outside 2000-2999 are refused before arithmetic, so year 1 or 9999 cannot overflow.
-- **JSON** bodies are at most :data:`MAX_BODY_BYTES` and nested at most :data:`MAX_DEPTH` deep
-  (checked before parsing: the parser itself recurses).
+- **JSON** bodies are at most :data:`MAX_BODY_BYTES` and nested at most :data:`MAX_DEPTH` deep.
+  The parser recurses, and raises RecursionError near 1,000 levels, which the reader turns into
+  a 400; shallower bodies are measured without recursion before anything else walks them.
 """
 
 from __future__ import annotations
@@ -97,26 +98,16 @@ def parse_date(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-def json_depth_exceeds(body: bytes, max_depth: int = MAX_DEPTH) -> bool:
-    """Whether the JSON text nests deeper than ``max_depth``, counted without parsing it."""
-    depth = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > max_depth:
+def nested_deeper_than(value: Any, max_depth: int = MAX_DEPTH) -> bool:
+    """Whether a parsed JSON value nests arrays/objects deeper than ``max_depth`` (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth + 1 > max_depth:
                 return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
     return False
 
 

@@ -24,7 +24,7 @@ import azure.functions as func
 from appointments import messages
 from appointments.errors import DomainError, Problems, TooManyRequests, ValidationFailed
 from appointments.identity import Outcome, Verification
-from appointments.validation import MAX_BODY_BYTES, MAX_DEPTH, bad_characters, json_depth_exceeds, strings
+from appointments.validation import MAX_BODY_BYTES, MAX_DEPTH, bad_characters, nested_deeper_than, strings
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE_BASE = "https://errors.verkkoneuvottelu.example/"
@@ -192,12 +192,14 @@ def read_json(req: func.HttpRequest) -> Any:
     content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type and content_type != JSON and not content_type.endswith("+json"):
         _malformed("content-type", "content_type_json")
-    if json_depth_exceeds(body, MAX_DEPTH):
-        _malformed("body", "json_too_deep", maxDepth=MAX_DEPTH)
     try:
         value = json.loads(body, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except RecursionError:  # the C parser's own limit, near 1,000 levels
+        _malformed("body", "json_too_deep", maxDepth=MAX_DEPTH)
+    except (ValueError, UnicodeDecodeError):
         _malformed("body", "json_invalid")
+    if nested_deeper_than(value, MAX_DEPTH):
+        _malformed("body", "json_too_deep", maxDepth=MAX_DEPTH)
     for field, text in strings(value):
         if bad_characters(text, allow_newline=True):
             _malformed(field, "text_invalid")
