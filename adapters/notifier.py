@@ -114,6 +114,7 @@ class Notifier:
             attempts=self.settings.code_max_attempts if kind is NotificationKind.CODE_LOCKED else None,
             failure_reason=a.attention if kind is NotificationKind.MEETING_FAILED else None,
             reminder=reminder if kind is NotificationKind.REMINDER else None,
+            service_phone=None if to_expert else self.settings.bank_service_phone,
         )
 
     async def send(

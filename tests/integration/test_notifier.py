@@ -88,6 +88,7 @@ def test_the_booking_confirmation_speaks_the_customers_language(
     for word in body_words:
         assert word in mail.text and word in mail.html
     assert a.booking_code in mail.text and "+358401234567" not in mail.text
+    assert "09 123 4567" in mail.text and "09 123 4567" in mail.html  # BANK_SERVICE_PHONE, to call
     outbox = list(
         repo.table("Outbox").query_entities("PartitionKey eq @pk", parameters={"pk": a.customer_id})
     )
