@@ -307,3 +307,23 @@ def test_domestic_phone_forms_book_and_look_up_the_same_booking(stack: Stack) ->
     for typed in ("+358 40 123 4567", "00358 40 123 4567", "0401234567"):
         found = lookup(stack, code, typed, f"192.0.2.{uuid.uuid4().int % 200 + 20}")
         assert found.status_code == 200, found.text
+
+
+def test_a_lone_surrogate_already_stored_cannot_poison_the_views(stack: Stack) -> None:
+    """Issue 16 §1 from the other side: a record written before validation existed, holding
+    "\\ud800", is served by the list, the booking, the lookup and the expert's day (escaped JSON)."""
+    owner = new_customer()
+    booked = stack.book(owner, expert=MATLEENA.expert_id)
+    code = booked["bookingCode"]
+    record = stack.repo.get(owner, code)
+    assert record is not None
+    stack.repo.update(record.with_changes(extra_info="ennen \ud800 jälkeen"))
+    mine = stack.as_customer(owner, "GET", "/api/appointments")
+    assert mine.status_code == 200 and "\\ud800" in mine.text
+    assert [a["extraInfo"] for a in mine.json()["appointments"]] == ["ennen \ud800 jälkeen"]
+    assert stack.as_customer(owner, "GET", f"/api/appointments/{code}").status_code == 200
+    assert lookup(stack, code, PHONE, "192.0.2.200").status_code == 200
+    day = stack.as_expert(
+        MATLEENA.expert_id, "GET", "/api/expert/appointments", params={"date": booked["start"][:10]}
+    )
+    assert day.status_code == 200 and code in day.text
