@@ -105,6 +105,27 @@ def main() -> None:
             one = median_ms(
                 lambda i: host.get(f"/api/appointments/{codes[i]}", headers=who).raise_for_status()
             )
+
+            def lookup(i: int, phone: str, status: int) -> None:
+                r = host.post(
+                    "/api/appointments/lookup",
+                    json={"bookingCode": codes[i], "phone": phone},
+                    headers={"X-Forwarded-For": f"198.51.100.{i + 1}"},  # one source each: no waits
+                )
+                assert r.status_code == status, r.text
+
+            # Throttle cost: a judged attempt claims two counters (read + conditional write each);
+            # a success also deletes both. Each booking gets one wrong attempt: none has to wait.
+            wrong_phone = median_ms(lambda i: lookup(i, "+358409999999", 404))
+            right_phone = median_ms(lambda i: lookup(i, "040 123 4567", 200))
+
+            def oversized(_: int) -> None:
+                body = b'{"extraInfo": "' + b"x" * 70_000 + b'"}'
+                headers = {**who, "content-type": "application/json"}
+                r = host.post("/api/appointments", headers=headers, content=body)
+                assert r.status_code == 413, r.text
+
+            too_large = median_ms(oversized, 20)
     base_import = import_time("azure.durable_functions")
     app_import = import_time("function_app")
     rows = [
@@ -113,12 +134,15 @@ def main() -> None:
         ("POST /api/appointments (book + start lifecycle)", booking, upsert),
         (f"GET /api/appointments ({ROUNDS} upcoming)", listing, upsert),
         ("GET /api/appointments/{code}", one, upsert),
+        ("POST /api/appointments/lookup, wrong phone (2 claims)", wrong_phone, upsert),
+        ("POST /api/appointments/lookup, right phone (2 claims, 2 resets)", right_phone, upsert),
+        ("POST /api/appointments, 70 KB body (413)", too_large, upsert),
         ("import azure.durable_functions (baseline)", base_import * 1000, base_import * 1000),
         ("import function_app (cold start)", app_import * 1000, base_import * 1000),
     ]
-    print(f"{'measure':<50} {'ms (median)':>12} {'x baseline':>11}")
+    print(f"{'measure':<66} {'ms (median)':>12} {'x baseline':>11}")
     for label, ms, base in rows:
-        print(f"{label:<50} {ms:>12.1f} {ms / base:>11.1f}")
+        print(f"{label:<66} {ms:>12.1f} {ms / base:>11.1f}")
 
 
 if __name__ == "__main__":
