@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from .clock import Clock, ClockError, ClockMode, PersistedClock
-from .durable.api import ManagementApi, binding_json
+from .durable.api import ManagementApi
 from .durable.engine import Engine
 from .durable.registry import FunctionFailed
 from .durable.store import TaskHubStore
@@ -133,7 +133,7 @@ class Host:
         if self.clock.adjustable:
             PersistedClock(self.clock, storage, self.hub).restore()  # before the engine reads the time
         self.engine = Engine(TaskHubStore(storage, self.hub), worker, self.clock)
-        self.management = ManagementApi(self.engine, self.hub)
+        self.management = ManagementApi(self.engine, self.hub, system_key=self.function_key)
         self._table = RouteTable()
         self.web_app = web.Application(client_max_size=MAX_REQUEST_BODY)
         self.web_app.add_routes(self.management.routes())
@@ -221,7 +221,7 @@ class Host:
                 query=_joined(request.query),
                 route_params=params,
                 body=body,
-                client_bindings={n: binding_json(self.base_url, self.hub) for n in target.client_params},
+                client_bindings={n: self.management.binding_json(self.base_url) for n in target.client_params},
             )
         except FunctionFailed as exc:
             # The host answers a failed invocation with a bare 500 and logs the worker's message

@@ -1,181 +1,343 @@
-"""The Durable management API under ``/runtime/webhooks/durabletask/``.
+"""The Durable management API, as the extension's ``HttpApiHandler`` serves it.
 
-What ``DurableOrchestrationClient`` calls at its ``rpcBaseUrl`` and what the check-status URLs
-point at, answering with the status codes and bodies that client parses. Bound to loopback
-only, so it asks for no system key.
+Paths are in Azure/azure-functions-durable-extension, ``src/WebJobs.Extensions.DurableTask/``:
+the routes, status codes and bodies follow ``HttpApiHandler.cs``; the client binding follows
+``Bindings/BindingHelper.cs`` (DurableOrchestrationClientToString).
+
+Two prefixes serve the same handlers:
+
+- ``/runtime/webhooks/durabletask/``: the public webhook. The Functions host requires a system
+  key (``?code=`` or ``x-functions-key``) for it; the URLs the host hands out (check-status
+  payloads, the binding's management URLs) carry ``code=``. The devhost has one key, printed at
+  start (``DEVHOST_FUNCTION_KEY`` in tests), which it accepts as the master key is accepted.
+- ``/durabletask/``: the extension's local RPC endpoint (``LocalHttpListener``, the binding's
+  ``rpcBaseUrl``) that the SDK's client calls. It needs no key and answers loopback callers only.
+
+Error bodies are what ``request.CreateErrorResponse`` writes (``{"Message": ...}``); a 404 for an
+unknown instance has an empty body (``request.CreateResponse(HttpStatusCode.NotFound)``).
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
+import ipaddress
 import json
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus as S
+from dateutil import parser as dateparser
 
 from .engine import (
-    ACTIVE,
-    TERMINAL,
     Engine,
     InstanceConflict,
     InstanceGone,
     InstanceNotFound,
-    UnknownOrchestrator,
+    InvalidArgument,
 )
+from .model import TERMINAL_NAMES
+from .store import escape_key, with_etag
 
 PREFIX = "/runtime/webhooks/durabletask"
+RPC_PREFIX = "/durabletask"
 CONNECTION = "Storage"
+DEFAULT_PAGE_SIZE = 100  # OrchestrationStatusQueryCondition.PageSize
+ACCEPTED_STATUSES = frozenset({S.Running.value, S.Pending.value, S.ContinuedAsNew.value, S.Suspended.value})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def binding_json(base_url: str, hub: str) -> str:
-    """The durable client binding the Functions host would hand to a ``durable_client_input``."""
-    rpc = f"{base_url}{PREFIX}/"
-    qs = f"taskHub={quote(hub)}&connection={CONNECTION}"
-    instance = f"{rpc}instances/INSTANCEID"
+def binding_json(base_url: str, hub: str, system_key: str | None = None) -> str:
+    """The durable client binding the extension hands to a ``durable_client_input``
+    (BindingHelper.DurableOrchestrationClientToString, HttpApiHandler.GetInstanceCreationLinks
+    and CreateHttpManagementPayload)."""
+    base = f"{base_url}{PREFIX}"
+    code = f"code={quote(system_key, safe='')}" if system_key else ""
+    management_qs = "&".join(q for q in (f"taskHub={quote(hub)}&connection={CONNECTION}", code) if q)
+    instance = f"{base}/instances/INSTANCEID"
+    creation = f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
     return json.dumps(
         {
             "taskHubName": hub,
             "creationUrls": {
-                "createNewInstancePostUri": f"{rpc}orchestrators/{{functionName}}[/{{instanceId}}]?{qs}",
-                "createAndWaitOnNewInstancePostUri": f"{rpc}orchestrators/{{functionName}}[/{{instanceId}}]"
-                f"?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{qs}",
+                "createNewInstancePostUri": f"{creation}?{code}",
+                "createAndWaitOnNewInstancePostUri": f"{creation}?timeout={{timeoutInSeconds}}"
+                f"&pollingInterval={{intervalInSeconds}}&{code}",
             },
             "managementUrls": {
                 "id": "INSTANCEID",
-                "statusQueryGetUri": f"{instance}?{qs}",
-                "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{qs}",
-                "terminatePostUri": f"{instance}/terminate?reason={{text}}&{qs}",
-                "rewindPostUri": f"{instance}/rewind?reason={{text}}&{qs}",
-                "purgeHistoryDeleteUri": f"{instance}?{qs}",
-                "restartPostUri": f"{instance}/restart?{qs}",
-                "suspendPostUri": f"{instance}/suspend?reason={{text}}&{qs}",
-                "resumePostUri": f"{instance}/resume?reason={{text}}&{qs}",
+                "statusQueryGetUri": f"{instance}?{management_qs}",
+                "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{management_qs}",
+                "terminatePostUri": f"{instance}/terminate?reason={{text}}&{management_qs}",
+                "rewindPostUri": f"{instance}/rewind?reason={{text}}&{management_qs}",
+                "purgeHistoryDeleteUri": f"{instance}?{management_qs}",
+                "restartPostUri": f"{instance}/restart?{management_qs}",
+                "suspendPostUri": f"{instance}/suspend?reason={{text}}&{management_qs}",
+                "resumePostUri": f"{instance}/resume?reason={{text}}&{management_qs}",
             },
-            "baseUrl": rpc,
-            "requiredQueryStringParameters": qs,
-            "rpcBaseUrl": rpc,
-            "httpBaseUrl": "",
-            "maxGrpcMessageSizeInBytes": 0,
-            "grpcHttpClientTimeout": "00:01:40",
+            "baseUrl": base,
+            "requiredQueryStringParameters": code,
+            "rpcBaseUrl": f"{base_url}{RPC_PREFIX}/",
         }
     )
 
 
-def _decode_body(raw: bytes) -> Any:
-    """The Python client posts ``json=json.dumps(value)``: a JSON string holding JSON. Undo both
-    layers; a plain JSON body (curl) is taken as it is."""
+def _error(status: int, message: str, exception: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"Message": message}
+    if exception:
+        body["ExceptionMessage"] = exception
+    return web.json_response(body, status=status)
+
+
+def _empty(status: int) -> web.Response:
+    return web.Response(status=status)
+
+
+def _parse_once(raw: bytes) -> tuple[bool, str | None]:
+    """The body parsed once (``JsonConvert.DeserializeObject`` / ``ConvertToJToken``) and written
+    back as compact JSON, as the extension serialises it into the message: (ok, JSON text)."""
     if not raw.strip():
-        return None
-    value = json.loads(raw)
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+        return True, None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return False, None
+    return True, json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _message(status: int, text: str) -> web.Response:
-    return web.json_response({"Message": text}, status=status)
+def _flag(request: web.Request, name: str, default: bool) -> bool:
+    """``bool.TryParse``: "true"/"false" in any case, anything else leaves the default."""
+    value = request.query.get(name, "").strip().lower()
+    return {"true": True, "false": False}.get(value, default)
 
 
-def _parse_time(text: str | None) -> datetime | None:
+def _time(request: web.Request, name: str) -> datetime | None:
+    """``DateTime.TryParse``: a value that does not parse is ignored, as the host ignores it."""
+    text = request.query.get(name)
     if not text:
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        when = dateparser.isoparse(text)
+    except ValueError:
+        try:
+            when = dateparser.parse(text)
+        except (ValueError, OverflowError):
+            return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _int(request: web.Request, name: str) -> int | None:
+    try:
+        return int(request.query.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _statuses(request: web.Request) -> list[str]:
+    """``TryGetIEnumerableQueryParameterValue<OrchestrationRuntimeStatus>``: unknown names dropped."""
+    out = []
+    for part in request.query.getall("runtimeStatus", []):
+        for name in part.split(","):
+            match = next((s.value for s in S if s.value.lower() == name.strip().lower()), None)
+            if match and match not in out:
+                out.append(match)
+    return out
+
+
+def _is_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
 
 
 class ManagementApi:
-    def __init__(self, engine: Engine, hub: str) -> None:
+    def __init__(self, engine: Engine, hub: str, system_key: str | None = None) -> None:
         self.engine = engine
         self.hub = hub
+        self.system_key = system_key
+
+    def binding_json(self, base_url: str) -> str:
+        return binding_json(base_url, self.hub, self.system_key)
 
     def routes(self) -> list[web.RouteDef]:
-        return [
-            web.post(PREFIX + "/orchestrators/{name}", self.start),
-            web.post(PREFIX + "/orchestrators/{name}/{instance_id}", self.start),
-            web.post(PREFIX + "/instances/{instance_id}/raiseEvent/{event}", self.raise_event),
-            web.post(PREFIX + "/instances/{instance_id}/terminate", self.terminate),
-            web.get(PREFIX + "/instances/{instance_id}", self.status),
-            web.get(PREFIX + "/instances", self.query),
-            web.get(PREFIX + "/instances/", self.query),
-            web.delete(PREFIX + "/instances/{instance_id}", self.purge),
-            web.delete(PREFIX + "/instances", self.purge_by),
-            web.delete(PREFIX + "/instances/", self.purge_by),
+        table: list[tuple[str, str, Handler]] = [
+            ("POST", "/orchestrators/{name}", self.start),
+            ("POST", "/orchestrators/{name}/{instance_id}", self.start),
+            ("POST", "/instances/{instance_id}/raiseEvent/{event}", self.raise_event),
+            ("POST", "/instances/{instance_id}/terminate", self.terminate),
+            ("POST", "/instances/{instance_id}/suspend", self.suspend),
+            ("POST", "/instances/{instance_id}/resume", self.resume),
+            ("POST", "/instances/{instance_id}/rewind", self.rewind),
+            ("POST", "/instances/{instance_id}/restart", self.restart),
+            ("GET", "/instances/{instance_id}", self.status),
+            ("GET", "/instances", self.query),
+            ("GET", "/instances/", self.query),
+            ("DELETE", "/instances/{instance_id}", self.purge),
+            ("DELETE", "/instances", self.purge_by),
+            ("DELETE", "/instances/", self.purge_by),
         ]
+        routes = []
+        for method, path, handler in table:
+            routes.append(web.route(method, PREFIX + path, self._keyed(handler)))
+            routes.append(web.route(method, RPC_PREFIX + path, self._local(handler)))
+        return routes
+
+    def _keyed(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if self.system_key is not None:
+                given = request.query.get("code") or request.headers.get("x-functions-key") or ""
+                if not hmac.compare_digest(given.encode(), self.system_key.encode()):
+                    return _empty(401)
+            return await handler(request)
+
+        return guarded
+
+    def _local(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not _is_loopback(request):
+                return _empty(404)
+            return await handler(request)
+
+        return guarded
 
     def _payload(self, request: web.Request, instance_id: str) -> dict[str, str]:
+        """CreateCheckStatusResponseMessage's body: the management URLs on the caller's origin."""
         base = f"{request.scheme}://{request.host}"
-        urls = json.loads(binding_json(base, self.hub))["managementUrls"]
-        return {key: value.replace("INSTANCEID", quote(instance_id, safe="")) for key, value in urls.items()}
+        urls = json.loads(self.binding_json(base))["managementUrls"]
+        escaped = quote(instance_id, safe="")
+        body = {"id": instance_id}
+        for key in (
+            "statusQueryGetUri",
+            "sendEventPostUri",
+            "terminatePostUri",
+            "purgeHistoryDeleteUri",
+            "restartPostUri",
+            "suspendPostUri",
+            "resumePostUri",
+        ):
+            body[key] = urls[key].replace("INSTANCEID", escaped)
+        return body
+
+    def _check_status(self, request: web.Request, instance_id: str) -> web.Response:
+        payload = self._payload(request, instance_id)
+        return web.json_response(
+            payload, status=202, headers={"Location": payload["statusQueryGetUri"], "Retry-After": "10"}
+        )
 
     async def start(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+        ok, input_json = _parse_once(await request.read())
+        if not ok:
+            return _error(400, "Invalid JSON content")
         try:
-            data = _decode_body(await request.read())
-        except ValueError:
-            return _message(400, "The request body is not valid JSON.")
-        input_json = json.dumps(data) if data is not None else None
-        try:
-            row = await self.engine.start_new(name, request.match_info.get("instance_id"), input_json)
-        except UnknownOrchestrator as exc:
-            return _message(400, str(exc))
+            row = await self.engine.start_new(
+                request.match_info["name"], request.match_info.get("instance_id"), input_json
+            )
+        except InvalidArgument as exc:
+            return _error(400, "One or more of the arguments submitted is incorrect", str(exc))
         except InstanceConflict as exc:
-            return _message(409, str(exc))
-        payload = self._payload(request, row["PartitionKey"])
-        return web.json_response(payload, status=202, headers={"Location": payload["statusQueryGetUri"]})
+            # OrchestrationAlreadyExistsException is not an ArgumentException: HandleRequestAsync's
+            # catch-all answers 500.
+            return _error(500, "Something went wrong while processing your request", str(exc))
+        return self._check_status(request, row["PartitionKey"])
+
+    async def _current(self, instance_id: str) -> str | None:
+        row = await self.engine.store.get_instance(instance_id)
+        return None if row is None else str(row.get("RuntimeStatus"))
 
     async def raise_event(self, request: web.Request) -> web.Response:
+        instance_id = request.match_info["instance_id"]
+        status = await self._current(instance_id)
+        if status is None:
+            return _empty(404)
+        if status in TERMINAL_NAMES:
+            return _empty(410)
+        if request.content_type.lower() != "application/json":
+            return _error(400, "Only application/json request content is supported")
+        ok, data = _parse_once(await request.read())
+        if not ok:
+            return _error(400, "Invalid JSON content")
         try:
-            data = _decode_body(await request.read())
-        except ValueError:
-            return _message(400, "Only application/json request content is supported")
+            await self.engine.raise_event(instance_id, request.match_info["event"], data)
+        except InstanceNotFound:
+            return _empty(404)
+        except InstanceGone:
+            return _empty(410)
+        return _empty(202)
+
+    async def _control(self, request: web.Request, op: Callable[[str, str | None], Awaitable[None]]) -> web.Response:
+        instance_id = request.match_info["instance_id"]
+        status = await self._current(instance_id)
+        if status is None:
+            return _empty(404)
+        if status in TERMINAL_NAMES:
+            return _empty(410)
         try:
-            await self.engine.raise_event(
-                request.match_info["instance_id"], request.match_info["event"], data
-            )
-        except InstanceNotFound as exc:
-            return _message(404, str(exc))
-        except InstanceGone as exc:
-            return _message(410, str(exc))
-        return web.json_response(None, status=202)
+            await op(instance_id, request.query.get("reason"))
+        except InstanceNotFound:
+            return _empty(404)
+        except InstanceGone:
+            return _empty(410)
+        return _empty(202)
 
     async def terminate(self, request: web.Request) -> web.Response:
+        return await self._control(request, self.engine.terminate)
+
+    async def suspend(self, request: web.Request) -> web.Response:
+        return await self._control(request, self.engine.suspend)
+
+    async def resume(self, request: web.Request) -> web.Response:
+        return await self._control(request, self.engine.resume)
+
+    async def rewind(self, request: web.Request) -> web.Response:
+        instance_id = request.match_info["instance_id"]
+        status = await self._current(instance_id)
+        if status is None:
+            return _empty(404)
+        if status in (S.Canceled.value, S.Terminated.value, S.Completed.value):
+            return _empty(410)
         try:
-            await self.engine.terminate(request.match_info["instance_id"], request.query.get("reason", ""))
-        except InstanceNotFound as exc:
-            return _message(404, str(exc))
-        except InstanceGone as exc:
-            return _message(410, str(exc))
-        return web.json_response(None, status=202)
+            await self.engine.rewind(instance_id, request.query.get("reason"))
+        except InvalidArgument as exc:
+            return _error(400, "One or more of the arguments submitted is incorrect", str(exc))
+        return _empty(202)
+
+    async def restart(self, request: web.Request) -> web.Response:
+        try:
+            new_id = await self.engine.restart(
+                request.match_info["instance_id"], _flag(request, "restartWithNewInstanceId", True)
+            )
+        except InvalidArgument as exc:
+            return _error(400, "InstanceId does not match a valid orchestration instance.", str(exc))
+        except InstanceConflict as exc:
+            return _error(500, "Something went wrong while processing your request", str(exc))
+        return self._check_status(request, new_id)
 
     async def status(self, request: web.Request) -> web.Response:
-        q = request.query
-        flag = lambda name, default: q.get(name, default).lower() == "true"  # noqa: E731
-        instance_id = request.match_info["instance_id"]
         status = await self.engine.get_status(
-            instance_id,
-            show_history=flag("showHistory", "false"),
-            show_history_output=flag("showHistoryOutput", "false"),
-            show_input=flag("showInput", "true"),
+            request.match_info["instance_id"],
+            show_history=_flag(request, "showHistory", False),
+            show_history_output=_flag(request, "showHistoryOutput", False),
+            show_input=_flag(request, "showInput", True),
         )
         if status is None:
-            # A JSON string: the client turns it into a falsy DurableOrchestrationStatus.
-            return web.json_response(f"No instance with ID '{instance_id}' found.", status=404)
-        code = 202 if status["runtimeStatus"] in ACTIVE else 200
-        if status["runtimeStatus"] == "Failed" and flag("returnInternalServerErrorOnFailure", "false"):
-            code = 500
+            return _empty(404)
+        runtime = status["runtimeStatus"]
         headers = {}
-        if code == 202:
-            headers = {"Location": str(request.url), "Retry-After": "1"}
+        code = 200
+        if runtime in ACCEPTED_STATUSES:
+            code = 202
+            headers = {"Location": str(request.url), "Retry-After": "5"}
+        elif runtime == S.Failed.value and _flag(request, "returnInternalServerErrorOnFailure", False):
+            code = 500
         return web.json_response(status, status=code, headers=headers)
 
-    def _filter(self, request: web.Request) -> tuple[str, dict[str, Any]]:
-        q = request.query
-        clauses, params = [], {}
-        statuses = [s for s in q.get("runtimeStatus", "").split(",") if s]
+    def _filter(self, request: web.Request, statuses: list[str]) -> tuple[str, dict[str, Any]]:
+        clauses, params = ["RowKey eq ''"], {}
         if statuses:
             parts = []
             for i, s in enumerate(statuses):
@@ -183,52 +345,62 @@ class ManagementApi:
                 parts.append(f"RuntimeStatus eq @s{i}")
             # Spaces around the parentheses: the SDK's @param substitution splits on whitespace.
             clauses.append("( " + " or ".join(parts) + " )")
-        if (since := _parse_time(q.get("createdTimeFrom"))) is not None:
+        if (since := _time(request, "createdTimeFrom")) is not None:
             params["since"] = since
             clauses.append("CreatedTime ge @since")
-        if (until := _parse_time(q.get("createdTimeTo"))) is not None:
+        if (until := _time(request, "createdTimeTo")) is not None:
             params["until"] = until
             clauses.append("CreatedTime le @until")
-        if prefix := q.get("instanceIdPrefix"):
-            # Prefix match on the key: [prefix, prefix + the highest char).
-            params["p0"], params["p1"] = prefix, prefix + "\uffff"
+        if prefix := request.query.get("instanceIdPrefix"):
+            # Prefix match on the key: [prefix, prefix with its last character incremented).
+            escaped = escape_key(prefix)
+            params["p0"], params["p1"] = escaped, escaped[:-1] + chr(ord(escaped[-1]) + 1)
             clauses.append("PartitionKey ge @p0 and PartitionKey lt @p1")
-        return " and ".join(clauses) or "RowKey eq ''", params
+        return " and ".join(clauses), params
 
     async def query(self, request: web.Request) -> web.Response:
-        query_filter, params = self._filter(request)
-        top = int(request.query.get("top", "0") or 0) or None
-        token = request.headers.get("x-ms-continuation-token")
-        pages = self.engine.store.query_instances(query_filter, params, page_size=top).by_page(
-            continuation_token=json.loads(base64.b64decode(token)) if token else None
+        query_filter, params = self._filter(request, _statuses(request))
+        top = _int(request, "top")
+        page_size = top if top and top > 0 else DEFAULT_PAGE_SIZE
+        token_text = request.headers.get("x-ms-continuation-token")
+        token = None
+        if token_text:
+            try:
+                token = json.loads(base64.b64decode(token_text))
+            except ValueError:
+                return _error(400, "One or more of the arguments submitted is incorrect", "bad continuation token")
+        pages = self.engine.store.query_instances(query_filter, params, page_size=page_size).by_page(
+            continuation_token=token
         )
-        show_input = request.query.get("showInput", "false").lower() == "true"
+        show_input = _flag(request, "showInput", True)
         result: list[dict[str, Any]] = []
         next_token = None
         async for page in pages:
-            result = [self.engine.status_json(dict(row), show_input) async for row in page]
+            result = []
+            async for row in page:
+                result.append(await self.engine.status_json(with_etag(row), show_input))
             next_token = pages.continuation_token
             break
-        headers = {}
-        if top and next_token:
-            headers["x-ms-continuation-token"] = base64.b64encode(json.dumps(next_token).encode()).decode()
-        return web.json_response(result, headers=headers)
+        encoded = base64.b64encode(json.dumps(next_token).encode()).decode() if next_token else ""
+        # HandleGetStatusRequestAsync adds the header on every answer, empty on the last page.
+        return web.json_response(result, headers={"x-ms-continuation-token": encoded})
 
     async def purge(self, request: web.Request) -> web.Response:
         deleted = await self.engine.purge(request.match_info["instance_id"])
         if not deleted:
-            return _message(404, "No instance found.")
+            return _empty(404)
         return web.json_response({"instancesDeleted": deleted})
 
     async def purge_by(self, request: web.Request) -> web.Response:
-        query_filter, params = self._filter(request)
-        ids = [
-            row["PartitionKey"]
-            async for row in self.engine.store.all_instances(query_filter, params)
-            if row.get("RuntimeStatus") in TERMINAL
-        ]
+        if _time(request, "createdTimeFrom") is None:
+            return _error(400, "Please provide value for 'createdTimeFrom' parameter.")
+        # AzureTableTrackingStore.PurgeInstanceHistoryAsync keeps only the terminal statuses asked for.
+        statuses = [s for s in _statuses(request) if s in TERMINAL_NAMES]
+        query_filter, params = self._filter(request, statuses)
+        ids = [row["PartitionKey"] async for row in self.engine.store.all_instances(query_filter, params)]
+        deleted = 0
         for instance_id in ids:
-            await self.engine.purge(instance_id)
-        if not ids:
-            return _message(404, "No instances matched.")
-        return web.json_response({"instancesDeleted": len(ids)})
+            deleted += await self.engine.purge(instance_id)
+        if not deleted:
+            return _empty(404)
+        return web.json_response({"instancesDeleted": deleted})

@@ -1,48 +1,60 @@
-"""The durable engine: the host side of the out-of-process replay protocol, over Azure Tables.
+"""The durable engine's shell: pumps, storage, the worker and timers around the pure episode logic.
 
 Each instance has at most one *pump* (an asyncio task) that runs its episodes one after another:
-take a batch of persisted messages, append them to the history as new events, call the app's
-``Orchestrator.handle`` on the whole history, turn the actions it returns that are new since the
-last episode into history events and work (activities, timers, sub-orchestrations), then commit.
+take a batch of persisted messages, build the context (``episode.opening`` and
+``episode.context_json``), have the worker run the orchestrator once, let ``episode.decide`` turn
+the answer into history events and work, then commit.
 
 Commit order (crash safety): history rows first (upserts, harmless if the episode is redone),
 then the instance row with an If-Match ETag - that write is the commit point, it carries the
 committed history length and the ids of the messages the episode consumed - then the consumed
 messages are deleted, and only then is work dispatched. A crash before the commit redoes the
 episode from the same persisted messages; a crash after it finds the consumed message ids in the
-instance row and deletes them. Activities and timers are derived from the history on restart
+instance row and deletes them. Activities and timers are derived from the history on reload
 (TaskScheduled without a result, TimerCreated without TimerFired), so they run again (at least
 once, as on Azure) and an already-recorded result is never recorded twice.
 
-Sequence numbers: the SDK numbers activities, timers and sub-orchestrations in the order it
-yields them (its actions list is in that order), and the host numbers them the same way. Retries
-(``call_activity_with_retry``) are driven by the host, as DTFx's RetryInterceptor does: after a
-failed attempt it creates a timer, after the timer the next attempt, and after the last failed
-attempt one more timer before the failure reaches the orchestrator. The SDK mirrors this with
-NoOp tasks that take sequence numbers *while it replays the failure or timer event*, so an event
-that drives a retry is always delivered first in its episode (and alone among such events).
+A commit that fails (storage trouble) is never dropped: DurableTask keeps the message and its work
+item and processes it again once the lease expires (``src/DurableTask.AzureStorage/
+AzureStorageOrchestrationService.cs`` CompleteTaskOrchestrationWorkItemAsync / abandon). Here the
+instance is reloaded from what storage holds, after a back-off, which redoes the episode or finds
+it committed; until then the engine counts as busy, so ``/dev/idle`` does not report settled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as T
+from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus as S
 from azure.durable_functions.models.utils.df_serialization import df_dumps
 
 from ..clock import Clock, ClockMode
+from . import episode as ep
 from . import history as h
+from .model import (
+    ACTIVE_NAMES,
+    CONTROL,
+    TERMINAL,
+    TERMINAL_NAMES,
+    ArmTimer,
+    EngineState,
+    Kind,
+    Message,
+    RunActivity,
+    StartChild,
+    status_of,
+)
 from .registry import FunctionFailed, FunctionRunner
 from .store import Entity, TaskHubStore
 from .timers import TimerService
@@ -53,15 +65,11 @@ log = logging.getLogger("devhost.durable")
 # before the orchestrator asks for it): it buffers it, which is the intended behaviour here.
 warnings.filterwarnings("ignore", message="Potential duplicate Task completion")
 
-TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
-ACTIVE = ("Pending", "Running", "ContinuedAsNew")
-OUT_OF_PROC_MARK = "\n\n$OutOfProcData$:"
-# The V3 replay schema with the Azure Storage provider's timer limits: the SDK splits longer
-# timers itself (LongTimerTask), as it does on Azure.
-SCHEMA_V2, SCHEMA_V3 = 1, 2
-MAX_SHORT_TIMER = "6.00:00:00"
-LONG_TIMER_INTERVAL = "3.00:00:00"
 MAX_BATCH_MESSAGES = 200
+# Back-off before a failed episode is retried from storage (DurableTask waits for the lease).
+RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+# DurableClient.StartNewAsync (ContextImplementations/DurableClient.cs in the extension).
+MAX_INSTANCE_ID_LENGTH = 256
 
 
 class EngineError(Exception):
@@ -73,14 +81,18 @@ class InstanceNotFound(EngineError):
 
 
 class InstanceConflict(EngineError):
-    pass
+    """OrchestrationAlreadyExistsException: the id is taken by an instance that is not finished."""
 
 
 class InstanceGone(EngineError):
     pass
 
 
-class UnknownOrchestrator(EngineError):
+class InvalidArgument(EngineError):
+    """An ArgumentException in the extension: the HTTP API answers 400."""
+
+
+class UnknownOrchestrator(InvalidArgument):
     pass
 
 
@@ -90,75 +102,17 @@ def utcnow_ms(clock: Clock) -> datetime:
 
 
 def _json_or_none(text: Any) -> Any:
-    if text is None or text == "":
-        return None
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return text
+    return h._parse(text) if text not in (None, "") else None
 
 
-@dataclass
-class Message:
-    """A persisted message for one instance (``row_key`` None: a timer firing, derived)."""
-
-    kind: str
-    body: dict[str, Any]
-    execution_id: str | None = None
-    row_key: str | None = None
-    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    def to_entity(self, instance_id: str) -> Entity:
-        return {
-            "PartitionKey": instance_id,
-            "RowKey": self.row_key,
-            "Kind": self.kind,
-            "Body": json.dumps(self.body),
-            "ExecutionId": self.execution_id,
-            "MessageId": self.message_id,
-        }
-
-    @classmethod
-    def from_entity(cls, row: Entity) -> Message:
-        return cls(
-            kind=row["Kind"],
-            body=json.loads(row["Body"]),
-            execution_id=row.get("ExecutionId"),
-            row_key=row["RowKey"],
-            message_id=row.get("MessageId", row["RowKey"]),
-        )
-
-    def to_event(self, when: datetime) -> h.Event:
-        kinds = {
-            "EventRaised": T.EVENT_RAISED,
-            "TaskCompleted": T.TASK_COMPLETED,
-            "TaskFailed": T.TASK_FAILED,
-            "TimerFired": T.TIMER_FIRED,
-            "SubOrchestrationInstanceCompleted": T.SUB_ORCHESTRATION_INSTANCE_COMPLETED,
-            "SubOrchestrationInstanceFailed": T.SUB_ORCHESTRATION_INSTANCE_FAILED,
-        }
-        return h.event(kinds[self.kind], when, MessageId=self.message_id, **self.body)
-
-
-@dataclass
-class EngineState:
-    """The engine's bookkeeping for the current execution, committed with the instance row."""
-
-    seq: int = 0  # next sequence number (TaskScheduled/TimerCreated EventId)
-    actions: int = 0  # top-level actions already turned into history
-    leaf_ids: list[int | None] = field(default_factory=list)  # sequence number per leaf action
-    retries: dict[str, dict[str, Any]] = field(default_factory=dict)  # by current task/timer id
-    cancelled: list[int] = field(default_factory=list)
-    history_count: int = 0
-    consumed: list[str] = field(default_factory=list)  # message row keys the last commit applied
-    parent: dict[str, Any] | None = None  # {"instanceId", "executionId", "taskId"}
-
-    @classmethod
-    def loads(cls, text: str | None) -> EngineState:
-        return cls(**json.loads(text)) if text else cls()
-
-    def dumps(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+def check_instance_id(instance_id: str) -> None:
+    """The extension's rules for a caller-chosen id (DurableClient.StartNewAsync)."""
+    if instance_id.startswith("@"):
+        raise InvalidArgument("Orchestration instance ids must not start with @.")
+    if any(c in "/\\?#" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in instance_id):
+        raise InvalidArgument("Orchestration instance ids must not contain /, \\, #, ?, or control characters.")
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        raise InvalidArgument(f"Instance ID lengths must not exceed {MAX_INSTANCE_ID_LENGTH} characters.")
 
 
 @dataclass
@@ -175,25 +129,27 @@ class Runtime:
     armed: set[int] = field(default_factory=set)
     done_ids: set[int] = field(default_factory=set)  # tasks, timers, sub-orchestrations with a result
     gone: bool = False
+    failures: int = 0
+    replay: bool = False  # run an episode even without messages (after a rewind)
 
     @property
     def execution_id(self) -> str:
         return str(self.row["ExecutionId"])
 
+    @property
+    def status(self) -> S | None:
+        return status_of(self.row)
 
-@dataclass
-class Episode:
-    batch: list[Message]
-    events: list[h.Event]
-    state: EngineState
-    status: str
-    output: Any = None
-    custom_status: Any = None
-    error: str | None = None
-    continue_as_new: bool = False
-    can_input: str | None = None
-    work: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    cancelled: list[int] = field(default_factory=list)
+    def instance(self) -> ep.Instance:
+        return ep.Instance(
+            instance_id=self.instance_id,
+            execution_id=self.execution_id,
+            name=str(self.row["Name"]),
+            input=self.row.get("Input"),
+            parent=self.state.parent,
+            custom_status=None if self.row.get("CustomStatus") in (None, "null") else self.row["CustomStatus"],
+            generation=int(self.row.get("Generation") or 0),
+        )
 
 
 class Engine:
@@ -207,7 +163,6 @@ class Engine:
         self.clock = clock
         self.runtimes: dict[str, Runtime] = {}
         self._pool = ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity")
-        self._episode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="episode")
         self._busy = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._load_lock = asyncio.Lock()
@@ -219,9 +174,9 @@ class Engine:
     async def start(self) -> None:
         await self.store.open()
         self.timers.start()
-        status_filter = " or ".join(f"RuntimeStatus eq '{s}'" for s in ACTIVE)
+        status_filter = " or ".join(f"RuntimeStatus eq '{s}'" for s in sorted(ACTIVE_NAMES))
         async for row in self.store.all_instances(status_filter):
-            rt = await self._load(row)
+            rt = await self._load(row["PartitionKey"])
             if rt is not None:
                 log.info("resumed %s (%s)", rt.instance_id, rt.row.get("Name"))
 
@@ -234,7 +189,6 @@ class Engine:
             with contextlib.suppress(BaseException):
                 await task
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._episode_pool.shutdown(wait=False, cancel_futures=True)
         await self.store.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -255,7 +209,7 @@ class Engine:
         return self._busy > 0 or self.timers.has_due()
 
     async def wait_idle(self, limit: float = 30.0) -> bool:
-        """Wait until no episode, activity or due timer is left (``False`` after ``limit`` s)."""
+        """Wait until no episode, activity, retry or due timer is left (``False`` after ``limit`` s)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         quiet = 0
@@ -272,13 +226,13 @@ class Engine:
         return f"{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}{self._row_counter:06d}"
 
     # -- loading ---------------------------------------------------------------------------
-    async def _load(self, row: Entity) -> Runtime | None:
+    async def _load(self, instance_id: str) -> Runtime | None:
         # One loader at a time: two deliveries to an unloaded instance must not load it twice.
         async with self._load_lock:
-            if row["PartitionKey"] in self.runtimes:
-                return self.runtimes[row["PartitionKey"]]
-            fresh = await self.store.get_instance(row["PartitionKey"])
-            if fresh is None or fresh.get("RuntimeStatus") in TERMINAL:
+            if instance_id in self.runtimes:
+                return self.runtimes[instance_id]
+            fresh = await self.store.get_instance(instance_id)
+            if fresh is None or fresh.get("RuntimeStatus") in TERMINAL_NAMES:
                 return None
             return await self._load_locked(fresh)
 
@@ -294,8 +248,9 @@ class Engine:
         ]
         events = [h.from_row(r) for r in rows if r not in stale]
         if stale:
-            # Leftovers of an episode that crashed before its commit, or of a finished execution.
+            # Leftovers of an episode that failed before its commit, or of a finished execution.
             await self.store.delete_rows(self.store.history, stale)
+        row["Input"] = await self.store.fetch_if_url(row.get("Input"))
         rt = Runtime(instance_id, row, str(row["etag"]), state, events)
         self._index_history(rt, events)
         # Messages an episode already applied: listed by the last commit, or named in the history
@@ -329,8 +284,8 @@ class Engine:
                 rt.done_ids.add(int(ev["TimerId"]))
 
     async def _resume_work(self, rt: Runtime) -> None:
-        """After a restart: run again what was scheduled and has no result yet, re-arm timers."""
-        pending_results = {int(m.body["TaskScheduledId"]) for m in rt.inbox if "TaskScheduledId" in m.body}
+        """After a reload: run again what was scheduled and has no result yet, re-arm timers."""
+        pending_results = {m.task_key for m in rt.inbox if m.task_key is not None}
         cancelled = set(rt.state.cancelled)
         for ev in rt.history:
             kind, eid = ev["EventType"], ev.get("EventId", -1)
@@ -349,15 +304,28 @@ class Engine:
     ) -> Entity:
         canonical = self.registry.canonical(name)
         if canonical is None or canonical not in self.registry.orchestrators:
+            # DurableTaskExtension.ThrowIfFunctionDoesNotExist.
             raise UnknownOrchestrator(
-                f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."
+                f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function. "
+                f"Additional info: No orchestrator functions are currently registered!"
+                if not self.registry.orchestrators
+                else f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."
             )
         name = canonical
-        instance_id = instance_id or uuid.uuid4().hex
+        if instance_id:
+            if parent is None:
+                check_instance_id(instance_id)
+        else:
+            instance_id = uuid.uuid4().hex
         now = utcnow_ms(self.clock)
         existing = await self.store.get_instance(instance_id)
-        if existing is not None and existing.get("RuntimeStatus") not in TERMINAL:
-            raise InstanceConflict(f"An instance with ID '{instance_id}' already exists.")
+        if existing is not None and existing.get("RuntimeStatus") in ACTIVE_NAMES:
+            # AzureStorageOrchestrationService.CreateTaskOrchestrationAsync with the extension's
+            # default dedupe statuses (OverridableStates.NonRunningStates).
+            raise InstanceConflict(
+                f"An Orchestration instance with the status {existing['RuntimeStatus']} already exists."
+            )
+        generation = int(existing.get("Generation") or 0) + 1 if existing is not None else 0
         state = EngineState(parent=parent)
         row: Entity = {
             "PartitionKey": instance_id,
@@ -365,12 +333,15 @@ class Engine:
             "Name": name,
             "Version": "",
             "Input": input_json,
-            "RuntimeStatus": "Pending",
+            "RuntimeStatus": S.Pending.value,
             "CreatedTime": now,
             "LastUpdatedTime": now,
             "ExecutionId": uuid.uuid4().hex,
+            "Generation": generation,
+            "TaskHubName": self.store.hub,
+            "Tags": "null",
+            "CustomStatus": "null",
             "DevhostState": state.dumps(),
-            "ParentInstanceId": parent["instanceId"] if parent else None,
         }
         try:
             if existing is None:
@@ -381,23 +352,78 @@ class Engine:
                 await self.store.delete_partition(self.store.messages, instance_id)
                 etag = await self.store.replace_instance(row, str(existing["etag"]))
         except (ResourceExistsError, ResourceModifiedError) as exc:
-            raise InstanceConflict(f"An instance with ID '{instance_id}' already exists.") from exc
+            raise InstanceConflict(f"An Orchestration instance with the ID {instance_id} already exists.") from exc
         rt = Runtime(instance_id, row, etag, state, [])
         self.runtimes[instance_id] = rt
         self._kick(rt)
         return row
 
-    async def raise_event(self, instance_id: str, name: str, data: Any) -> None:
+    async def raise_event(self, instance_id: str, name: str, data_json: str | None) -> None:
+        """``data_json`` is the event's data as JSON text, as the HTTP API parsed it (once)."""
         row = await self._require(instance_id)
-        if row["RuntimeStatus"] in TERMINAL:
+        if row["RuntimeStatus"] in TERMINAL_NAMES:
             raise InstanceGone(f"Instance with ID {instance_id} is gone: either completed or failed")
-        await self._deliver(instance_id, Message("EventRaised", {"Name": name, "Input": json.dumps(data)}))
+        await self._deliver(instance_id, Message(Kind.EVENT_RAISED, {"Name": name, "Input": data_json}))
 
-    async def terminate(self, instance_id: str, reason: str) -> None:
+    async def _control(self, instance_id: str, kind: Kind, reason: str | None) -> None:
         row = await self._require(instance_id)
-        if row["RuntimeStatus"] in TERMINAL:
+        if row["RuntimeStatus"] in TERMINAL_NAMES:
             raise InstanceGone(f"Instance with ID {instance_id} is already finished")
-        await self._deliver(instance_id, Message("Terminate", {"Reason": reason}))
+        await self._deliver(instance_id, Message(kind, {"Reason": reason}))
+
+    async def terminate(self, instance_id: str, reason: str | None) -> None:
+        await self._control(instance_id, Kind.TERMINATE, reason)
+
+    async def suspend(self, instance_id: str, reason: str | None) -> None:
+        await self._control(instance_id, Kind.SUSPEND, reason)
+
+    async def resume(self, instance_id: str, reason: str | None) -> None:
+        await self._control(instance_id, Kind.RESUME, reason)
+
+    async def restart(self, instance_id: str, new_instance_id: bool = True) -> str:
+        """DurableClient.RestartAsync: the same orchestrator and input, under a new id by default."""
+        row = await self.store.get_instance(instance_id)
+        if row is None:
+            raise InvalidArgument("InstanceId does not match a valid orchestration instance.")
+        input_json = await self.store.fetch_if_url(row.get("Input"))
+        started = await self.start_new(str(row["Name"]), None if new_instance_id else instance_id, input_json)
+        return str(started["PartitionKey"])
+
+    async def rewind(self, instance_id: str, reason: str | None) -> None:
+        """Rewind a Failed instance (DurableTask.Core TaskOrchestrationDispatcher
+        ProcessRewindOrchestrationDecision): the failure events become GenericEvents, the instance
+        runs again, and the failed activities and sub-orchestrations are retried."""
+        row = await self._require(instance_id)
+        if row["RuntimeStatus"] != S.Failed.value:
+            raise InvalidArgument(
+                f"Only failed orchestrations can be rewound, but {instance_id} is {row['RuntimeStatus']}."
+            )
+        rows = [r for r in await self.store.read_history(instance_id) if r.get("ExecutionId") == row["ExecutionId"]]
+        children = {
+            int(r["EventId"]): r["InstanceId"] for r in rows if r["EventType"] == "SubOrchestrationInstanceCreated"
+        }
+        rewritten = []
+        for r in rows:
+            if r["EventType"] == "SubOrchestrationInstanceFailed":
+                child = children.get(int(r.get("TaskScheduledId", -1)))
+                if child is not None:
+                    with contextlib.suppress(EngineError):
+                        await self.rewind(child, reason)
+            elif r["EventType"] not in ("TaskFailed", "ExecutionCompleted"):
+                continue
+            when = r["_Timestamp"]
+            rewound = h.event(T.GENERIC_EVENT, when, Data=f"Rewound: {r['EventType']}")
+            rewritten.append(h.to_row(instance_id, row["ExecutionId"], int(r["RowKey"], 16), rewound))
+        await self.store.write_history(instance_id, row["ExecutionId"], rewritten)
+        new_row = {k: v for k, v in row.items() if k not in ("etag", "CompletedTime")}
+        new_row.update(RuntimeStatus=S.Running.value, LastUpdatedTime=utcnow_ms(self.clock), Output=None)
+        await self.store.replace_instance(new_row, str(row["etag"]))
+        rt = await self._load(instance_id)
+        if rt is not None:
+            # The orchestrator runs once more, as the rewind work item does: it fails again if the
+            # failure was its own, else it waits for the activities that run again.
+            rt.replay = True
+            self._kick(rt)
 
     async def _require(self, instance_id: str) -> Entity:
         rt = self.runtimes.get(instance_id)
@@ -418,42 +444,46 @@ class Engine:
         row = await self.store.get_instance(instance_id)
         if row is None:
             return None
-        status = self.status_json(row, show_input)
-        if show_history:
+        status = await self.status_json(row, show_input)
+        if show_history and row.get("RuntimeStatus") != S.Pending.value:
             rows = await self.store.read_history(instance_id)
-            events = [h.from_row(r) for r in rows if r.get("ExecutionId") == row["ExecutionId"]]
             count = EngineState.loads(row.get("DevhostState")).history_count
-            status["historyEvents"] = [h.for_status(ev, show_history_output) for ev in events[:count]]
+            events = [h.from_row(r) for r in rows if r.get("ExecutionId") == row["ExecutionId"]][:count]
+            status["historyEvents"] = h.for_status(events, show_output=show_history_output, show_input=show_input)
         return status
 
-    @staticmethod
-    def status_json(row: Entity, show_input: bool = True) -> dict[str, Any]:
+    async def status_json(self, row: Entity, show_input: bool = True) -> dict[str, Any]:
+        """StatusResponsePayload (HttpApiHandler.ConvertFrom): times as ``ToString("s") + "Z"``."""
+
         def iso(value: Any) -> str | None:
             if not isinstance(value, datetime):
                 return None
             return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+        inp = await self.store.fetch_if_url(row.get("Input")) if show_input else None
         return {
             "name": row.get("Name"),
             "instanceId": row["PartitionKey"],
             "runtimeStatus": row.get("RuntimeStatus"),
-            "input": _json_or_none(row.get("Input")) if show_input else None,
+            "input": _json_or_none(inp) if show_input else None,
             "customStatus": _json_or_none(row.get("CustomStatus")),
-            "output": _json_or_none(row.get("Output")),
+            "output": _json_or_none(await self.store.fetch_if_url(row.get("Output"))),
             "createdTime": iso(row.get("CreatedTime")),
             "lastUpdatedTime": iso(row.get("LastUpdatedTime")),
         }
 
     async def purge(self, instance_id: str) -> int:
+        # AzureTableTrackingStore.PurgeInstanceHistoryAsync(instanceId): whatever its status.
         row = await self.store.get_instance(instance_id)
         if row is None:
             return 0
         rt = self.runtimes.pop(instance_id, None)
         if rt is not None:
             rt.gone = True
-            self._disarm_all(rt)
+            rt.armed.clear()
         await self.store.delete_partition(self.store.history, instance_id)
         await self.store.delete_partition(self.store.messages, instance_id)
+        await self.store.delete_blobs(instance_id)
         with contextlib.suppress(Exception):
             await self.store.delete_instance(instance_id)
         return 1
@@ -465,10 +495,7 @@ class Engine:
         await self.store.add_message(msg.to_entity(instance_id))
         rt = self.runtimes.get(instance_id)
         if rt is None:
-            row = await self.store.get_instance(instance_id)
-            if row is None or row.get("RuntimeStatus") in TERMINAL:
-                return
-            rt = await self._load(row)  # reads the message we just wrote
+            await self._load(instance_id)  # reads the message we just wrote
             return
         if rt.gone:
             return
@@ -485,7 +512,7 @@ class Engine:
             return
         rt.armed.discard(timer_id)
         rt.inbox.append(
-            Message("TimerFired", {"TimerId": timer_id, "FireAt": h.ts(fire_at)}, execution_id=execution_id)
+            Message(Kind.TIMER_FIRED, {"TimerId": timer_id, "FireAt": h.ts(fire_at)}, execution_id=execution_id)
         )
         self._kick(rt)
 
@@ -493,39 +520,48 @@ class Engine:
         rt.armed.add(timer_id)
         self.timers.arm(fire_at, rt.instance_id, rt.execution_id, timer_id)
 
-    def _disarm_all(self, rt: Runtime) -> None:
-        rt.armed.clear()
-
     # -- the pump --------------------------------------------------------------------------
     async def _pump(self, rt: Runtime) -> None:
         try:
             while not rt.gone:
                 batch = self._take_batch(rt)
-                if not batch and rt.state.history_count > 0:
+                if not batch and rt.state.history_count > 0 and not rt.replay:
                     break
+                rt.replay = False
                 await self._episode(rt, batch)
+                rt.failures = 0
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Storage trouble (or a bug): leave the instance as committed; a restart resumes it.
-            log.exception("episode of %s failed; instance left as last committed", rt.instance_id)
+            # Storage trouble (or a bug): the messages stay persisted; reload and redo the episode.
+            log.exception("episode of %s failed; it is retried from storage", rt.instance_id)
+            self._spawn(self._retry(rt))
         finally:
             rt.pump = None
+
+    async def _retry(self, rt: Runtime) -> None:
+        delay = RETRY_DELAYS[min(rt.failures, len(RETRY_DELAYS) - 1)]
+        rt.gone = True
+        if self.runtimes.get(rt.instance_id) is rt:
+            del self.runtimes[rt.instance_id]
+        await asyncio.sleep(delay)
+        try:
+            fresh = await self._load(rt.instance_id)
+        except Exception:
+            log.exception("reloading %s failed; trying again", rt.instance_id)
+            fresh = None
+            rt.failures += 1
+            rt.gone = False
+            self._spawn(self._retry(rt))
+            return
+        if fresh is not None:
+            fresh.failures = rt.failures + 1
 
     def _is_stale(self, rt: Runtime, msg: Message) -> bool:
         if msg.execution_id and msg.execution_id != rt.execution_id:
             return True
-        key = msg.body.get("TaskScheduledId", msg.body.get("TimerId"))
-        return key is not None and int(key) in rt.done_ids
-
-    def _drives_retry(self, rt: Runtime, msg: Message) -> bool:
-        if msg.kind == "TaskFailed":
-            rec = rt.state.retries.get(str(msg.body["TaskScheduledId"]))
-            return rec is not None and rec["phase"] == "task"
-        if msg.kind == "TimerFired":
-            rec = rt.state.retries.get(str(msg.body["TimerId"]))
-            return rec is not None and rec["phase"] == "timer"
-        return False
+        key = msg.task_key
+        return key is not None and key in rt.done_ids
 
     def _take_batch(self, rt: Runtime) -> list[Message]:
         fresh: list[Message] = []
@@ -538,20 +574,28 @@ class Engine:
             if keys:
                 self._spawn(self.store.delete_messages(rt.instance_id, keys))
         for msg in fresh:
-            if msg.kind == "Terminate":
+            if msg.kind is Kind.TERMINATE:
                 return [msg]
+        suspended = rt.status is S.Suspended
+        for msg in fresh:
+            if msg.kind is Kind.RESUME and suspended or msg.kind is Kind.SUSPEND and not suspended:
+                return [msg]
+        if suspended:
+            return []  # DurableTask holds everything else back until the instance is resumed
         batch: list[Message] = []
         seen: set[int] = set()
         for msg in fresh:
-            if self._drives_retry(rt, msg):
+            if msg.kind in CONTROL:
+                continue
+            if ep.drives_retry(rt.state, msg):
                 if not batch:
                     batch.append(msg)
                 break
-            key = msg.body.get("TaskScheduledId", msg.body.get("TimerId"))
+            key = msg.task_key
             if key is not None:
-                if int(key) in seen:
+                if key in seen:
                     continue  # a duplicate result (an activity that ran twice): first one wins
-                seen.add(int(key))
+                seen.add(key)
             batch.append(msg)
             if len(batch) >= MAX_BATCH_MESSAGES:
                 break
@@ -559,8 +603,10 @@ class Engine:
 
     async def _episode(self, rt: Runtime, batch: list[Message]) -> None:
         now = utcnow_ms(self.clock)
-        if batch and batch[0].kind == "Terminate":
-            episode = self._terminate_episode(rt, batch, now)
+        # Control messages that would not change anything (resume of a running instance) are
+        # consumed without an episode.
+        if batch and batch[0].kind in CONTROL:
+            episode = ep.control_episode(rt.instance(), rt.state, batch, rt.status or S.Running, now)
         else:
             episode = await self._run(rt, batch, now)
             if episode.continue_as_new and len(batch) > 1:
@@ -573,256 +619,58 @@ class Engine:
                         break
         await self._commit(rt, episode, now)
 
-    def _terminate_episode(self, rt: Runtime, batch: list[Message], now: datetime) -> Episode:
-        reason = batch[0].body.get("Reason", "")
-        events = [h.event(T.ORCHESTRATOR_STARTED, now)]
-        if rt.state.history_count == 0:
-            events.append(self._execution_started(rt, now))
-        events += [
-            h.event(T.EXECUTION_TERMINATED, now, Input=json.dumps(reason)),
-            h.event(T.ORCHESTRATOR_COMPLETED, now),
-            h.event(T.EXECUTION_COMPLETED, now, OrchestrationStatus="Terminated", Result=json.dumps(reason)),
-        ]
-        return Episode(
-            batch,
-            events,
-            copy.deepcopy(rt.state),
-            "Terminated",
-            output=reason,
-            custom_status=_json_or_none(rt.row.get("CustomStatus")),
-        )
-
-    def _execution_started(self, rt: Runtime, now: datetime) -> h.Event:
-        parent = rt.state.parent
-        return h.event(
-            T.EXECUTION_STARTED,
-            now,
-            Name=rt.row["Name"],
-            Input=rt.row.get("Input"),
-            Version=None,
-            OrchestrationInstance=json.dumps({"InstanceId": rt.instance_id, "ExecutionId": rt.execution_id}),
-            ParentInstance=json.dumps(parent) if parent else None,
-        )
-
-    async def _run(self, rt: Runtime, batch: list[Message], now: datetime) -> Episode:
-        name = rt.row["Name"]
-        state = copy.deepcopy(rt.state)
-        events = [h.event(T.ORCHESTRATOR_STARTED, now)]
-        if state.history_count == 0:
-            events.append(self._execution_started(rt, now))
-        events += [m.to_event(now) for m in batch]
-        if name not in self.registry.orchestrators:
-            err = f"The orchestrator function '{name}' does not exist in this app."
-            return self._finish(Episode(batch, events, state, "Failed", error=err), now)
-        context = {
-            "history": [dict(ev, IsPlayed=True) for ev in rt.history]
-            + [dict(ev, IsPlayed=False) for ev in events],
-            "instanceId": rt.instance_id,
-            "isReplaying": bool(rt.history),
-            "parentInstanceId": (state.parent or {}).get("instanceId"),
-            "input": rt.row.get("Input"),
-            "upperSchemaVersion": SCHEMA_V2,
-            "upperSchemaVersionNew": SCHEMA_V3,
-            "maximumShortTimerDuration": MAX_SHORT_TIMER,
-            "longRunningTimerIntervalDuration": LONG_TIMER_INTERVAL,
-        }
-        try:
-            raw = await self.registry.run_orchestrator(name, json.dumps(context))
-            result = json.loads(raw)
-            error = None
-        except FunctionFailed as exc:
-            text = str(exc)
-            message, _, data = text.partition(OUT_OF_PROC_MARK)
-            result = json.loads(data) if data else {}
-            error = message
-            if not data:
-                log.error("orchestrator %s raised outside the SDK: %s", name, text)
-        episode = Episode(batch, events, state, "Running", custom_status=result.get("customStatus"))
-        self._retry_bookkeeping(rt, episode, now)
-        if error is not None:
-            episode.status, episode.error = "Failed", error
-            return self._finish(episode, now)
-        actions = result.get("actions") or [[]]
-        flat: list[dict[str, Any]] = [a for group in actions for a in group]
-        for action in flat[state.actions :]:
-            self._schedule(rt, episode, action, now)
-        state.actions = len(flat)
-        self._collect_cancelled(episode, flat)
-        if result.get("isDone"):
-            if episode.continue_as_new:
-                episode.status = "ContinuedAsNew"
-            else:
-                episode.status, episode.output = "Completed", result.get("output")
-        return self._finish(episode, now)
-
-    def _finish(self, episode: Episode, now: datetime) -> Episode:
-        episode.events.append(h.event(T.ORCHESTRATOR_COMPLETED, now))
-        if episode.status == "Completed":
-            episode.events.append(
-                h.event(
-                    T.EXECUTION_COMPLETED,
-                    now,
-                    OrchestrationStatus="Completed",
-                    Result=df_dumps(episode.output),
-                )
-            )
-        elif episode.status == "Failed":
-            episode.events.append(
-                h.event(
-                    T.EXECUTION_COMPLETED, now, OrchestrationStatus="Failed", Result=json.dumps(episode.error)
-                )
-            )
-        elif episode.status == "ContinuedAsNew":
-            episode.events.append(
-                h.event(
-                    T.EXECUTION_COMPLETED, now, OrchestrationStatus="ContinuedAsNew", Result=episode.can_input
-                )
-            )
-        return episode
-
-    def _retry_bookkeeping(self, rt: Runtime, episode: Episode, now: datetime) -> None:
-        state = episode.state
-        for msg in episode.batch:
-            if msg.kind in ("TaskCompleted", "TaskFailed"):
-                key = str(msg.body["TaskScheduledId"])
-                rec = state.retries.get(key)
-                if rec is None or rec["phase"] != "task":
-                    continue
-                del state.retries[key]
-                if msg.kind == "TaskFailed":
-                    # DTFx's RetryInterceptor: a timer after every failed attempt, the last included.
-                    delay_ms = rec["interval"] * rec.get("backoff", 1.0) ** (rec["attempt"] - 1)
-                    if rec.get("maxInterval"):
-                        delay_ms = min(delay_ms, rec["maxInterval"])
-                    timer_id = self._next_seq(state)
-                    fire_at = now + timedelta(milliseconds=delay_ms)
-                    state.retries[str(timer_id)] = dict(rec, phase="timer")
-                    episode.events.append(h.event(T.TIMER_CREATED, now, timer_id, FireAt=h.ts(fire_at)))
-                    episode.work.append(("timer", {"id": timer_id, "fire_at": fire_at}))
-            elif msg.kind == "TimerFired":
-                key = str(msg.body["TimerId"])
-                rec = state.retries.pop(key, None)
-                if rec is None or rec["attempt"] >= rec["max"]:
-                    continue
-                task_id = self._next_seq(state)
-                state.retries[str(task_id)] = dict(rec, phase="task", attempt=rec["attempt"] + 1)
-                episode.events.append(
-                    h.event(T.TASK_SCHEDULED, now, task_id, Name=rec["name"], Input=rec["input"])
-                )
-                episode.work.append(("activity", {"id": task_id, "name": rec["name"], "input": rec["input"]}))
-
-    @staticmethod
-    def _next_seq(state: EngineState) -> int:
-        seq = state.seq
-        state.seq += 1
-        return seq
-
-    def _schedule(self, rt: Runtime, episode: Episode, action: dict[str, Any], now: datetime) -> None:
-        state, kind = episode.state, action.get("actionType")
-        if kind in (11, 12):  # WhenAny / WhenAll: their children, in order
-            for child in action.get("compoundActions", []):
-                self._schedule(rt, episode, child, now)
-            return
-        if kind == 6:  # WaitForExternalEvent: no sequence number, nothing to do
-            state.leaf_ids.append(None)
-            return
-        if kind == 4:  # ContinueAsNew (the SDK counts a sequence number for it)
-            state.leaf_ids.append(self._next_seq(state))
-            episode.continue_as_new, episode.can_input = True, action.get("input")
-            return
-        seq = self._next_seq(state)
-        state.leaf_ids.append(seq)
-        if kind in (0, 1):
-            name, inp = action["functionName"], action.get("input")
-            episode.events.append(h.event(T.TASK_SCHEDULED, now, seq, Name=name, Input=inp))
-            episode.work.append(("activity", {"id": seq, "name": name, "input": inp}))
-            if kind == 1:
-                opts = action.get("retryOptions", {})
-                state.retries[str(seq)] = {
-                    "phase": "task",
-                    "name": name,
-                    "input": inp,
-                    "attempt": 1,
-                    "max": int(opts.get("maxNumberOfAttempts", 1)),
-                    "interval": float(opts.get("firstRetryIntervalInMilliseconds", 1000)),
-                    "backoff": float(opts.get("backoffCoefficient", 1.0)),
-                    "maxInterval": opts.get("maxRetryIntervalInMilliseconds"),
-                }
-        elif kind == 5:
-            fire_at = datetime.fromisoformat(action["fireAt"].replace("Z", "+00:00"))
-            if fire_at.tzinfo is None:
-                fire_at = fire_at.replace(tzinfo=UTC)
-            episode.events.append(h.event(T.TIMER_CREATED, now, seq, FireAt=h.ts(fire_at)))
-            if not action.get("isCanceled"):
-                episode.work.append(("timer", {"id": seq, "fire_at": fire_at}))
-        elif kind in (2, 3):
-            child_id = action.get("instanceId") or f"{rt.instance_id}:{seq}"
-            name, inp = action["functionName"], action.get("input")
-            episode.events.append(
-                h.event(
-                    T.SUB_ORCHESTRATION_INSTANCE_CREATED, now, seq, Name=name, Input=inp, InstanceId=child_id
-                )
-            )
-            episode.work.append(
-                ("suborchestration", {"id": seq, "name": name, "input": inp, "instance_id": child_id})
-            )
+    async def _run(self, rt: Runtime, batch: list[Message], now: datetime) -> ep.Episode:
+        instance = rt.instance()
+        events = ep.opening(instance, rt.state, batch, now)
+        answer: dict[str, Any] = {}
+        error: str | None = None
+        canonical = self.registry.canonical(instance.name)
+        if canonical is None or canonical not in self.registry.orchestrators:
+            error = f"The orchestrator function '{instance.name}' does not exist in this app."
         else:
-            log.warning(
-                "%s: action type %s (entities, call_http) is not supported by devhost", rt.instance_id, kind
-            )
-
-    @staticmethod
-    def _leaves(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for action in actions:
-            if action.get("actionType") in (11, 12):
-                out += Engine._leaves(action.get("compoundActions", []))
-            else:
-                out.append(action)
-        return out
-
-    def _collect_cancelled(self, episode: Episode, flat: list[dict[str, Any]]) -> None:
-        """Timers the orchestrator cancelled (``timer.cancel()`` after ``task_any``) never fire."""
-        ids = episode.state.leaf_ids
-        cancelled = set(episode.state.cancelled)
-        for index, leaf in enumerate(self._leaves(flat)):
-            if leaf.get("actionType") == 5 and leaf.get("isCanceled") and index < len(ids):
-                seq = ids[index]
-                if seq is not None and seq not in cancelled:
-                    cancelled.add(seq)
-                    episode.cancelled.append(seq)
-        episode.state.cancelled = sorted(cancelled)
+            try:
+                raw = await self.registry.run_orchestrator(canonical, ep.context_json(instance, rt.history, events))
+                answer = json.loads(raw)
+            except FunctionFailed as exc:
+                error, answer = ep.split_failure(str(exc))
+                if not answer:
+                    log.error("orchestrator %s raised outside the SDK: %s", instance.name, exc)
+        return ep.decide(instance, rt.history, rt.state, batch, events, answer, error, now)
 
     # -- commit ----------------------------------------------------------------------------
-    async def _commit(self, rt: Runtime, episode: Episode, now: datetime) -> None:
+    async def _commit(self, rt: Runtime, episode: ep.Episode, now: datetime) -> None:
         state = episode.state
         start = state.history_count
-        rows = [
-            h.to_row(rt.instance_id, rt.execution_id, start + i, ev) for i, ev in enumerate(episode.events)
-        ]
-        await self.store.write_history(rt.instance_id, rows)
+        rows = [h.to_row(rt.instance_id, rt.execution_id, start + i, ev) for i, ev in enumerate(episode.events)]
+        await self.store.write_history(rt.instance_id, rt.execution_id, rows)
         state.history_count = start + len(episode.events)
         state.consumed = [m.row_key for m in episode.batch if m.row_key]
         row = dict(rt.row)
         row.pop("etag", None)
         row["LastUpdatedTime"] = now
-        row["CustomStatus"] = json.dumps(episode.custom_status) if episode.custom_status is not None else None
+        row["TaskHubName"] = self.store.hub
+        # AzureTableTrackingStore.UpdateStateAsync: `newRuntimeState.Status ?? "null"`.
+        row["CustomStatus"] = episode.custom_status if episode.custom_status is not None else "null"
         status = episode.status
-        if status == "ContinuedAsNew":
+        if status is S.ContinuedAsNew:
             # A new execution: fresh history and bookkeeping, the new input; the old rows go.
             state = EngineState(parent=state.parent, consumed=state.consumed)
             row.update(
-                ExecutionId=uuid.uuid4().hex, Input=episode.can_input, RuntimeStatus="Running", Output=None
+                ExecutionId=uuid.uuid4().hex,
+                Input=episode.can_input,
+                RuntimeStatus=S.Running.value,
+                Output=None,
+                Generation=int(row.get("Generation") or 0) + 1,
             )
         else:
-            row["RuntimeStatus"] = status
-            if status == "Completed":
+            row["RuntimeStatus"] = status.value
+            if status is S.Completed:
                 row["Output"] = df_dumps(episode.output)
-            elif status == "Failed":
-                name = rt.row["Name"]
-                row["Output"] = json.dumps(f"Orchestrator function '{name}' failed: {episode.error}")
-            elif status == "Terminated":
-                row["Output"] = json.dumps(episode.output)
+            elif status is S.Failed:
+                row["Output"] = episode.error
+            elif status in (S.Terminated, S.Suspended) or any(m.kind is Kind.RESUME for m in episode.batch):
+                # Terminate, suspend and resume reasons become the Output (UpdateStateAsync).
+                row["Output"] = episode.output
             if status in TERMINAL:
                 row["CompletedTime"] = now
         row["DevhostState"] = state.dumps()
@@ -838,15 +686,15 @@ class Engine:
         consumed = set(state.consumed)
         rt.row, rt.state = row, state
         rt.inbox = [m for m in rt.inbox if m.row_key not in consumed and m not in episode.batch]
-        if consumed and status == "ContinuedAsNew":
+        if consumed and status is S.ContinuedAsNew:
             # The old history (with the message ids) goes away: delete before anything else.
             await self.store.delete_messages(rt.instance_id, consumed)
         elif consumed:
             # Not awaited: an applied message left behind is recognised by its id in the history.
             self._spawn(self.store.delete_messages(rt.instance_id, consumed))
-        if status == "ContinuedAsNew":
+        if status is S.ContinuedAsNew:
             rt.history, rt.done_ids = [], set()
-            self._disarm_all(rt)
+            rt.armed.clear()
             # Awaited, not spawned: the new execution's rows reuse the same row keys.
             await self._delete_old_executions(rt.instance_id, rt.execution_id)
             return
@@ -856,19 +704,19 @@ class Engine:
             rt.armed.discard(seq)
         if status in TERMINAL:
             rt.gone = True
-            self._disarm_all(rt)
+            rt.armed.clear()
             self.runtimes.pop(rt.instance_id, None)
             if state.parent:
-                await self._notify_parent(rt, row, state.parent)
+                await self._notify_parent(row, state.parent)
             return
-        for kind, work in episode.work:
-            if kind == "activity":
-                self._dispatch_activity(rt, work["id"], work["name"], work["input"])
-            elif kind == "timer":
-                if work["id"] not in state.cancelled:
-                    self._arm(rt, work["id"], work["fire_at"])
-            elif kind == "suborchestration":
-                await self._start_child(rt, work["id"], work["name"], work["instance_id"], work["input"])
+        for work in episode.work:
+            if isinstance(work, RunActivity):
+                self._dispatch_activity(rt, work.id, work.name, work.input)
+            elif isinstance(work, ArmTimer):
+                if work.id not in state.cancelled:
+                    self._arm(rt, work.id, work.fire_at)
+            elif isinstance(work, StartChild):
+                await self._start_child(rt, work.id, work.name, work.instance_id, work.input)
 
     async def _delete_old_executions(self, instance_id: str, execution_id: str) -> None:
         rows = [r for r in await self.store.read_history(instance_id) if r.get("ExecutionId") != execution_id]
@@ -884,19 +732,17 @@ class Engine:
         canonical = self.registry.canonical(name)
         try:
             if canonical is None or canonical not in self.registry.activities:
-                raise FunctionFailed(
-                    f"LookupError: The activity function '{name}' does not exist in this app."
-                )
+                raise FunctionFailed(f"The function '{name}' doesn't exist, is disabled, or is not an activity function.")
             result = await self.registry.run_activity(canonical, input_json)
             msg = Message(
-                "TaskCompleted",
+                Kind.TASK_COMPLETED,
                 {"TaskScheduledId": task_id, "Result": result if result is not None else "null"},
                 execution_id=execution_id,
             )
         except FunctionFailed as exc:
             log.warning("activity %s (%s #%s) failed: %s", name, instance_id, task_id, exc)
             msg = Message(
-                "TaskFailed",
+                Kind.TASK_FAILED,
                 {
                     "TaskScheduledId": task_id,
                     "Reason": f"Activity function '{name}' failed: {exc}",
@@ -911,14 +757,19 @@ class Engine:
     async def _start_child(
         self, rt: Runtime, task_id: int, name: str, child_id: str, input_json: str | None
     ) -> None:
-        parent = {"instanceId": rt.instance_id, "executionId": rt.execution_id, "taskId": task_id}
+        parent = {
+            "instanceId": rt.instance_id,
+            "executionId": rt.execution_id,
+            "taskId": task_id,
+            "name": rt.row["Name"],
+        }
         try:
             await self.start_new(name, child_id, input_json, parent=parent)
         except EngineError as exc:
             await self._deliver(
                 rt.instance_id,
                 Message(
-                    "SubOrchestrationInstanceFailed",
+                    Kind.SUB_FAILED,
                     {"TaskScheduledId": task_id, "Reason": str(exc), "Details": str(exc)},
                     rt.execution_id,
                 ),
@@ -928,23 +779,26 @@ class Engine:
         child = await self.store.get_instance(ev["InstanceId"])
         if child is None:
             await self._start_child(rt, task_id, ev["Name"], ev["InstanceId"], ev.get("Input"))
-        elif child.get("RuntimeStatus") in TERMINAL:
+        elif child.get("RuntimeStatus") in TERMINAL_NAMES:
             parent = EngineState.loads(child.get("DevhostState")).parent
             if parent and parent.get("executionId") == rt.execution_id:
-                await self._notify_parent(None, child, parent)
+                await self._notify_parent(child, parent)
+        elif child.get("RuntimeStatus") == S.Failed.value:
+            pass
 
-    async def _notify_parent(self, rt: Runtime | None, row: Entity, parent: dict[str, Any]) -> None:
+    async def _notify_parent(self, row: Entity, parent: dict[str, Any]) -> None:
         task_id = parent["taskId"]
-        if row["RuntimeStatus"] == "Completed":
+        output = await self.store.fetch_if_url(row.get("Output"))
+        if row["RuntimeStatus"] == S.Completed.value:
             msg = Message(
-                "SubOrchestrationInstanceCompleted",
-                {"TaskScheduledId": task_id, "Result": row.get("Output")},
+                Kind.SUB_COMPLETED,
+                {"TaskScheduledId": task_id, "Result": output},
                 parent["executionId"],
             )
         else:
-            reason = str(_json_or_none(row.get("Output")))
+            reason = str(_json_or_none(output))
             body = {"TaskScheduledId": task_id, "Reason": reason, "Details": reason}
-            msg = Message("SubOrchestrationInstanceFailed", body, parent["executionId"])
+            msg = Message(Kind.SUB_FAILED, body, parent["executionId"])
         msg.message_id = f"sub-{parent['executionId']}-{task_id}"
         await self._deliver(parent["instanceId"], msg)
 

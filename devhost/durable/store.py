@@ -1,36 +1,93 @@
-"""Task hub tables in Azure Table storage (Azurite), in the Azure Storage provider's layout.
+"""Task hub storage in Azure Tables and Blobs (Azurite), in DurableTask.AzureStorage's layout.
 
-``<hub>Instances``: one row per instance (PartitionKey = instance id, RowKey = ""), the columns the
-Durable Functions Monitor reads, plus ``DevhostState`` (the engine's bookkeeping) so that one
-conditional write commits an episode.
-``<hub>History``: PartitionKey = instance id, RowKey = the event's position as 16 hex digits
-(``X16``, as the provider writes it), one row per history event of the current execution.
+Paths below are in the Azure/durabletask repository, ``src/DurableTask.AzureStorage/``.
+
+``<hub>Instances``: one row per instance (PartitionKey = the escaped instance id, RowKey = ""), the
+columns ``Tracking/AzureTableTrackingStore.cs`` writes (Name, Version, Input, Output, CustomStatus,
+RuntimeStatus, CreatedTime, LastUpdatedTime, CompletedTime, ExecutionId, Generation, TaskHubName,
+Tags), plus ``DevhostState`` (the engine's bookkeeping) so that one conditional write commits an
+episode.
+``<hub>History``: PartitionKey = the escaped instance id, RowKey = the event's position as 16 hex
+digits (``X16``), one row per history event of the current execution, and the ``sentinel`` row
+(ExecutionId, IsCheckpointComplete, CheckpointCompletedTimestamp) that UploadHistoryBatch writes.
 ``<hub>Messages``: persisted, not yet applied messages (raised events, activity results,
 terminate requests). The provider keeps these in control queues; a table is what we have here.
+``<hub>-largemessages`` (blob container): any variable-size property over 60 KB of UTF-16 goes
+to a gzip blob, as CompressLargeMessageAsync does; the row keeps ``""`` and ``<Property>BlobName``
+(history), or the blob's URL in place of the value (the Instances table's Input and Output).
+
+Keys are escaped as ``Tracking/KeySanitation.cs`` does (``/ \\ # ?`` and control characters are not
+allowed in table keys): callers pass and get back plain instance ids.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
+import random
 from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 # The Table service refuses larger transactions; Azurite answers them with garbage (NOTES.md).
+# UploadHistoryBatch sends 99 events and the sentinel row per transaction.
 MAX_BATCH = 100
+HISTORY_BATCH = 99
+SENTINEL = "sentinel"
+# AzureTableTrackingStore.MaxTablePropertySizeInBytes: 60 KB of UTF-16, "to give buffer" below 64 KB.
+MAX_PROPERTY_BYTES = 60 * 1024
+# AzureTableTrackingStore.VariableSizeEntityProperties (and the devhost's own message bodies).
+LARGE_PROPERTIES = ("Name", "Input", "Result", "Output", "Reason", "Details", "Correlation", "FailureDetails", "Tags")
+MESSAGE_LARGE_PROPERTIES = ("Body",)
 
 Entity = dict[str, Any]
 
+_ESCAPE = "^"
+_ESCAPED = {"^": "^", "/": "0", "\\": "1", "#": "2", "?": "3"}
+_UNESCAPED = {v: k for k, v in _ESCAPED.items()}
+_OFFSET = ord("À")
+
+
+def escape_key(key: str) -> str:
+    """KeySanitation.EscapePartitionKey."""
+    out = []
+    for c in key:
+        if c in _ESCAPED:
+            out.append(_ESCAPE + _ESCAPED[c])
+        elif ord(c) <= 0x1F or 0x7F <= ord(c) <= 0x9F:
+            out.append(_ESCAPE + chr(_OFFSET + ord(c)))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def unescape_key(key: str) -> str:
+    """KeySanitation.UnescapePartitionKey."""
+    out, i = [], 0
+    while i < len(key):
+        c = key[i]
+        if c != _ESCAPE or i + 1 >= len(key):
+            out.append(c)
+            i += 1
+            continue
+        nxt = key[i + 1]
+        out.append(_UNESCAPED.get(nxt) or chr(ord(nxt) - _OFFSET))
+        i += 2
+    return "".join(out)
+
 
 def with_etag(row: Any) -> Entity:
-    """A plain dict of the entity, with its ETag under ``"etag"`` (``clean`` drops it again)."""
+    """A plain dict of the entity (instance id unescaped), its ETag under ``"etag"``."""
     out = dict(row)
+    out["PartitionKey"] = unescape_key(out["PartitionKey"])
     out["etag"] = row.metadata["etag"]
     return out
 
@@ -39,8 +96,13 @@ def history_row_key(index: int) -> str:
     return f"{index:016X}"
 
 
+def utf16_size(text: str) -> int:
+    return len(text.encode("utf-16-le"))
+
+
 def clean(entity: Mapping[str, Any]) -> Entity:
-    """Drop ``None`` (the service would drop it silently) and serialise what it cannot store."""
+    """Escape the key, drop ``None`` (the service would drop it silently), serialise what it
+    cannot store."""
     out: Entity = {}
     for key, value in entity.items():
         if value is None or key == "etag":
@@ -48,11 +110,13 @@ def clean(entity: Mapping[str, Any]) -> Entity:
         if isinstance(value, dict | list):
             value = json.dumps(value)
         out[key] = value
+    if "PartitionKey" in out:
+        out["PartitionKey"] = escape_key(out["PartitionKey"])
     return out
 
 
 class TaskHubStore:
-    """Async access to one task hub's three tables."""
+    """Async access to one task hub's tables and its large-message container."""
 
     def __init__(self, connection_string: str, hub: str) -> None:
         self.hub = hub
@@ -60,36 +124,95 @@ class TaskHubStore:
         self.instances: TableClient = self._service.get_table_client(f"{hub}Instances")
         self.history: TableClient = self._service.get_table_client(f"{hub}History")
         self.messages: TableClient = self._service.get_table_client(f"{hub}Messages")
+        self._blob_service = BlobServiceClient.from_connection_string(connection_string)
+        # AzureStorageOrchestrationService: "{TaskHubName.ToLowerInvariant()}-largemessages".
+        self.blobs: ContainerClient = self._blob_service.get_container_client(f"{hub.lower()}-largemessages")
 
     async def open(self) -> None:
         for table in (self.instances, self.history, self.messages):
             await self._service.create_table_if_not_exists(table.table_name)
+        with contextlib.suppress(ResourceExistsError):
+            await self.blobs.create_container()
 
     async def close(self) -> None:
         for table in (self.instances, self.history, self.messages):
             await table.close()
         await self._service.close()
+        await self.blobs.close()
+        await self._blob_service.close()
 
-    # -- instances -------------------------------------------------------------------------
+    # -- large messages ----------------------------------------------------------------------
+    def blob_url(self, name: str) -> str:
+        return f"{self.blobs.url}/{quote(name, safe='/')}"
+
+    async def _upload(self, name: str, text: str) -> None:
+        await self.blobs.upload_blob(name, gzip.compress(text.encode("utf-8")), overwrite=True)
+
+    async def _download(self, name: str) -> str:
+        stream = await self.blobs.download_blob(name)
+        return gzip.decompress(await stream.readall()).decode("utf-8")
+
+    async def compress(self, entity: Entity, properties: Iterable[str], *, url_in_place: bool = False) -> Entity:
+        """CompressLargeMessageAsync: properties too large for a table go to gzip blobs.
+
+        ``entity`` is the clean (escaped) row. The blob name is
+        ``{PartitionKey}/history-{RowKey}-{EventType}-{random:X8}-{property}.json.gz``.
+        """
+        for prop in properties:
+            value = entity.get(prop)
+            if not isinstance(value, str) or utf16_size(value) <= MAX_PROPERTY_BYTES:
+                continue
+            event_type = entity.get("EventType") or entity.get("Kind") or prop
+            name = (
+                f"{entity['PartitionKey']}/history-{entity.get('RowKey') or ''}-{event_type}-"
+                f"{random.getrandbits(32):08X}-{prop}.json.gz"
+            )
+            await self._upload(name, value)
+            if url_in_place:
+                entity[prop] = self.blob_url(name)
+            else:
+                entity[prop] = ""
+                entity[f"{prop}BlobName"] = name
+        return entity
+
+    async def decompress(self, row: Entity) -> Entity:
+        """DecompressLargeEntityProperties: ``<Property>BlobName`` columns back to their values."""
+        for key in [k for k in row if k.endswith("BlobName") and isinstance(row[k], str)]:
+            row[key.removesuffix("BlobName")] = await self._download(row.pop(key))
+        return row
+
+    async def fetch_if_url(self, value: Any) -> Any:
+        """MessageManager.FetchLargeMessageIfNecessary: a well-formed blob URL is downloaded."""
+        if not isinstance(value, str) or not value.startswith(self.blobs.url + "/"):
+            return value
+        return await self._download(unquote(value[len(self.blobs.url) + 1 :]))
+
+    # -- instances ---------------------------------------------------------------------------
     async def get_instance(self, instance_id: str) -> Entity | None:
         try:
-            return with_etag(await self.instances.get_entity(instance_id, ""))
+            return with_etag(await self.instances.get_entity(escape_key(instance_id), ""))
         except ResourceNotFoundError:
             return None
 
+    async def _instance_entity(self, entity: Entity) -> Entity:
+        return await self.compress(clean(entity), ("Input", "Output"), url_in_place=True)
+
     async def create_instance(self, entity: Entity) -> str:
-        meta = await self.instances.create_entity(clean(entity))
+        meta = await self.instances.create_entity(await self._instance_entity(entity))
         return str(meta["etag"])
 
     async def replace_instance(self, entity: Entity, etag: str) -> str:
         """Replace the row only if nobody else wrote it since ``etag`` (ResourceModifiedError)."""
         meta = await self.instances.update_entity(
-            clean(entity), mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            await self._instance_entity(entity),
+            mode=UpdateMode.REPLACE,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
         )
         return str(meta["etag"])
 
     async def delete_instance(self, instance_id: str) -> None:
-        await self.instances.delete_entity(instance_id, "")
+        await self.instances.delete_entity(escape_key(instance_id), "")
 
     def query_instances(
         self, query_filter: str, parameters: dict[str, Any] | None = None, page_size: int | None = None
@@ -104,25 +227,41 @@ class TaskHubStore:
         async for row in self.instances.query_entities(query_filter, parameters=parameters or {}):
             yield with_etag(row)
 
-    # -- history ---------------------------------------------------------------------------
+    # -- history -----------------------------------------------------------------------------
     async def read_history(self, instance_id: str) -> list[Entity]:
-        rows = [
-            dict(row)
-            async for row in self.history.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": instance_id}
-            )
-        ]
+        """The event rows (not the sentinel), in order, large properties fetched back."""
+        rows = []
+        async for row in self.history.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": escape_key(instance_id)}
+        ):
+            if row["RowKey"] == SENTINEL:
+                continue
+            entity = dict(row)
+            entity["PartitionKey"] = instance_id
+            rows.append(await self.decompress(entity))
         rows.sort(key=lambda r: r["RowKey"])
         return rows
 
-    async def write_history(self, instance_id: str, rows: Iterable[Entity]) -> None:
-        """Upsert rows in transactions of at most 100 (one partition each, as the service demands)."""
-        ops = [("upsert", clean(row), {"mode": UpdateMode.REPLACE}) for row in rows]
-        for start in range(0, len(ops), MAX_BATCH):
-            await self.history.submit_transaction(ops[start : start + MAX_BATCH])  # type: ignore[arg-type]
+    async def write_history(self, instance_id: str, execution_id: str, rows: list[Entity]) -> None:
+        """UploadHistoryBatch: upserts of up to 99 events plus the sentinel row per transaction."""
+        cleaned = [await self.compress(clean(row), LARGE_PROPERTIES) for row in rows]
+        chunks = [cleaned[i : i + HISTORY_BATCH] for i in range(0, len(cleaned), HISTORY_BATCH)] or [[]]
+        for n, chunk in enumerate(chunks):
+            final = n == len(chunks) - 1
+            sentinel: Entity = {
+                "PartitionKey": escape_key(instance_id),
+                "RowKey": SENTINEL,
+                "ExecutionId": execution_id,
+                "IsCheckpointComplete": final,
+            }
+            if final:
+                sentinel["CheckpointCompletedTimestamp"] = datetime.now(UTC)
+            ops: list[Any] = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk]
+            ops.append(("upsert", sentinel, {"mode": UpdateMode.MERGE}))
+            await self.history.submit_transaction(ops)
 
     async def delete_rows(self, table: TableClient, rows: Iterable[Entity]) -> None:
-        ops = [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in rows]
+        ops = [("delete", {"PartitionKey": escape_key(r["PartitionKey"]), "RowKey": r["RowKey"]}) for r in rows]
         for start in range(0, len(ops), MAX_BATCH):
             chunk = ops[start : start + MAX_BATCH]
             try:
@@ -132,27 +271,35 @@ class TaskHubStore:
                     with contextlib.suppress(ResourceNotFoundError):
                         await table.delete_entity(key["PartitionKey"], key["RowKey"])
 
-    async def delete_partition(self, table: TableClient, partition: str) -> int:
+    async def delete_partition(self, table: TableClient, instance_id: str) -> int:
         rows = [
-            {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}
+            {"PartitionKey": instance_id, "RowKey": r["RowKey"]}
             async for r in table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": partition}, select=["PartitionKey", "RowKey"]
+                "PartitionKey eq @pk", parameters={"pk": escape_key(instance_id)}, select=["PartitionKey", "RowKey"]
             )
         ]
         await self.delete_rows(table, rows)
         return len(rows)
 
-    # -- messages --------------------------------------------------------------------------
+    async def delete_blobs(self, instance_id: str) -> None:
+        """The instance's large-message blobs (a purge removes them too)."""
+        async for blob in self.blobs.list_blobs(name_starts_with=escape_key(instance_id) + "/"):
+            with contextlib.suppress(ResourceNotFoundError):
+                await self.blobs.delete_blob(blob.name)
+
+    # -- messages ----------------------------------------------------------------------------
     async def add_message(self, entity: Entity) -> None:
-        await self.messages.upsert_entity(clean(entity), mode=UpdateMode.REPLACE)
+        row = await self.compress(clean(entity), MESSAGE_LARGE_PROPERTIES)
+        await self.messages.upsert_entity(row, mode=UpdateMode.REPLACE)
 
     async def read_messages(self, instance_id: str) -> list[Entity]:
-        rows = [
-            dict(row)
-            async for row in self.messages.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": instance_id}
-            )
-        ]
+        rows = []
+        async for row in self.messages.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": escape_key(instance_id)}
+        ):
+            entity = dict(row)
+            entity["PartitionKey"] = instance_id
+            rows.append(await self.decompress(entity))
         rows.sort(key=lambda r: r["RowKey"])
         return rows
 
