@@ -269,7 +269,9 @@ class ManagementApi:
             return _empty(410)
         return _empty(202)
 
-    async def _control(self, request: web.Request, op: Callable[[str, str | None], Awaitable[None]]) -> web.Response:
+    async def _control(
+        self, request: web.Request, op: Callable[[str, str | None], Awaitable[None]]
+    ) -> web.Response:
         instance_id = request.match_info["instance_id"]
         status = await self._current(instance_id)
         if status is None:
@@ -368,7 +370,9 @@ class ManagementApi:
             try:
                 token = json.loads(base64.b64decode(token_text))
             except ValueError:
-                return _error(400, "One or more of the arguments submitted is incorrect", "bad continuation token")
+                return _error(
+                    400, "One or more of the arguments submitted is incorrect", "bad continuation token"
+                )
         pages = self.engine.store.query_instances(query_filter, params, page_size=page_size).by_page(
             continuation_token=token
         )

@@ -110,7 +110,9 @@ def check_instance_id(instance_id: str) -> None:
     if instance_id.startswith("@"):
         raise InvalidArgument("Orchestration instance ids must not start with @.")
     if any(c in "/\\?#" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in instance_id):
-        raise InvalidArgument("Orchestration instance ids must not contain /, \\, #, ?, or control characters.")
+        raise InvalidArgument(
+            "Orchestration instance ids must not contain /, \\, #, ?, or control characters."
+        )
     if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
         raise InvalidArgument(f"Instance ID lengths must not exceed {MAX_INSTANCE_ID_LENGTH} characters.")
 
@@ -147,7 +149,9 @@ class Runtime:
             name=str(self.row["Name"]),
             input=self.row.get("Input"),
             parent=self.state.parent,
-            custom_status=None if self.row.get("CustomStatus") in (None, "null") else self.row["CustomStatus"],
+            custom_status=None
+            if self.row.get("CustomStatus") in (None, "null")
+            else self.row["CustomStatus"],
             generation=int(self.row.get("Generation") or 0),
         )
 
@@ -352,7 +356,9 @@ class Engine:
                 await self.store.delete_partition(self.store.messages, instance_id)
                 etag = await self.store.replace_instance(row, str(existing["etag"]))
         except (ResourceExistsError, ResourceModifiedError) as exc:
-            raise InstanceConflict(f"An Orchestration instance with the ID {instance_id} already exists.") from exc
+            raise InstanceConflict(
+                f"An Orchestration instance with the ID {instance_id} already exists."
+            ) from exc
         rt = Runtime(instance_id, row, etag, state, [])
         self.runtimes[instance_id] = rt
         self._kick(rt)
@@ -398,9 +404,15 @@ class Engine:
             raise InvalidArgument(
                 f"Only failed orchestrations can be rewound, but {instance_id} is {row['RuntimeStatus']}."
             )
-        rows = [r for r in await self.store.read_history(instance_id) if r.get("ExecutionId") == row["ExecutionId"]]
+        rows = [
+            r
+            for r in await self.store.read_history(instance_id)
+            if r.get("ExecutionId") == row["ExecutionId"]
+        ]
         children = {
-            int(r["EventId"]): r["InstanceId"] for r in rows if r["EventType"] == "SubOrchestrationInstanceCreated"
+            int(r["EventId"]): r["InstanceId"]
+            for r in rows
+            if r["EventType"] == "SubOrchestrationInstanceCreated"
         }
         rewritten = []
         for r in rows:
@@ -449,7 +461,9 @@ class Engine:
             rows = await self.store.read_history(instance_id)
             count = EngineState.loads(row.get("DevhostState")).history_count
             events = [h.from_row(r) for r in rows if r.get("ExecutionId") == row["ExecutionId"]][:count]
-            status["historyEvents"] = h.for_status(events, show_output=show_history_output, show_input=show_input)
+            status["historyEvents"] = h.for_status(
+                events, show_output=show_history_output, show_input=show_input
+            )
         return status
 
     async def status_json(self, row: Entity, show_input: bool = True) -> dict[str, Any]:
@@ -512,7 +526,9 @@ class Engine:
             return
         rt.armed.discard(timer_id)
         rt.inbox.append(
-            Message(Kind.TIMER_FIRED, {"TimerId": timer_id, "FireAt": h.ts(fire_at)}, execution_id=execution_id)
+            Message(
+                Kind.TIMER_FIRED, {"TimerId": timer_id, "FireAt": h.ts(fire_at)}, execution_id=execution_id
+            )
         )
         self._kick(rt)
 
@@ -578,7 +594,7 @@ class Engine:
                 return [msg]
         suspended = rt.status is S.Suspended
         for msg in fresh:
-            if msg.kind is Kind.RESUME and suspended or msg.kind is Kind.SUSPEND and not suspended:
+            if (msg.kind is Kind.RESUME and suspended) or (msg.kind is Kind.SUSPEND and not suspended):
                 return [msg]
         if suspended:
             return []  # DurableTask holds everything else back until the instance is resumed
@@ -629,7 +645,9 @@ class Engine:
             error = f"The orchestrator function '{instance.name}' does not exist in this app."
         else:
             try:
-                raw = await self.registry.run_orchestrator(canonical, ep.context_json(instance, rt.history, events))
+                raw = await self.registry.run_orchestrator(
+                    canonical, ep.context_json(instance, rt.history, events)
+                )
                 answer = json.loads(raw)
             except FunctionFailed as exc:
                 error, answer = ep.split_failure(str(exc))
@@ -641,7 +659,9 @@ class Engine:
     async def _commit(self, rt: Runtime, episode: ep.Episode, now: datetime) -> None:
         state = episode.state
         start = state.history_count
-        rows = [h.to_row(rt.instance_id, rt.execution_id, start + i, ev) for i, ev in enumerate(episode.events)]
+        rows = [
+            h.to_row(rt.instance_id, rt.execution_id, start + i, ev) for i, ev in enumerate(episode.events)
+        ]
         await self.store.write_history(rt.instance_id, rt.execution_id, rows)
         state.history_count = start + len(episode.events)
         state.consumed = [m.row_key for m in episode.batch if m.row_key]
@@ -732,7 +752,9 @@ class Engine:
         canonical = self.registry.canonical(name)
         try:
             if canonical is None or canonical not in self.registry.activities:
-                raise FunctionFailed(f"The function '{name}' doesn't exist, is disabled, or is not an activity function.")
+                raise FunctionFailed(
+                    f"The function '{name}' doesn't exist, is disabled, or is not an activity function."
+                )
             result = await self.registry.run_activity(canonical, input_json)
             msg = Message(
                 Kind.TASK_COMPLETED,

@@ -206,12 +206,20 @@ def decide(
     if answer.get("isDone") and not episode.continue_as_new:
         episode.status, episode.output = S.Completed, answer.get("output")
         episode.events.append(
-            h.event(T.EXECUTION_COMPLETED, now, OrchestrationStatus=S.Completed.value, Result=df_dumps(episode.output))
+            h.event(
+                T.EXECUTION_COMPLETED,
+                now,
+                OrchestrationStatus=S.Completed.value,
+                Result=df_dumps(episode.output),
+            )
         )
     elif episode.continue_as_new:
         episode.events.append(
             h.event(
-                T.EXECUTION_COMPLETED, now, OrchestrationStatus=S.ContinuedAsNew.value, Result=episode.can_input
+                T.EXECUTION_COMPLETED,
+                now,
+                OrchestrationStatus=S.ContinuedAsNew.value,
+                Result=episode.can_input,
             )
         )
     episode.events.append(h.event(T.ORCHESTRATOR_COMPLETED, now))
@@ -221,7 +229,9 @@ def decide(
 def fail(instance: Instance, episode: Episode, message: str, now: datetime) -> Episode:
     """Fail the execution: no work, ExecutionCompleted(Failed) with the message as plain text."""
     episode.status, episode.error, episode.work = S.Failed, message, []
-    episode.events.append(h.event(T.EXECUTION_COMPLETED, now, OrchestrationStatus=S.Failed.value, Result=message))
+    episode.events.append(
+        h.event(T.EXECUTION_COMPLETED, now, OrchestrationStatus=S.Failed.value, Result=message)
+    )
     episode.events.append(h.event(T.ORCHESTRATOR_COMPLETED, now))
     return episode
 
@@ -278,7 +288,9 @@ def retry_bookkeeping(episode: Episode, now: datetime) -> None:
                 continue
             task_id = state.next_seq()
             state.retries[str(task_id)] = dict(rec, phase="task", attempt=rec["attempt"] + 1)
-            episode.events.append(h.event(T.TASK_SCHEDULED, now, task_id, Name=rec["name"], Input=rec["input"]))
+            episode.events.append(
+                h.event(T.TASK_SCHEDULED, now, task_id, Name=rec["name"], Input=rec["input"])
+            )
             episode.work.append(RunActivity(task_id, rec["name"], rec["input"]))
 
 
@@ -334,7 +346,9 @@ def schedule(instance: Instance, episode: Episode, action: dict[str, Any], now: 
         episode.status, episode.can_input = S.ContinuedAsNew, action.get("input")
         return None
     if kind is None or kind in UNSUPPORTED:
-        what = UNSUPPORTED.get(kind, f"action type {action.get('actionType')}") if kind else "an unknown action"
+        what = (
+            UNSUPPORTED.get(kind, f"action type {action.get('actionType')}") if kind else "an unknown action"
+        )
         return f"{what} is not supported by the devhost's durable engine."
     seq = state.next_seq()
     state.leaf_ids.append(seq)
@@ -408,7 +422,9 @@ def nondeterminism(
 ) -> str | None:
     """DurableTask's check: every scheduled event of the history is matched by the replay."""
     recorded = {
-        int(ev["EventId"]): ev for ev in history if ev["EventType"] in _RECORDED and ev.get("EventId", -1) >= 0
+        int(ev["EventId"]): ev
+        for ev in history
+        if ev["EventType"] in _RECORDED and ev.get("EventId", -1) >= 0
     }
     for index, seq in enumerate(state.leaf_ids):
         if seq is None or seq not in recorded:

@@ -125,7 +125,9 @@ def for_status(events: list[Event], *, show_output: bool, show_input: bool) -> l
     drop: set[int] = set()
     for ev in events:
         kind = T(ev["EventType"])
-        item: dict[str, Any] = {k: v for k, v in ev.items() if k not in ("EventType", "IsPlayed", "MessageId")}
+        item: dict[str, Any] = {
+            k: v for k, v in ev.items() if k not in ("EventType", "IsPlayed", "MessageId")
+        }
         item = {"EventType": type_name(kind), **item}
         item["Timestamp"] = _status_ts(ev["Timestamp"])
         index = len(items)

@@ -45,7 +45,17 @@ SENTINEL = "sentinel"
 # AzureTableTrackingStore.MaxTablePropertySizeInBytes: 60 KB of UTF-16, "to give buffer" below 64 KB.
 MAX_PROPERTY_BYTES = 60 * 1024
 # AzureTableTrackingStore.VariableSizeEntityProperties (and the devhost's own message bodies).
-LARGE_PROPERTIES = ("Name", "Input", "Result", "Output", "Reason", "Details", "Correlation", "FailureDetails", "Tags")
+LARGE_PROPERTIES = (
+    "Name",
+    "Input",
+    "Result",
+    "Output",
+    "Reason",
+    "Details",
+    "Correlation",
+    "FailureDetails",
+    "Tags",
+)
 MESSAGE_LARGE_PROPERTIES = ("Body",)
 
 Entity = dict[str, Any]
@@ -152,7 +162,9 @@ class TaskHubStore:
         stream = await self.blobs.download_blob(name)
         return gzip.decompress(await stream.readall()).decode("utf-8")
 
-    async def compress(self, entity: Entity, properties: Iterable[str], *, url_in_place: bool = False) -> Entity:
+    async def compress(
+        self, entity: Entity, properties: Iterable[str], *, url_in_place: bool = False
+    ) -> Entity:
         """CompressLargeMessageAsync: properties too large for a table go to gzip blobs.
 
         ``entity`` is the clean (escaped) row. The blob name is
@@ -261,7 +273,9 @@ class TaskHubStore:
             await self.history.submit_transaction(ops)
 
     async def delete_rows(self, table: TableClient, rows: Iterable[Entity]) -> None:
-        ops = [("delete", {"PartitionKey": escape_key(r["PartitionKey"]), "RowKey": r["RowKey"]}) for r in rows]
+        ops = [
+            ("delete", {"PartitionKey": escape_key(r["PartitionKey"]), "RowKey": r["RowKey"]}) for r in rows
+        ]
         for start in range(0, len(ops), MAX_BATCH):
             chunk = ops[start : start + MAX_BATCH]
             try:
@@ -275,7 +289,9 @@ class TaskHubStore:
         rows = [
             {"PartitionKey": instance_id, "RowKey": r["RowKey"]}
             async for r in table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": escape_key(instance_id)}, select=["PartitionKey", "RowKey"]
+                "PartitionKey eq @pk",
+                parameters={"pk": escape_key(instance_id)},
+                select=["PartitionKey", "RowKey"],
             )
         ]
         await self.delete_rows(table, rows)
