@@ -115,7 +115,7 @@ def main() -> None:
     port = azurite.free_port()
     server = azurite.start(port)
     try:
-        storage = azurite.connection_string(port)
+        storage = server.connection_string
         imports = [cold_import() for _ in range(STARTS)]
         starts = [start_to_first_answer(storage) for _ in range(STARTS)]
     finally:

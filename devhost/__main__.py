@@ -20,6 +20,7 @@ from .worker import Worker, WorkerRefused, runtime_version
 
 log = logging.getLogger("devhost")
 AZURITE_PORT = 10002
+AZURITE_BLOB_PORT = 10000  # the development storage defaults
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,9 +90,14 @@ async def serve(args: argparse.Namespace) -> None:
     storage = args.storage
     if not storage or storage.strip().lower().startswith("usedevelopmentstorage=true"):
         if not azurite.is_listening(AZURITE_PORT):
-            started = azurite.start(AZURITE_PORT, args.data_dir / "azurite")
-            log.info("started Azurite on 127.0.0.1:%s (data in %s)", AZURITE_PORT, args.data_dir / "azurite")
-        storage = azurite.connection_string(AZURITE_PORT)
+            started = azurite.start(AZURITE_PORT, args.data_dir / "azurite", blob_port=AZURITE_BLOB_PORT)
+            log.info(
+                "started Azurite on 127.0.0.1:%s (tables), :%s (blobs); data in %s",
+                AZURITE_PORT,
+                AZURITE_BLOB_PORT,
+                args.data_dir / "azurite",
+            )
+        storage = azurite.connection_string(AZURITE_PORT, blob_port=AZURITE_BLOB_PORT)
     # The app reads its storage from the environment, like on Azure.
     os.environ["AzureWebJobsStorage"] = storage  # noqa: SIM112 - the Functions setting's name
     demo = None

@@ -11,7 +11,7 @@ from devhost import azurite
 
 @pytest.fixture(scope="session")
 def azurite_server() -> Iterator[azurite.Azurite]:
-    """Azurite's table service in memory on a free loopback port, stopped after the session."""
+    """Azurite's table and blob services in memory on free loopback ports, stopped after the session."""
     server = azurite.start()
     try:
         yield server
