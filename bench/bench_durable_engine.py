@@ -71,7 +71,7 @@ async def upsert_baseline(conn: str, n: int = 200) -> float:
 async def run(
     host: Host, session: aiohttp.ClientSession, name: str, value: Any
 ) -> tuple[float, dict[str, Any]]:
-    base = f"{host.base_url}/runtime/webhooks/durabletask"
+    base = f"{host.base_url}/durabletask"  # the local RPC endpoint the SDK client calls (no key)
     t0 = time.perf_counter()
     async with session.post(f"{base}/orchestrators/{name}", json=value) as r:
         instance = (await r.json())["id"]

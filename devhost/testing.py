@@ -27,6 +27,7 @@ import httpx
 from .azurite import PROJECT_ROOT, free_port
 
 TEST_FUNCTION_KEY = "devhost-test-key"
+DURABLE_API = "/runtime/webhooks/durabletask"
 
 
 class DevhostProcess:
@@ -137,7 +138,11 @@ class DevhostProcess:
         self.close()
 
     # -- HTTP helpers ----------------------------------------------------------------------
-    def request(self, method: str, path: str, *, key: bool = False, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, path: str, *, key: bool | None = None, **kwargs: Any) -> httpx.Response:
+        """``key``: send the host key; by default only to the Durable management API, which the
+        host refuses without its system key (pass ``key=False`` to see the refusal)."""
+        if key is None:
+            key = path.startswith(DURABLE_API)
         if key:
             kwargs.setdefault("headers", {})["x-functions-key"] = self.function_key
         return self.http.request(method, path, **kwargs)

@@ -130,15 +130,26 @@ def opening(instance: Instance, state: EngineState, batch: list[Message], now: d
     return events
 
 
+def _input_token(text: str | None) -> Any:
+    """``GetInputAsJson``: the stored input as a JSON value (the SDK decodes a string once more)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def context_json(instance: Instance, history: list[h.Event], events: list[h.Event]) -> str:
-    """What the extension sends an out-of-process orchestrator (``OutOfProcOrchestrationShim``)."""
+    """What the extension sends an out-of-process orchestrator
+    (``Bindings/OrchestrationTriggerAttributeBindingProvider.cs`` OrchestrationContextToString)."""
     context = {
         "history": [h.for_sdk(ev, played=True) for ev in history]
         + [h.for_sdk(ev, played=False) for ev in events],
         "instanceId": instance.instance_id,
         "isReplaying": bool(history),
         "parentInstanceId": (instance.parent or {}).get("instanceId"),
-        "input": instance.input,
+        "input": _input_token(instance.input),
         "upperSchemaVersion": SCHEMA_V2,
         "upperSchemaVersionNew": SCHEMA_V3,
         "maximumShortTimerDuration": MAX_SHORT_TIMER,
