@@ -15,7 +15,9 @@ from pathlib import Path
 
 from . import azurite
 from .clock import Clock, ClockMode
+from .durable.registry import UnsupportedFunction
 from .host import Host
+from .schedules import ScheduleError
 from .worker import Worker, WorkerRefused, runtime_version
 
 log = logging.getLogger("devhost")
@@ -142,7 +144,12 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await host.start()
+        try:
+            await host.start()
+        except (UnsupportedFunction, ScheduleError) as exc:
+            # Refused at load, as the host refuses a function it cannot index; nothing runs.
+            print(f"devhost: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(3) from None
         print(
             f"devhost: serving {app_dir / script} through the Python worker "
             f"(azure-functions-runtime {runtime_version()}) on {host.base_url}/api/ "
@@ -154,7 +161,16 @@ async def serve(args: argparse.Namespace) -> None:
         for f in host.functions:
             methods = ",".join(sorted(f.methods)) if f.methods else "*"
             print(f"  {methods:<12} {host.base_url}/api/{f.route}  [{f.auth_level}]", flush=True)
-        print(f"  Durable API  {host.base_url}/runtime/webhooks/durabletask/instances", flush=True)
+        triggers = host.engine.triggers
+        for name, timer in sorted((triggers.timers if triggers else {}).items()):
+            print(
+                f"  Timer        {name}  [{timer.schedule.expression}]  next {timer.status.next.isoformat()}",
+                flush=True,
+            )
+        print(
+            f"  Durable API  {host.base_url}/runtime/webhooks/durabletask/instances  (system key: ?code=)",
+            flush=True,
+        )
         if clock.adjustable and host.dev_mode:
             print(
                 f'  Clock        {host.base_url}/dev/clock  (POST /dev/clock/advance {{"hours": 1}})',

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class ClockMode(StrEnum):
@@ -89,6 +90,12 @@ class PersistedClock:
 
     Timers and custom statuses are stamped with virtual time; if a restarted host began again
     at the wall time, every "since" would jump backwards and pending timers would wait anew.
+
+    Every move of the clock is saved at once (``subscribe``), with the wall time it was saved at.
+    A virtual clock keeps moving with wall time after the last save, so the time it had when the
+    host died is at least ``saved + (wall now - wall then)``; a restore starts from the later of
+    that and the saved time itself (a wall clock set back never takes virtual time back). A frozen
+    clock did not move after the save: it restarts exactly where it was saved.
     """
 
     def __init__(self, clock: Clock, connection_string: str, hub: str) -> None:
@@ -105,13 +112,24 @@ class PersistedClock:
         with contextlib.suppress(ResourceExistsError):
             self._table.create_table()
         try:
-            saved = datetime.fromisoformat(self._table.get_entity("clock", "")["Now"])
+            row = self._table.get_entity("clock", "")
         except ResourceNotFoundError:
-            saved = None
-        if saved is not None and saved > self.clock.now():
-            self.clock.set(saved)
+            row = None
+        if row is not None:
+            target = self.resume_point(row, datetime.now(UTC))
+            if target > self.clock.now():
+                self.clock.set(target)
         self.save()
         self.clock.subscribe(self.save)
+
+    def resume_point(self, row: Any, wall_now: datetime) -> datetime:
+        """Where the clock resumes after a restart, given the saved row."""
+        saved = datetime.fromisoformat(row["Now"])
+        wall_then = row.get("Wall")
+        if self.clock.mode is ClockMode.VIRTUAL and wall_then:
+            elapsed = wall_now - datetime.fromisoformat(wall_then)
+            return max(saved, saved + max(elapsed, timedelta(0)))
+        return saved
 
     def save(self) -> None:
         self._table.upsert_entity(
@@ -119,6 +137,7 @@ class PersistedClock:
                 "PartitionKey": "clock",
                 "RowKey": "",
                 "Now": self.clock.now().isoformat(),
+                "Wall": datetime.now(UTC).isoformat(),
                 "Mode": self.clock.mode.value,
             }
         )

@@ -32,7 +32,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as T
@@ -55,9 +55,12 @@ from .model import (
     StartChild,
     status_of,
 )
-from .registry import FunctionFailed, FunctionRunner
+from .registry import FunctionFailed, FunctionRunner, refuse_unsupported
 from .store import Entity, TaskHubStore
 from .timers import TimerService
+
+if TYPE_CHECKING:
+    from ..schedules import TimerTriggers
 
 log = logging.getLogger("devhost.durable")
 
@@ -66,6 +69,7 @@ log = logging.getLogger("devhost.durable")
 warnings.filterwarnings("ignore", message="Potential duplicate Task completion")
 
 MAX_BATCH_MESSAGES = 200
+STATUS_CONTAINER = "azure-webjobs-hosts"
 # Back-off before a failed episode is retried from storage (DurableTask waits for the lease).
 RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 # DurableClient.StartNewAsync (ContextImplementations/DurableClient.cs in the extension).
@@ -173,9 +177,18 @@ class Engine:
         self.timers = TimerService(clock, self._timer_fired)
         self._row_counter = 0
         self._closed = False
+        self.triggers: TimerTriggers | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
+        """Open storage, resume every unfinished instance, start the timer triggers.
+
+        Refuses (``UnsupportedFunction``, ``ScheduleError``, naming the function) an app with
+        functions it cannot run, before anything runs."""
+        from ..schedules import StatusStore, TimerTriggers
+
+        refuse_unsupported(getattr(self.registry, "bindings", {}))
+        TimerTriggers.schedules(self.registry)
         await self.store.open()
         self.timers.start()
         status_filter = " or ".join(f"RuntimeStatus eq '{s}'" for s in sorted(ACTIVE_NAMES))
@@ -183,10 +196,16 @@ class Engine:
             rt = await self._load(row["PartitionKey"])
             if rt is not None:
                 log.info("resumed %s (%s)", rt.instance_id, rt.row.get("Name"))
+        if getattr(self.registry, "timers", None):
+            statuses = StatusStore(self.store.container(STATUS_CONTAINER), self.store.hub.lower())
+            self.triggers = TimerTriggers(self.registry, self.clock, statuses, self._spawn)
+            await self.triggers.start()
 
     async def stop(self) -> None:
         self._closed = True
         await self.timers.stop()
+        if self.triggers is not None:
+            await self.triggers.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -210,7 +229,8 @@ class Engine:
         return task
 
     def is_busy(self) -> bool:
-        return self._busy > 0 or self.timers.has_due()
+        due = self.triggers is not None and self.triggers.has_due()
+        return self._busy > 0 or self.timers.has_due() or due
 
     async def wait_idle(self, limit: float = 30.0) -> bool:
         """Wait until no episode, activity, retry or due timer is left (``False`` after ``limit`` s)."""

@@ -138,6 +138,10 @@ class TaskHubStore:
         # AzureStorageOrchestrationService: "{TaskHubName.ToLowerInvariant()}-largemessages".
         self.blobs: ContainerClient = self._blob_service.get_container_client(f"{hub.lower()}-largemessages")
 
+    def container(self, name: str) -> ContainerClient:
+        """Another container of the same storage account (the host's own, for timer statuses)."""
+        return self._blob_service.get_container_client(name)
+
     async def open(self) -> None:
         for table in (self.instances, self.history, self.messages):
             await self._service.create_table_if_not_exists(table.table_name)
