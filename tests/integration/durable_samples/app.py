@@ -150,6 +150,75 @@ def long_wait(context: df.DurableOrchestrationContext):  # type: ignore[no-untyp
     return "woke"
 
 
+@app.activity_trigger(input_name="payload")
+def whisper(payload: str) -> str:
+    return payload.lower()
+
+
+@app.activity_trigger(input_name="size")
+def big(size: int) -> str:
+    """A result larger than a table property holds (the provider moves it to a blob)."""
+    return "r" * size
+
+
+@app.orchestration_trigger(context_name="context")
+def nondeterministic(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    """Schedules whisper on its first run and shout when it replays: a code change in disguise."""
+    name = "shout" if context.is_replaying else "whisper"
+    first = yield context.call_activity(name, "X")
+    second = yield context.call_activity("shout", first)
+    return second
+
+
+@app.orchestration_trigger(context_name="context")
+def loud_status(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    context.set_custom_status("s" * context.get_input())
+    yield context.call_activity(shout, "after")
+    return "done"
+
+
+@app.orchestration_trigger(context_name="context")
+def echo_big(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    """A large input, a large activity result and a large output."""
+    data = context.get_input()
+    result = yield context.call_activity(big, len(data))
+    return {"input": len(data), "result": len(result), "tail": data[-10:]}
+
+
+@app.orchestration_trigger(context_name="context")
+def mixed_case(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    return (yield context.call_activity("SHOUT", "case"))
+
+
+@app.orchestration_trigger(context_name="context")
+def parent_default_id(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    """A child without an id, a child with an id the table keys must escape, and a timer."""
+    yield context.create_timer(context.current_utc_datetime + timedelta(minutes=1))
+    first = yield context.call_sub_orchestrator("chain")
+    odd = yield context.call_sub_orchestrator("chain", None, f"{context.instance_id}#odd/child?")
+    return {"first": first, "odd": odd}
+
+
+@app.orchestration_trigger(context_name="context")
+def fails_once(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    """Fails through an activity that fails on its first call only (for rewind)."""
+    return (yield context.call_activity(flaky_once, context.instance_id))
+
+
+@app.activity_trigger(input_name="key")
+def flaky_once(key: str) -> str:
+    table = _table()
+    table.create_entity({"PartitionKey": key, "RowKey": uuid.uuid4().hex, "Step": "attempt"})
+    if len(list(table.query_entities("PartitionKey eq @k", parameters={"k": key}))) < 2:
+        raise RuntimeError("first call fails")
+    return "second call works"
+
+
+@app.orchestration_trigger(context_name="context")
+def http_caller(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    return (yield context.call_http("GET", "http://127.0.0.1:9/"))
+
+
 # -- HTTP ------------------------------------------------------------------------------------
 @app.route(route="start/{name}/{instance_id?}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @app.durable_client_input(client_name="client")
