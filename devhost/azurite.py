@@ -113,9 +113,7 @@ def _launch(binary: Path, service: str, port: int, location: Path | None) -> sub
     return process
 
 
-def start(
-    port: int | None = None, location: Path | None = None, blob_port: int | None = None
-) -> Azurite:
+def start(port: int | None = None, location: Path | None = None, blob_port: int | None = None) -> Azurite:
     """Start ``azurite-table`` and ``azurite-blob`` on loopback: in memory, or under ``location``."""
     port = port or free_port()
     blob_port = blob_port or free_port()

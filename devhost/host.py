@@ -221,7 +221,9 @@ class Host:
                 query=_joined(request.query),
                 route_params=params,
                 body=body,
-                client_bindings={n: self.management.binding_json(self.base_url) for n in target.client_params},
+                client_bindings={
+                    n: self.management.binding_json(self.base_url) for n in target.client_params
+                },
             )
         except FunctionFailed as exc:
             # The host answers a failed invocation with a bare 500 and logs the worker's message

@@ -54,7 +54,9 @@ class TimerRunner(Protocol):
     run_on_startup: frozenset[str]
     bindings: dict[str, list[dict[str, Any]]]
 
-    async def run_timer(self, name: str, *, past_due: bool, schedule_status: dict[str, Any] | None) -> None: ...
+    async def run_timer(
+        self, name: str, *, past_due: bool, schedule_status: dict[str, Any] | None
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -75,16 +77,20 @@ class Schedule:
             return when + interval
         fields = expr.split()
         if len(fields) not in (5, 6):
-            raise ScheduleError(
-                f"The schedule expression '{expr}' was not recognized as a valid cron expression or timespan string."
-            )
+            raise ScheduleError(_unrecognised(expr))
         try:
             it = croniter(expr, when.astimezone(UTC), second_at_beginning=len(fields) == 6)
-            return it.get_next(datetime).astimezone(UTC)
+            following: datetime = it.get_next(datetime)
+            return following.astimezone(UTC)
         except (CroniterBadCronError, ValueError, KeyError) as exc:
-            raise ScheduleError(
-                f"The schedule expression '{expr}' was not recognized as a valid cron expression or timespan string."
-            ) from exc
+            raise ScheduleError(_unrecognised(expr)) from exc
+
+
+def _unrecognised(expr: str) -> str:
+    # Scheduling/TimerSchedule.cs: the extension's message for a schedule it cannot parse.
+    return (
+        f"The schedule expression '{expr}' was not recognized as a valid cron expression or timespan string."
+    )
 
 
 def _iso(when: datetime) -> str:

@@ -121,7 +121,7 @@ def _time(request: web.Request, name: str) -> datetime | None:
     if not text:
         return None
     try:
-        when = dateparser.isoparse(text)
+        when: datetime = dateparser.isoparse(text)
     except ValueError:
         try:
             when = dateparser.parse(text)
@@ -339,7 +339,8 @@ class ManagementApi:
         return web.json_response(status, status=code, headers=headers)
 
     def _filter(self, request: web.Request, statuses: list[str]) -> tuple[str, dict[str, Any]]:
-        clauses, params = ["RowKey eq ''"], {}
+        clauses: list[str] = ["RowKey eq ''"]
+        params: dict[str, Any] = {}
         if statuses:
             parts = []
             for i, s in enumerate(statuses):

@@ -445,14 +445,14 @@ def nondeterminism(
         if index >= len(replayed):
             if what == "timer":
                 detail = (
-                    f"A previous execution of this orchestration scheduled a timer task with sequence number {seq} "
-                    "but the current replay execution hasn't (yet?) scheduled this task."
+                    "A previous execution of this orchestration scheduled a timer task with sequence "
+                    f"number {seq} but the current replay execution hasn't (yet?) scheduled this task."
                 )
             else:
                 detail = (
-                    f"A previous execution of this orchestration scheduled an {what} task with sequence ID {seq} "
-                    f"and name '{name}' (version ''), but the current replay execution hasn't (yet?) scheduled "
-                    "this task."
+                    f"A previous execution of this orchestration scheduled an {what} task with sequence "
+                    f"ID {seq} and name '{name}' (version ''), but the current replay execution hasn't "
+                    "(yet?) scheduled this task."
                 )
             return f"Non-Deterministic workflow detected: {detail} {_CHANGED}"
         action = replayed[index]

@@ -87,7 +87,7 @@ class Message:
             body=json.loads(row["Body"]),
             execution_id=row.get("ExecutionId"),
             row_key=row["RowKey"],
-            message_id=row.get("MessageId", row["RowKey"]),
+            message_id=str(row.get("MessageId") or row["RowKey"]),
         )
 
     @property

@@ -283,7 +283,7 @@ class TaskHubStore:
         for start in range(0, len(ops), MAX_BATCH):
             chunk = ops[start : start + MAX_BATCH]
             try:
-                await table.submit_transaction(chunk)  # type: ignore[arg-type]
+                await table.submit_transaction(chunk)
             except Exception:
                 for _, key in chunk:
                     with contextlib.suppress(ResourceNotFoundError):

@@ -41,7 +41,16 @@ EVENT_TYPES = [
     "ExecutionSuspended",
     "ExecutionResumed",
 ]
-STATUSES = {"Running", "Completed", "ContinuedAsNew", "Failed", "Canceled", "Terminated", "Pending", "Suspended"}
+STATUSES = {
+    "Running",
+    "Completed",
+    "ContinuedAsNew",
+    "Failed",
+    "Canceled",
+    "Terminated",
+    "Pending",
+    "Suspended",
+}
 JSON_MEMBERS = {"ExecutionStarted": ("OrchestrationInstance", "ParentInstance", "Tags")}
 DATETIME_MEMBERS = ("_Timestamp", "FireAt")
 
@@ -113,13 +122,19 @@ class DurableTaskReader:
     def read_history(self, partition_key: str, expected_execution: str) -> list[dict[str, Any]]:
         """GetHistoryEventsAsync: the sentinel row names the execution; its rows, decompressed."""
         rows = sorted(
-            (dict(r) for r in self.history.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key})),
+            (
+                dict(r)
+                for r in self.history.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key})
+            ),
             key=lambda r: r["RowKey"],
         )
         sentinel = next((r for r in rows if r["RowKey"] == "sentinel"), None)
         if sentinel is None:
             raise HubFormatError(f"{partition_key}: no sentinel row")
-        if sentinel.get("ExecutionId") != expected_execution or sentinel.get("IsCheckpointComplete") is not True:
+        if (
+            sentinel.get("ExecutionId") != expected_execution
+            or sentinel.get("IsCheckpointComplete") is not True
+        ):
             raise HubFormatError(f"{partition_key}: sentinel {sentinel}")
         events = []
         for row in rows:
@@ -150,12 +165,18 @@ class DurableTaskReader:
         if kinds[-1] != "OrchestratorCompleted":
             raise HubFormatError(f"{pk}: ends {kinds[-1]}")
         if "ExecutionCompleted" in kinds and kinds.index("ExecutionCompleted") != len(kinds) - 2:
-            raise HubFormatError(f"{pk}: ExecutionCompleted is not right before the last OrchestratorCompleted")
-        scheduled = {e["EventId"] for e in events if e["EventType"] in ("TaskScheduled", "SubOrchestrationInstanceCreated")}
+            raise HubFormatError(
+                f"{pk}: ExecutionCompleted is not right before the last OrchestratorCompleted"
+            )
+        scheduled = {
+            e["EventId"]
+            for e in events
+            if e["EventType"] in ("TaskScheduled", "SubOrchestrationInstanceCreated")
+        }
         for e in events:
-            if e["EventType"] in ("TaskCompleted", "TaskFailed", "SubOrchestrationInstanceCompleted"):
-                if e["TaskScheduledId"] not in scheduled:
-                    raise HubFormatError(f"{pk}: {e['EventType']} for unscheduled {e['TaskScheduledId']}")
+            answers = e["EventType"] in ("TaskCompleted", "TaskFailed", "SubOrchestrationInstanceCompleted")
+            if answers and e["TaskScheduledId"] not in scheduled:
+                raise HubFormatError(f"{pk}: {e['EventType']} for unscheduled {e['TaskScheduledId']}")
         timers = {e["EventId"] for e in events if e["EventType"] == "TimerCreated"}
         for e in events:
             if e["EventType"] == "TimerFired" and e["TimerId"] not in timers:

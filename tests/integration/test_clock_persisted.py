@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from devhost.clock import Clock, ClockMode, PersistedClock
 
 
-def test_virtual_time_resumes_at_least_where_it_was_when_the_host_died(storage_connection_string: str) -> None:
+def test_virtual_time_resumes_at_least_where_it_was_when_the_host_died(
+    storage_connection_string: str,
+) -> None:
     """Advanced a day, then wall time passes without a save: the restarted clock is not earlier."""
     hub = f"C{uuid.uuid4().hex[:10]}"
     first = Clock(ClockMode.VIRTUAL)
@@ -41,4 +43,6 @@ def test_a_wall_clock_set_back_does_not_take_virtual_time_back(storage_connectio
     saved = datetime(2031, 6, 1, tzinfo=UTC)
     row = {"Now": saved.isoformat(), "Wall": datetime(2031, 1, 1, tzinfo=UTC).isoformat()}
     assert keeper.resume_point(row, wall_now=datetime(2030, 1, 1, tzinfo=UTC)) == saved
-    assert keeper.resume_point(row, wall_now=datetime(2031, 1, 1, 1, tzinfo=UTC)) == saved + timedelta(hours=1)
+    assert keeper.resume_point(row, wall_now=datetime(2031, 1, 1, 1, tzinfo=UTC)) == saved + timedelta(
+        hours=1
+    )

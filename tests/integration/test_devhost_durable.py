@@ -29,7 +29,13 @@ def test_function_chaining_passes_each_result_on(devhost: DevhostProcess) -> Non
     assert status["output"] == ["A", "AB", "ABC"]
     # The host's shape: TaskScheduled folded into TaskCompleted, orchestrator events dropped.
     kinds = [e["EventType"] for e in status["historyEvents"]]
-    assert kinds == ["ExecutionStarted", "TaskCompleted", "TaskCompleted", "TaskCompleted", "ExecutionCompleted"]
+    assert kinds == [
+        "ExecutionStarted",
+        "TaskCompleted",
+        "TaskCompleted",
+        "TaskCompleted",
+        "ExecutionCompleted",
+    ]
     assert [e.get("FunctionName") for e in status["historyEvents"][1:4]] == ["shout"] * 3
 
 

@@ -19,7 +19,9 @@ ENTITY_APP = "tests.integration.durable_samples.entity_app:app"
 
 
 def runs(connection: str, key: str) -> list[dict[str, Any]]:
-    table = TableServiceClient.from_connection_string(connection).create_table_if_not_exists("SampleTimerRuns")
+    table = TableServiceClient.from_connection_string(connection).create_table_if_not_exists(
+        "SampleTimerRuns"
+    )
     return [dict(e) for e in table.query_entities("PartitionKey eq @k", parameters={"k": key})]
 
 
@@ -47,18 +49,26 @@ def test_missed_occurrence_runs_at_start_as_past_due(storage_connection_string: 
     """A recorded Next that passed while the host was down: one immediate run with IsPastDue."""
     key, hub = uuid.uuid4().hex, f"T{uuid.uuid4().hex[:12]}"
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-    status = {"Last": hour.isoformat(), "Next": (hour + timedelta(hours=1)).isoformat(), "LastUpdated": hour.isoformat()}
+    status = {
+        "Last": hour.isoformat(),
+        "Next": (hour + timedelta(hours=1)).isoformat(),
+        "LastUpdated": hour.isoformat(),
+    }
     container = BlobServiceClient.from_connection_string(storage_connection_string).get_container_client(
         "azure-webjobs-hosts"
     )
     if not container.exists():
         container.create_container()
-    container.upload_blob(f"timers/{hub.lower()}/Host.Functions.every_minute/status", json.dumps(status), overwrite=True)
+    container.upload_blob(
+        f"timers/{hub.lower()}/Host.Functions.every_minute/status", json.dumps(status), overwrite=True
+    )
     with timer_host(storage_connection_string, "0 0 * * * *", key, task_hub=hub) as host:
         host.wait_idle()
         done = runs(storage_connection_string, key)
         assert [r["PastDue"] for r in done] == [True]
-        saved = json.loads(container.download_blob(f"timers/{hub.lower()}/Host.Functions.every_minute/status").readall())
+        saved = json.loads(
+            container.download_blob(f"timers/{hub.lower()}/Host.Functions.every_minute/status").readall()
+        )
         assert datetime.fromisoformat(saved["Next"].replace("Z", "+00:00")) > datetime.now(UTC)
 
 

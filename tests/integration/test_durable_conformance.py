@@ -61,7 +61,9 @@ def test_raised_event_body_is_parsed_once(devhost: DevhostProcess, body: str, ex
     instance = start(devhost, "waiter")
     devhost.wait_idle()
     r = devhost.post(
-        f"{API}/instances/{instance}/raiseEvent/Go", content=body, headers={"Content-Type": "application/json"}
+        f"{API}/instances/{instance}/raiseEvent/Go",
+        content=body,
+        headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 202
     devhost.wait_idle()
@@ -81,7 +83,9 @@ def test_raise_event_needs_json_content(devhost: DevhostProcess) -> None:
     """Only application/json request content is supported (400), as the host says."""
     instance = start(devhost, "waiter")
     devhost.wait_idle()
-    r = devhost.post(f"{API}/instances/{instance}/raiseEvent/Go", content="1", headers={"Content-Type": "text/plain"})
+    r = devhost.post(
+        f"{API}/instances/{instance}/raiseEvent/Go", content="1", headers={"Content-Type": "text/plain"}
+    )
     assert r.status_code == 400
     assert r.json() == {"Message": "Only application/json request content is supported"}
 
@@ -98,7 +102,9 @@ def test_custom_status_over_16_kb_fails_the_orchestration(devhost: DevhostProces
     assert run(devhost, "loud_status", 8_000)["runtimeStatus"] == "Completed"
 
 
-def test_large_input_result_and_output_go_to_blobs(devhost: DevhostProcess, storage_connection_string: str) -> None:
+def test_large_input_result_and_output_go_to_blobs(
+    devhost: DevhostProcess, storage_connection_string: str
+) -> None:
     """100,000 characters in, out and through an activity: the provider's large-message blobs."""
     data = "i" * 99_990 + "0123456789"
     instance = start(devhost, "echo_big", data)
@@ -125,7 +131,9 @@ def test_management_api_requires_the_system_key(devhost: DevhostProcess) -> None
     """No key, no answer (401); ?code= or x-functions-key opens it."""
     assert devhost.get(f"{API}/instances", key=False).status_code == 401
     assert devhost.get(f"{API}/instances", key=False, params={"code": "wrong"}).status_code == 401
-    assert devhost.get(f"{API}/instances", key=False, params={"code": devhost.function_key}).status_code == 200
+    assert (
+        devhost.get(f"{API}/instances", key=False, params={"code": devhost.function_key}).status_code == 200
+    )
 
 
 def test_check_status_urls_from_the_app_carry_the_code(devhost: DevhostProcess) -> None:
@@ -190,7 +198,9 @@ def test_show_history_is_the_hosts_shape(devhost: DevhostProcess) -> None:
     instance = start(devhost, "chain")
     devhost.wait_idle()
     events = devhost.status(instance, show_history=True)["historyEvents"]
-    assert [e["EventType"] for e in events] == ["ExecutionStarted"] + ["TaskCompleted"] * 3 + ["ExecutionCompleted"]
+    assert [e["EventType"] for e in events] == ["ExecutionStarted"] + ["TaskCompleted"] * 3 + [
+        "ExecutionCompleted"
+    ]
     first = events[1]
     assert first["FunctionName"] == "shout" and first["Result"] == "A" and "ScheduledTime" in first
     assert "TaskScheduledId" not in first and "EventId" not in first
@@ -258,12 +268,19 @@ def test_task_hub_rows_are_as_durabletask_azure_storage_writes_them(
     reader = DurableTaskReader(storage_connection_string, devhost.task_hub)
     parent = reader.instance(instance)
     row = parent.row
-    assert (row["Generation"], row["TaskHubName"], row["Tags"], row["CustomStatus"]) == (0, devhost.task_hub, "null", "null")
+    assert (row["Generation"], row["TaskHubName"], row["Tags"], row["CustomStatus"]) == (
+        0,
+        devhost.task_hub,
+        "null",
+        "null",
+    )
     kinds = [e["EventType"] for e in parent.history]
     assert kinds[-2:] == ["ExecutionCompleted", "OrchestratorCompleted"]
     timer = next(e for e in parent.history if e["EventType"] == "TimerCreated")
     assert isinstance(timer["FireAt"], datetime)
-    children = [e["InstanceId"] for e in parent.history if e["EventType"] == "SubOrchestrationInstanceCreated"]
+    children = [
+        e["InstanceId"] for e in parent.history if e["EventType"] == "SubOrchestrationInstanceCreated"
+    ]
     assert children[0] == f"{row['ExecutionId']}:1"  # executionId:sequence number
     assert children[1] == f"{instance}#odd/child?"
     for child_id in children:
@@ -299,7 +316,9 @@ def test_function_names_ignore_case(devhost: DevhostProcess) -> None:
     assert devhost.status(r.json()["id"])["output"] == "CASE"
 
 
-def test_last_failed_retry_waits_no_further_interval(devhost: DevhostProcess, storage_connection_string: str) -> None:
+def test_last_failed_retry_waits_no_further_interval(
+    devhost: DevhostProcess, storage_connection_string: str
+) -> None:
     """The timer after the last failed attempt fires at once (RetryInterceptor's back-compat timer)."""
     instance = start(devhost, "retrying")
     devhost.wait_idle()
@@ -309,7 +328,9 @@ def test_last_failed_retry_waits_no_further_interval(devhost: DevhostProcess, st
     assert status["runtimeStatus"] == "Completed", status
     _, history = tables(storage_connection_string, devhost.task_hub)
     timers = list(
-        history.query_entities("PartitionKey eq @p and EventType eq 'TimerCreated'", parameters={"p": instance})
+        history.query_entities(
+            "PartitionKey eq @p and EventType eq 'TimerCreated'", parameters={"p": instance}
+        )
     )
     assert len(timers) == 4  # flaky: 1 s twice, then success; always_fails: 1 s, then the immediate one
     immediate = [t for t in timers if t["FireAt"] == t["_Timestamp"]]
