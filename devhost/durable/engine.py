@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import uuid
@@ -612,10 +613,10 @@ class Engine:
         for msg in fresh:
             if msg.kind is Kind.TERMINATE:
                 return [msg]
-        suspended = rt.status is S.Suspended
         for msg in fresh:
-            if (msg.kind is Kind.RESUME and suspended) or (msg.kind is Kind.SUSPEND and not suspended):
+            if msg.kind in (Kind.SUSPEND, Kind.RESUME):
                 return [msg]
+        suspended = rt.status is S.Suspended
         if suspended:
             return []  # DurableTask holds everything else back until the instance is resumed
         batch: list[Message] = []
@@ -641,8 +642,19 @@ class Engine:
         now = utcnow_ms(self.clock)
         # Control messages that would not change anything (resume of a running instance) are
         # consumed without an episode.
-        if batch and batch[0].kind in CONTROL:
-            episode = ep.control_episode(rt.instance(), rt.state, batch, rt.status or S.Running, now)
+        current = rt.status or S.Running
+        if batch and ep.changes_nothing(batch[0], current):
+            # Resuming a running instance or suspending a suspended one: consumed, nothing recorded.
+            episode = ep.Episode(
+                batch,
+                [],
+                copy.deepcopy(rt.state),
+                current,
+                output=rt.row.get("Output"),
+                custom_status=rt.row.get("CustomStatus"),
+            )
+        elif batch and batch[0].kind in CONTROL:
+            episode = ep.control_episode(rt.instance(), rt.state, batch, current, now)
         else:
             episode = await self._run(rt, batch, now)
             if episode.continue_as_new and len(batch) > 1:
@@ -825,8 +837,6 @@ class Engine:
             parent = EngineState.loads(child.get("DevhostState")).parent
             if parent and parent.get("executionId") == rt.execution_id:
                 await self._notify_parent(child, parent)
-        elif child.get("RuntimeStatus") == S.Failed.value:
-            pass
 
     async def _notify_parent(self, row: Entity, parent: dict[str, Any]) -> None:
         task_id = parent["taskId"]

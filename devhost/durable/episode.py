@@ -271,6 +271,12 @@ def control_episode(
     return episode
 
 
+def changes_nothing(msg: Message, current: S) -> bool:
+    """A resume of an instance that is not suspended, or a suspend of one that is."""
+    suspended = current is S.Suspended
+    return (msg.kind is Kind.RESUME and not suspended) or (msg.kind is Kind.SUSPEND and suspended)
+
+
 # -- retries ---------------------------------------------------------------------------------
 def retry_bookkeeping(episode: Episode, now: datetime) -> None:
     state = episode.state
