@@ -27,6 +27,9 @@ class StorageProxy:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     def start(self) -> StorageProxy:
         self._thread.start()
@@ -34,8 +37,22 @@ class StorageProxy:
         return self
 
     def stop(self) -> None:
+        """Close every connection, the listener and the loop (nothing left for the GC to find)."""
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     def trip(self, times: int, *patterns: bytes) -> None:
         with self._lock:
@@ -52,16 +69,29 @@ class StorageProxy:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self._server = server
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
+        try:
+            await self._pipe(reader, writer)
+        finally:
+            writer.transport.abort()
+            self._writers.discard(writer)
+            self._handlers.discard(task)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
-            writer.close()
             return
+        self._writers.add(up_writer)
 
         async def upstream() -> None:
             request = b""
@@ -81,8 +111,12 @@ class StorageProxy:
                 await writer.drain()
             writer.close()
 
-        with contextlib.suppress(OSError, ConnectionError):
-            await asyncio.gather(upstream(), downstream())
+        try:
+            with contextlib.suppress(OSError, ConnectionError):
+                await asyncio.gather(upstream(), downstream())
+        finally:
+            up_writer.transport.abort()
+            self._writers.discard(up_writer)
 
 
 @contextlib.contextmanager
