@@ -20,7 +20,6 @@ An invocation that fails is logged and the schedule goes on, as the listener doe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -34,13 +33,13 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 from croniter import CroniterBadCronError, croniter
 
-from .clock import Clock, ClockMode
+from .clock import Clock
 from .durable.registry import FunctionFailed
+from .durable.timers import ClockLoop
 
 log = logging.getLogger("devhost.timers")
 
 STATUS_CONTAINER = "azure-webjobs-hosts"
-MAX_SLEEP = 1.0  # a virtual clock also moves with wall time: look again at least this often
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})$")
 DEFAULT = datetime(1, 1, 1, tzinfo=UTC)  # default(DateTime)
 
@@ -172,7 +171,7 @@ class _Timer:
     running: bool = False
 
 
-class TimerTriggers:
+class TimerTriggers(ClockLoop):
     """Runs the app's timer-triggered functions through the runner, on the devhost clock."""
 
     def __init__(
@@ -182,15 +181,11 @@ class TimerTriggers:
         statuses: StatusStore,
         spawn: Callable[[Coroutine[Any, Any, None]], Any],
     ) -> None:
+        super().__init__(clock)
         self.runner = runner
-        self.clock = clock
         self.statuses = statuses
         self.spawn = spawn
         self.timers: dict[str, _Timer] = {}
-        self._changed: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        clock.subscribe(self._clock_moved)
 
     @staticmethod
     def schedules(runner: TimerRunner) -> dict[str, Schedule]:
@@ -204,8 +199,6 @@ class TimerTriggers:
         return out
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._changed = asyncio.Event()
         now = self.clock.now()
         await self.statuses.open()
         startup: list[tuple[_Timer, bool]] = []
@@ -226,9 +219,9 @@ class TimerTriggers:
                 startup.append((timer, True))
             elif name in self.runner.run_on_startup:
                 startup.append((timer, False))
+        self.start_loop()
         for timer, past_due in startup:
             self._invoke(timer, past_due=past_due, unscheduled=True)
-        self._task = self._loop.create_task(self._run())
 
     def _trigger(self, name: str) -> dict[str, Any]:
         for binding in self.runner.bindings.get(name, []):
@@ -236,19 +229,13 @@ class TimerTriggers:
                 return binding
         return {}
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
     def has_due(self) -> bool:
         now = self.clock.now()
         return any(t.running or t.status.next <= now for t in self.timers.values())
 
-    def _clock_moved(self) -> None:
-        if self._loop is not None and self._changed is not None:
-            self._loop.call_soon_threadsafe(self._changed.set)
+    def next_due(self) -> datetime | None:
+        waiting = [t.status.next for t in self.timers.values() if not t.running]
+        return min(waiting) if waiting else None
 
     def fire_due(self) -> int:
         now, fired = self.clock.now(), 0
@@ -281,17 +268,4 @@ class TimerTriggers:
                     await self.statuses.put(timer.name, timer.status)
                 except Exception:
                     log.exception("could not record the schedule status of %s", timer.name)
-            if self._changed is not None:
-                self._changed.set()
-
-    async def _run(self) -> None:
-        assert self._changed is not None
-        while True:
-            self.fire_due()
-            timeout: float | None = None
-            waiting = [t.status.next for t in self.timers.values() if not t.running]
-            if waiting and self.clock.mode is not ClockMode.FROZEN:
-                timeout = max(0.0, min((min(waiting) - self.clock.now()).total_seconds(), MAX_SLEEP))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
-            self._changed.clear()
+            self._wake()

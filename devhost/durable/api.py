@@ -48,6 +48,8 @@ CONNECTION = "Storage"
 DEFAULT_PAGE_SIZE = 100  # OrchestrationStatusQueryCondition.PageSize
 ACCEPTED_STATUSES = frozenset({S.Running.value, S.Pending.value, S.ContinuedAsNew.value, S.Suspended.value})
 
+REWIND_GONE = frozenset({S.Canceled.value, S.Terminated.value, S.Completed.value})
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -249,13 +251,19 @@ class ManagementApi:
         row = await self.engine.store.get_instance(instance_id)
         return None if row is None else str(row.get("RuntimeStatus"))
 
-    async def raise_event(self, request: web.Request) -> web.Response:
-        instance_id = request.match_info["instance_id"]
+    async def _refusal(self, instance_id: str, gone: frozenset[str] = TERMINAL_NAMES) -> web.Response | None:
+        """The host's first checks: 404 for an unknown instance, 410 for one in ``gone``."""
         status = await self._current(instance_id)
         if status is None:
             return _empty(404)
-        if status in TERMINAL_NAMES:
+        if status in gone:
             return _empty(410)
+        return None
+
+    async def raise_event(self, request: web.Request) -> web.Response:
+        instance_id = request.match_info["instance_id"]
+        if (refused := await self._refusal(instance_id)) is not None:
+            return refused
         if request.content_type.lower() != "application/json":
             return _error(400, "Only application/json request content is supported")
         ok, data = _parse_once(await request.read())
@@ -273,11 +281,8 @@ class ManagementApi:
         self, request: web.Request, op: Callable[[str, str | None], Awaitable[None]]
     ) -> web.Response:
         instance_id = request.match_info["instance_id"]
-        status = await self._current(instance_id)
-        if status is None:
-            return _empty(404)
-        if status in TERMINAL_NAMES:
-            return _empty(410)
+        if (refused := await self._refusal(instance_id)) is not None:
+            return refused
         try:
             await op(instance_id, request.query.get("reason"))
         except InstanceNotFound:
@@ -297,11 +302,8 @@ class ManagementApi:
 
     async def rewind(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
-        status = await self._current(instance_id)
-        if status is None:
-            return _empty(404)
-        if status in (S.Canceled.value, S.Terminated.value, S.Completed.value):
-            return _empty(410)
+        if (refused := await self._refusal(instance_id, REWIND_GONE)) is not None:
+            return refused
         try:
             await self.engine.rewind(instance_id, request.query.get("reason"))
         except InvalidArgument as exc:

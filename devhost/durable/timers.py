@@ -20,18 +20,24 @@ FireCallback = Callable[[str, str, int, datetime], None]
 MAX_SLEEP = 1.0
 
 
-class TimerService:
-    def __init__(self, clock: Clock, on_fire: FireCallback) -> None:
+class ClockLoop:
+    """A task that fires what falls due on the devhost clock, woken whenever the clock moves
+    (from any thread) or something new is armed. Subclasses say what is due and fire it."""
+
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.on_fire = on_fire
-        self._heap: list[tuple[datetime, int, str, str, int]] = []
-        self._order = itertools.count()
         self._changed: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         clock.subscribe(self._clock_moved)
 
-    def start(self) -> None:
+    def next_due(self) -> datetime | None:
+        raise NotImplementedError
+
+    def fire_due(self) -> int:
+        raise NotImplementedError
+
+    def start_loop(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self._task = self._loop.create_task(self._run())
@@ -41,6 +47,32 @@ class TimerService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def _clock_moved(self) -> None:
+        # Called from whichever thread moved the clock.
+        if self._loop is not None and self._changed is not None:
+            self._loop.call_soon_threadsafe(self._changed.set)
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    async def _run(self) -> None:
+        assert self._changed is not None
+        while True:
+            self.fire_due()
+            await wait_for_change(self.clock, self._changed, self.next_due())
+
+
+class TimerService(ClockLoop):
+    def __init__(self, clock: Clock, on_fire: FireCallback) -> None:
+        super().__init__(clock)
+        self.on_fire = on_fire
+        self._heap: list[tuple[datetime, int, str, str, int]] = []
+        self._order = itertools.count()
+
+    def start(self) -> None:
+        self.start_loop()
 
     def arm(self, fire_at: datetime, instance_id: str, execution_id: str, timer_id: int) -> None:
         heapq.heappush(self._heap, (fire_at, next(self._order), instance_id, execution_id, timer_id))
@@ -61,23 +93,14 @@ class TimerService:
             fired += 1
         return fired
 
-    def _clock_moved(self) -> None:
-        # Called from whichever thread moved the clock.
-        if self._loop is not None and self._changed is not None:
-            self._loop.call_soon_threadsafe(self._changed.set)
 
-    def _wake(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
 
-    async def _run(self) -> None:
-        assert self._changed is not None
-        while True:
-            self.fire_due()
-            timeout: float | None = None
-            if self._heap and self.clock.mode is not ClockMode.FROZEN:
-                wait = (self._heap[0][0] - self.clock.now()).total_seconds()
-                timeout = max(0.0, min(wait, MAX_SLEEP))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
-            self._changed.clear()
+async def wait_for_change(clock: Clock, changed: asyncio.Event, due: datetime | None) -> None:
+    """Sleep until ``changed`` is set or ``due`` may have come (a frozen clock moves only when
+    told, which sets ``changed``; a moving one is looked at again at least every MAX_SLEEP s)."""
+    timeout: float | None = None
+    if due is not None and clock.mode is not ClockMode.FROZEN:
+        timeout = max(0.0, min((due - clock.now()).total_seconds(), MAX_SLEEP))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(changed.wait(), timeout)
+    changed.clear()

@@ -124,32 +124,26 @@ def test_activity_names_match_ignoring_case_on_replay() -> None:
     assert result.output == "X"
 
 
-def test_custom_status_over_16_kb_fails_the_orchestration_with_the_converters_message() -> None:
-    """20,000 characters are 39 KB of UTF-16: more than SetCustomStatus accepts."""
-
+def status_of_size(size: int) -> Any:
     def orch(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
-        context.set_custom_status("x" * 20_000)
+        context.set_custom_status("x" * size)
         yield context.call_activity("a", 1)
 
-    result = SdkReplayDouble(orch).episode()
+    return orch
+
+
+def test_custom_status_over_16_kb_fails_the_orchestration_with_the_converters_message() -> None:
+    """20,000 characters are 39 KB of UTF-16: more than SetCustomStatus accepts; 8,000 (15.6 KB) pass."""
+    result = SdkReplayDouble(status_of_size(20_000)).episode()
     assert result.status is S.Failed
     assert result.error == (
         "Orchestrator function 'orch' failed: The UTF-16 size of the JSON-serialized payload must not "
         "exceed 16 KB. The current payload size is 39 KB."
     )
     assert result.work == []
-
-
-def test_custom_status_just_under_16_kb_is_kept() -> None:
-    """8,000 characters (about 15.6 KB of UTF-16, quotes included) are accepted."""
-
-    def orch(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
-        context.set_custom_status("y" * 8_000)
-        yield context.call_activity("a", 1)
-
-    result = SdkReplayDouble(orch).episode()
-    assert result.status is S.Running
-    assert result.custom_status == json.dumps("y" * 8_000)
+    kept = SdkReplayDouble(status_of_size(8_000)).episode()
+    assert kept.status is S.Running
+    assert kept.custom_status == json.dumps("x" * 8_000)
 
 
 def test_last_failed_retry_gets_a_timer_that_fires_at_once() -> None:

@@ -37,7 +37,8 @@ def test_a_schedule_the_extension_rejects_is_refused(expression: str) -> None:
 def test_a_new_timer_records_its_next_occurrence_and_is_not_past_due() -> None:
     """No status yet: Next from now, LastUpdated now, not past due."""
     status, changed, past_due = check_past_due(Schedule("0 0 * * * *"), None, T0)
-    assert (status.last, status.next, status.last_updated) == (DEFAULT, datetime(2026, 12, 1, 11, tzinfo=UTC), T0)
+    eleven = datetime(2026, 12, 1, 11, tzinfo=UTC)
+    assert (status.last, status.next, status.last_updated) == (DEFAULT, eleven, T0)
     assert changed and not past_due
 
 
