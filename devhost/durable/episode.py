@@ -87,6 +87,7 @@ class Episode:
     can_input: str | None = None
     work: list[Work] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
+    instance_execution: str = ""  # the execution id, for ids the engine makes up
 
     @property
     def continue_as_new(self) -> bool:
@@ -197,6 +198,7 @@ def decide(
     raw_status = answer.get("customStatus")
     custom = json.dumps(raw_status) if raw_status is not None else instance.custom_status
     episode = Episode(batch, events, state, S.Running, custom_status=custom)
+    episode.instance_execution = instance.execution_id
     retry_bookkeeping(episode, now)
     if (too_big := custom_status_error(custom)) is not None:
         episode.custom_status = instance.custom_status
@@ -281,13 +283,13 @@ def changes_nothing(msg: Message, current: S) -> bool:
 def retry_bookkeeping(episode: Episode, now: datetime) -> None:
     state = episode.state
     for msg in episode.batch:
-        if msg.kind in (Kind.TASK_COMPLETED, Kind.TASK_FAILED):
+        if msg.kind in (Kind.TASK_COMPLETED, Kind.TASK_FAILED, Kind.SUB_COMPLETED, Kind.SUB_FAILED):
             key = str(msg.body["TaskScheduledId"])
             rec = state.retries.get(key)
             if rec is None or rec["phase"] != "task":
                 continue
             del state.retries[key]
-            if msg.kind is Kind.TASK_FAILED:
+            if msg.kind in (Kind.TASK_FAILED, Kind.SUB_FAILED):
                 if rec["attempt"] >= rec["max"]:
                     delay_ms = 0.0  # RetryInterceptor's back-compat timer: it fires at once
                 else:
@@ -305,15 +307,31 @@ def retry_bookkeeping(episode: Episode, now: datetime) -> None:
                 continue
             task_id = state.next_seq()
             state.retries[str(task_id)] = dict(rec, phase="task", attempt=rec["attempt"] + 1)
+            if rec.get("child") is None:
+                episode.events.append(
+                    h.event(T.TASK_SCHEDULED, now, task_id, Name=rec["name"], Input=rec["input"])
+                )
+                episode.work.append(RunActivity(task_id, rec["name"], rec["input"]))
+                continue
+            # The retried call creates the sub-orchestration again: the caller's id, or a new
+            # "<execution id>:<sequence number>".
+            child_id = rec["child"] or f"{episode.instance_execution}:{task_id}"
             episode.events.append(
-                h.event(T.TASK_SCHEDULED, now, task_id, Name=rec["name"], Input=rec["input"])
+                h.event(
+                    T.SUB_ORCHESTRATION_INSTANCE_CREATED,
+                    now,
+                    task_id,
+                    Name=rec["name"],
+                    Input=rec["input"],
+                    InstanceId=child_id,
+                )
             )
-            episode.work.append(RunActivity(task_id, rec["name"], rec["input"]))
+            episode.work.append(StartChild(task_id, rec["name"], child_id, rec["input"]))
 
 
 def drives_retry(state: EngineState, msg: Message) -> bool:
     """A failure or timer that moves a retry on (it must be alone in its episode, see above)."""
-    if msg.kind is Kind.TASK_FAILED:
+    if msg.kind in (Kind.TASK_FAILED, Kind.SUB_FAILED):
         rec = state.retries.get(str(msg.body["TaskScheduledId"]))
         return rec is not None and rec["phase"] == "task"
     if msg.kind is Kind.TIMER_FIRED:
@@ -374,17 +392,7 @@ def schedule(instance: Instance, episode: Episode, action: dict[str, Any], now: 
         episode.events.append(h.event(T.TASK_SCHEDULED, now, seq, Name=name, Input=inp))
         episode.work.append(RunActivity(seq, name, inp))
         if kind is A.CALL_ACTIVITY_WITH_RETRY:
-            opts = action.get("retryOptions", {})
-            state.retries[str(seq)] = {
-                "phase": "task",
-                "name": name,
-                "input": inp,
-                "attempt": 1,
-                "max": int(opts.get("maxNumberOfAttempts", 1)),
-                "interval": float(opts.get("firstRetryIntervalInMilliseconds", 1000)),
-                "backoff": float(opts.get("backoffCoefficient", 1.0)),
-                "maxInterval": opts.get("maxRetryIntervalInMilliseconds"),
-            }
+            state.retries[str(seq)] = _retry_record(action, name, inp, child=None)
     elif kind is A.CREATE_TIMER:
         fire_at = datetime.fromisoformat(action["fireAt"].replace("Z", "+00:00"))
         if fire_at.tzinfo is None:
@@ -399,7 +407,26 @@ def schedule(instance: Instance, episode: Episode, action: dict[str, Any], now: 
             h.event(T.SUB_ORCHESTRATION_INSTANCE_CREATED, now, seq, Name=name, Input=inp, InstanceId=child_id)
         )
         episode.work.append(StartChild(seq, name, child_id, inp))
+        if kind is A.CALL_SUB_ORCHESTRATOR_WITH_RETRY:
+            state.retries[str(seq)] = _retry_record(action, name, inp, child=action.get("instanceId") or "")
     return None
+
+
+def _retry_record(action: dict[str, Any], name: str, inp: str | None, child: str | None) -> dict[str, Any]:
+    """What a retry needs to know (RetryOptions as the SDK sends them); ``child`` is None for an
+    activity, else the caller's sub-orchestration id ("" when it chose none)."""
+    opts = action.get("retryOptions", {})
+    return {
+        "phase": "task",
+        "name": name,
+        "input": inp,
+        "child": child,
+        "attempt": 1,
+        "max": int(opts.get("maxNumberOfAttempts", 1)),
+        "interval": float(opts.get("firstRetryIntervalInMilliseconds", 1000)),
+        "backoff": float(opts.get("backoffCoefficient", 1.0)),
+        "maxInterval": opts.get("maxRetryIntervalInMilliseconds"),
+    }
 
 
 def collect_cancelled(episode: Episode, flat: list[dict[str, Any]]) -> None:

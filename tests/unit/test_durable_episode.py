@@ -321,3 +321,26 @@ def test_instance_ids_are_escaped_as_key_sanitation_does() -> None:
     raw = "a/b\\c#d?e^f\x01g"
     assert escape_key(raw) == "a^0b^1c^2d^3e^^f^" + chr(ord("À") + 1) + "g"
     assert unescape_key(escape_key(raw)) == raw
+
+
+def test_failed_sub_orchestration_with_retry_starts_again_after_the_interval() -> None:
+    """call_sub_orchestrator_with_retry: the child is created again, and the last failure waits no further."""
+    retry = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=2)
+
+    def orch(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        try:
+            return (yield context.call_sub_orchestrator_with_retry("child", retry, 1))
+        except Exception:
+            return "gave up"
+
+    def child_failed(task_id: int) -> Message:
+        return Message(Kind.SUB_FAILED, {"TaskScheduledId": task_id, "Reason": "no", "Details": "no"})
+
+    run = SdkReplayDouble(orch, execution_id="e1")
+    assert run.episode().work == [StartChild(0, "child", "e1:0", "1")]
+    assert run.episode(child_failed(0)).work == [ArmTimer(1, T0 + timedelta(seconds=1))]
+    run.now = T0 + timedelta(seconds=1)
+    assert run.episode(fired(1, run.now)).work == [StartChild(2, "child", "e1:2", "1")]
+    assert run.episode(child_failed(2)).work == [ArmTimer(3, run.now)]
+    done = run.episode(fired(3, run.now))
+    assert (done.status, done.output) == (S.Completed, "gave up")
