@@ -138,6 +138,7 @@ class Runtime:
     gone: bool = False
     failures: int = 0
     replay: bool = False  # run an episode even without messages (after a rewind)
+    input_text: str | None = None  # the input itself (the row may hold a blob URL instead)
 
     @property
     def execution_id(self) -> str:
@@ -152,7 +153,7 @@ class Runtime:
             instance_id=self.instance_id,
             execution_id=self.execution_id,
             name=str(self.row["Name"]),
-            input=self.row.get("Input"),
+            input=self.input_text,
             parent=self.state.parent,
             custom_status=None
             if self.row.get("CustomStatus") in (None, "null")
@@ -275,8 +276,8 @@ class Engine:
         if stale:
             # Leftovers of an episode that failed before its commit, or of a finished execution.
             await self.store.delete_rows(self.store.history, stale)
-        row["Input"] = await self.store.fetch_if_url(row.get("Input"))
         rt = Runtime(instance_id, row, str(row["etag"]), state, events)
+        rt.input_text = await self.store.fetch_if_url(row.get("Input"))
         self._index_history(rt, events)
         # Messages an episode already applied: listed by the last commit, or named in the history
         # (a message whose deletion was still under way when the host died).
@@ -380,7 +381,7 @@ class Engine:
             raise InstanceConflict(
                 f"An Orchestration instance with the ID {instance_id} already exists."
             ) from exc
-        rt = Runtime(instance_id, row, etag, state, [])
+        rt = Runtime(instance_id, row, etag, state, [], input_text=input_json)
         self.runtimes[instance_id] = rt
         self._kick(rt)
         return row
@@ -737,6 +738,8 @@ class Engine:
         # Committed.
         consumed = set(state.consumed)
         rt.row, rt.state = row, state
+        if status is S.ContinuedAsNew:
+            rt.input_text = episode.can_input
         rt.inbox = [m for m in rt.inbox if m.row_key not in consumed and m not in episode.batch]
         if consumed and status is S.ContinuedAsNew:
             # The old history (with the message ids) goes away: delete before anything else.

@@ -211,7 +211,13 @@ class TaskHubStore:
             return None
 
     async def _instance_entity(self, entity: Entity) -> Entity:
-        return await self.compress(clean(entity), ("Input", "Output"), url_in_place=True)
+        """The row to write; ``entity`` takes the stored Input/Output (a blob URL for a large one),
+        so that later writes of the same row do not upload the same value again."""
+        row = await self.compress(clean(entity), ("Input", "Output"), url_in_place=True)
+        for prop in ("Input", "Output"):
+            if prop in row:
+                entity[prop] = row[prop]
+        return row
 
     async def create_instance(self, entity: Entity) -> str:
         meta = await self.instances.create_entity(await self._instance_entity(entity))
