@@ -708,12 +708,12 @@ class Engine:
         if status is S.ContinuedAsNew:
             # A new execution: fresh history and bookkeeping, the new input; the old rows go.
             state = EngineState(parent=state.parent, consumed=state.consumed)
+            # Generation stays: only a new start of the id counts one up (CreateTaskOrchestrationAsync).
             row.update(
                 ExecutionId=uuid.uuid4().hex,
                 Input=episode.can_input,
                 RuntimeStatus=S.Running.value,
                 Output=None,
-                Generation=int(row.get("Generation") or 0) + 1,
             )
         else:
             row["RuntimeStatus"] = status.value
