@@ -137,6 +137,8 @@ class TaskHubStore:
         self._blob_service = BlobServiceClient.from_connection_string(connection_string)
         # AzureStorageOrchestrationService: "{TaskHubName.ToLowerInvariant()}-largemessages".
         self.blobs: ContainerClient = self._blob_service.get_container_client(f"{hub.lower()}-largemessages")
+        # Blobs of large messages not yet deleted, by (instance id, message row key).
+        self._message_blobs: dict[tuple[str, str], str] = {}
 
     def container(self, name: str) -> ContainerClient:
         """Another container of the same storage account (the host's own, for timer statuses)."""
@@ -317,6 +319,8 @@ class TaskHubStore:
     async def add_message(self, entity: Entity) -> None:
         row = await self.compress(clean(entity), MESSAGE_LARGE_PROPERTIES)
         await self.messages.upsert_entity(row, mode=UpdateMode.REPLACE)
+        if "BodyBlobName" in row:
+            self._message_blobs[(entity["PartitionKey"], row["RowKey"])] = row["BodyBlobName"]
 
     async def read_messages(self, instance_id: str) -> list[Entity]:
         rows = []
@@ -325,12 +329,21 @@ class TaskHubStore:
         ):
             entity = dict(row)
             entity["PartitionKey"] = instance_id
+            if isinstance(entity.get("BodyBlobName"), str):
+                self._message_blobs[(instance_id, entity["RowKey"])] = entity["BodyBlobName"]
             rows.append(await self.decompress(entity))
         rows.sort(key=lambda r: r["RowKey"])
         return rows
 
     async def delete_messages(self, instance_id: str, row_keys: Iterable[str]) -> None:
-        await self.delete_rows(self.messages, [{"PartitionKey": instance_id, "RowKey": k} for k in row_keys])
+        """Delete applied messages and the blobs of large ones (as the provider deletes a
+        processed message's blob)."""
+        keys = list(row_keys)
+        await self.delete_rows(self.messages, [{"PartitionKey": instance_id, "RowKey": k} for k in keys])
+        for key in keys:
+            if (name := self._message_blobs.pop((instance_id, key), None)) is not None:
+                with contextlib.suppress(ResourceNotFoundError):
+                    await self.blobs.delete_blob(name)
 
 
 def as_datetime(value: Any) -> datetime | None:

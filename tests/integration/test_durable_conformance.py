@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
 
 from devhost import azurite
 from devhost.testing import DevhostProcess
@@ -121,6 +122,12 @@ def test_large_input_result_and_output_go_to_blobs(
     events = {e["EventType"]: e for e in rows}
     assert events["ExecutionStarted"]["Input"] == "" and events["ExecutionStarted"]["InputBlobName"]
     assert events["TaskCompleted"]["ResultBlobName"].endswith("-Result.json.gz")
+    container = BlobServiceClient.from_connection_string(storage_connection_string).get_container_client(
+        f"{devhost.task_hub.lower()}-largemessages"
+    )
+    names = [b.name for b in container.list_blobs(name_starts_with=f"{instance}/")]
+    assert any(n.endswith("-Result.json.gz") for n in names)
+    assert not any(n.endswith("-Body.json.gz") for n in names), "an applied message's blob was left behind"
     reader = DurableTaskReader(storage_connection_string, devhost.task_hub)
     started = next(e for e in reader.instance(instance).history if e["EventType"] == "ExecutionStarted")
     assert json.loads(json.loads(started["Input"])) == data
