@@ -19,6 +19,7 @@ unknown instance has an empty body (``request.CreateResponse(HttpStatusCode.NotF
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import ipaddress
@@ -132,6 +133,14 @@ def _time(request: web.Request, name: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def _seconds(request: web.Request, name: str) -> float | None:
+    """``TryGetTimeSpanQueryParameterValue``: a number of seconds, or nothing."""
+    try:
+        return float(request.query.get(name, ""))
+    except ValueError:
+        return None
+
+
 def _int(request: web.Request, name: str) -> int | None:
     try:
         return int(request.query.get(name, ""))
@@ -231,6 +240,33 @@ class ManagementApi:
             payload, status=202, headers={"Location": payload["statusQueryGetUri"], "Retry-After": "10"}
         )
 
+    async def _answer(self, request: web.Request, instance_id: str) -> web.Response:
+        """CreateCheckStatusResponse, or with ``timeout`` and ``pollingInterval`` (seconds)
+        WaitForCompletionOrCreateCheckStatusResponseAsync: the output (200) if the instance
+        completes in time, its status if it fails or ends otherwise, else the 202 payload."""
+        timeout, interval = _seconds(request, "timeout"), _seconds(request, "pollingInterval")
+        if timeout is None or interval is None:
+            return self._check_status(request, instance_id)
+        if interval > timeout:
+            return _error(
+                400,
+                "One or more of the arguments submitted is incorrect",
+                f"Total timeout {timeout:g} should be bigger than retry timeout {interval:g}",
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            status = await self.engine.get_status(instance_id, show_input=False)
+            runtime = status["runtimeStatus"] if status else None
+            if runtime == S.Completed.value and status is not None:
+                return web.json_response(status["output"])
+            if runtime in TERMINAL_NAMES:
+                return await self.status(request, instance_id)
+            left = deadline - loop.time()
+            if left <= 0:
+                return self._check_status(request, instance_id)
+            await asyncio.sleep(min(interval, left))
+
     async def start(self, request: web.Request) -> web.Response:
         ok, input_json = _parse_once(await request.read())
         if not ok:
@@ -245,7 +281,7 @@ class ManagementApi:
             # OrchestrationAlreadyExistsException is not an ArgumentException: HandleRequestAsync's
             # catch-all answers 500.
             return _error(500, "Something went wrong while processing your request", str(exc))
-        return self._check_status(request, row["PartitionKey"])
+        return await self._answer(request, row["PartitionKey"])
 
     async def _current(self, instance_id: str) -> str | None:
         row = await self.engine.store.get_instance(instance_id)
@@ -319,11 +355,11 @@ class ManagementApi:
             return _error(400, "InstanceId does not match a valid orchestration instance.", str(exc))
         except InstanceConflict as exc:
             return _error(500, "Something went wrong while processing your request", str(exc))
-        return self._check_status(request, new_id)
+        return await self._answer(request, new_id)
 
-    async def status(self, request: web.Request) -> web.Response:
+    async def status(self, request: web.Request, instance_id: str | None = None) -> web.Response:
         status = await self.engine.get_status(
-            request.match_info["instance_id"],
+            instance_id or request.match_info["instance_id"],
             show_history=_flag(request, "showHistory", False),
             show_history_output=_flag(request, "showHistoryOutput", False),
             show_input=_flag(request, "showInput", True),

@@ -157,6 +157,17 @@ def test_check_status_urls_from_the_app_carry_the_code(devhost: DevhostProcess) 
     assert status.json()["output"] == ["A", "AB", "ABC"]
 
 
+def test_start_and_wait_answers_with_the_output_or_the_check_status_payload(devhost: DevhostProcess) -> None:
+    """createAndWaitOnNewInstancePostUri: the output if the instance completes in time, else 202."""
+    r = devhost.post(f"{API}/orchestrators/chain", params={"timeout": "20", "pollingInterval": "0.05"})
+    assert (r.status_code, r.json()) == (200, ["A", "AB", "ABC"])
+    r = devhost.post(f"{API}/orchestrators/waiter", params={"timeout": "0.3", "pollingInterval": "0.1"})
+    assert r.status_code == 202
+    assert "statusQueryGetUri" in r.json()
+    devhost.post(f"{API}/instances/{r.json()['id']}/terminate")
+    devhost.wait_idle()
+
+
 def test_suspend_holds_events_until_resume(devhost: DevhostProcess) -> None:
     """A suspended instance keeps its events; resume delivers them."""
     instance = start(devhost, "waiter")
