@@ -40,7 +40,7 @@ from azure.durable_functions.models.history.HistoryEventType import HistoryEvent
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus as S
 from azure.durable_functions.models.utils.df_serialization import df_dumps
 
-from ..clock import Clock, ClockMode
+from ..clock import Clock
 from . import episode as ep
 from . import history as h
 from .model import (
@@ -856,7 +856,3 @@ class Engine:
             msg = Message(Kind.SUB_FAILED, body, parent["executionId"])
         msg.message_id = f"sub-{parent['executionId']}-{task_id}"
         await self._deliver(parent["instanceId"], msg)
-
-
-def clock_is_real(clock: Clock) -> bool:
-    return clock.mode is ClockMode.REAL

@@ -102,10 +102,6 @@ def with_etag(row: Any) -> Entity:
     return out
 
 
-def history_row_key(index: int) -> str:
-    return f"{index:016X}"
-
-
 def utf16_size(text: str) -> int:
     return len(text.encode("utf-16-le"))
 
@@ -344,7 +340,3 @@ class TaskHubStore:
             if (name := self._message_blobs.pop((instance_id, key), None)) is not None:
                 with contextlib.suppress(ResourceNotFoundError):
                     await self.blobs.delete_blob(name)
-
-
-def as_datetime(value: Any) -> datetime | None:
-    return value if isinstance(value, datetime) else None
