@@ -191,7 +191,7 @@ class TimerTriggers(ClockLoop):
     def schedules(runner: TimerRunner) -> dict[str, Schedule]:
         """Every timer function's schedule; a bad one refuses the app, naming the function."""
         out = {}
-        for name, expr in sorted(runner.timers.items()):
+        for name, expr in sorted(getattr(runner, "timers", {}).items()):
             try:
                 out[name] = Schedule(expr)
             except ScheduleError as exc:

@@ -31,10 +31,13 @@ def timer_host(connection: str, schedule: str, key: str, **kwargs: Any) -> Devho
 
 
 def test_timer_runs_once_per_occurrence_as_the_clock_passes_it(storage_connection_string: str) -> None:
-    """Every five minutes: nothing before the occurrence, one run at it, one late run for a missed day."""
+    """Every five minutes: nothing before the occurrence, one run at it, one late run for a missed
+    day; the runOnStartup function ran once at start."""
     key = uuid.uuid4().hex
     with timer_host(storage_connection_string, "0 */5 * * * *", key) as host:
         assert "Timer        every_minute  [0 */5 * * * *]" in host.output()
+        host.wait_idle()
+        assert [r["PastDue"] for r in runs(storage_connection_string, f"{key}-startup")] == [False]
         host.advance(minutes=5)
         assert len(runs(storage_connection_string, key)) == 1
         host.advance(seconds=1)
