@@ -538,6 +538,21 @@ class Engine:
         rt.inbox.append(msg)
         self._kick(rt)
 
+    async def _deliver_surely(self, instance_id: str, msg: Message) -> None:
+        """Deliver a result that exists nowhere else (an activity's, a child's): storage trouble
+        delays it, never drops it (the same row key each time, so a retry is an upsert)."""
+        attempt = 0
+        while True:
+            try:
+                await self._deliver(instance_id, msg)
+                return
+            except Exception:
+                if self._closed:
+                    raise
+                log.exception("delivering %s to %s failed; trying again", msg.kind.value, instance_id)
+                await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+                attempt += 1
+
     def _kick(self, rt: Runtime) -> None:
         if rt.pump is None and not rt.gone and not self._closed:
             rt.pump = self._spawn(self._pump(rt))
@@ -808,7 +823,7 @@ class Engine:
                 execution_id=execution_id,
             )
         msg.message_id = f"task-{execution_id}-{task_id}"
-        await self._deliver(instance_id, msg)
+        await self._deliver_surely(instance_id, msg)
 
     # -- sub-orchestrations ----------------------------------------------------------------
     async def _start_child(
@@ -855,4 +870,4 @@ class Engine:
             body = {"TaskScheduledId": task_id, "Reason": reason, "Details": reason}
             msg = Message(Kind.SUB_FAILED, body, parent["executionId"])
         msg.message_id = f"sub-{parent['executionId']}-{task_id}"
-        await self._deliver(parent["instanceId"], msg)
+        await self._deliver_surely(parent["instanceId"], msg)
