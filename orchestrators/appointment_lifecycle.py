@@ -18,6 +18,7 @@ phase would take it out of context.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Generator
 from dataclasses import replace
@@ -66,6 +67,13 @@ Work = Generator[Any, Any, Any]
 
 
 def _event_from(name: str, payload: Any, at: Any) -> Event:
+    if isinstance(payload, str):
+        # The host parses a raised event's body once, and the SDK client json.dumps the data
+        # before posting it as JSON, so a dict arrives as its JSON text (as on Azure).
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            payload = None
     data = payload if isinstance(payload, dict) else {}
     event_type = EventType(name)
     start = parse_utc(data["start"]) if data.get("start") else None
