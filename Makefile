@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 STAMPS := .make-stamps
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck bench clean setup browser
+.PHONY: run test test-unit lint typecheck bench clean setup browser
 
 setup: $(STAMPS)/venv $(STAMPS)/npm
 
@@ -51,6 +51,10 @@ run: setup
 
 test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast loop: pure domain, orchestrator replays and services on in-memory fakes; no Azurite, no host.
+test-unit: setup
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -36,8 +36,9 @@ _overrides: dict[str, Any] = {}
 
 
 def _assemble(settings: Settings, clock: Clock, repo: AppointmentRepository) -> Services:
-    appointments = AppointmentService(repo, clock, settings)
-    store: IdentityStore = _overrides.get("identity_store") or repo  # type: ignore[assignment]
+    appointments = AppointmentService(repo, clock, settings, outbox=_overrides.get("outbox"))
+    store = _overrides.get("identity_store") or repo  # the Table repository serves this port too
+    assert isinstance(store, IdentityStore), "override identity_store with an IdentityStore"
     return Services(
         settings, clock, repo, appointments, IdentityService(appointments, store, clock, settings)
     )

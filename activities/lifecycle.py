@@ -44,11 +44,29 @@ def record_phase(payload: Payload) -> None:
 
 @bp.activity_trigger(input_name="payload")
 def load_schedule(payload: Payload) -> dict[str, Any] | None:
-    """The record's times, revision and phase: lets the lifecycle heal from an event that never came."""
-    a = bootstrap.services().repo.get_by_code(payload["bookingCode"])
+    """The record's times, revision and phase, and the outbox's pending events (commit order):
+    lets the lifecycle heal from an event that never came."""
+    services = bootstrap.services()
+    a = services.repo.get_by_code(payload["bookingCode"])
     if a is None:
         return None
-    return {"start": iso(a.start), "end": iso(a.end), "revision": a.revision, "phase": a.phase.value}
+    pending = [
+        {"id": e.entry_id, "event": e.event, "payload": e.payload}
+        for e in services.appointments.outbox.pending(a.booking_code)
+    ]
+    return {
+        "start": iso(a.start),
+        "end": iso(a.end),
+        "revision": a.revision,
+        "phase": a.phase.value,
+        "pending": pending,
+    }
+
+
+@bp.activity_trigger(input_name="payload")
+def ack_events(payload: Payload) -> None:
+    """The orchestration has applied these outbox entries: forget them (idempotent)."""
+    bootstrap.services().appointments.outbox.ack(payload["bookingCode"], list(payload["ids"]))
 
 
 @bp.activity_trigger(input_name="payload")

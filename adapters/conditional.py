@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient
 
-from appointments.ports import StaleRecord
+from adapters.tables.store import etag_options, if_match
 
 
 def create_or_replace(table: TableClient, entity: dict[str, Any], etag: str | None) -> None:
     """``etag`` None: insert (409 if the row exists); else replace with ``If-Match`` (412 if it
-    changed, 404 if it was deleted). Each lost race is StaleRecord: read again and retry."""
-    try:
+    changed, 404 if it was deleted). Each lost race is StaleRecord (``if_match``): read again, retry."""
+    with if_match(str(entity["PartitionKey"])):
         if etag is None:
             table.create_entity(entity)
         else:
-            table.update_entity(
-                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
-            )
-    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
-        raise StaleRecord(f"{entity['PartitionKey']} changed meanwhile") from exc
+            table.update_entity(entity, **etag_options(etag))

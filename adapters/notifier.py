@@ -1,6 +1,6 @@
 """Sends one notification once: renders it, delivers it, and remembers that it did.
 
-Experts get mail through Graph (DESIGN §8). Customers get an Outbox row for the bank's
+Experts get mail through Graph (ARCHITECTURE.md §8). Customers get an Outbox row for the bank's
 own SMS and push channels (Microsoft's SMS does not reach Finnish numbers), and mail
 too when they gave an address.
 
@@ -24,21 +24,16 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from azure.data.tables import UpdateMode
-
 from adapters.renderer import Renderer
-from adapters.tables import TableRepository
 from appointments.calendar import appointment_ics
 from appointments.catalogue import CHANNEL_LABELS, Channel, topic_label
 from appointments.model import Appointment, Expert
 from appointments.notifications import Notification, NotificationKind, Recipient, Reminder
-from appointments.ports import Clock, MailMessage, MailSender
+from appointments.ports import AppointmentRepository, Clock, MailMessage, MailSender, NotificationLog
 from appointments.settings import Settings
 from appointments.timerules import iso
 
 log = logging.getLogger(__name__)
-NOTIFICATIONS = "Notifications"
-OUTBOX = "Outbox"
 CALENDAR_KINDS = frozenset(
     {NotificationKind.NEW_BOOKING, NotificationKind.RESCHEDULED, NotificationKind.CANCELLED}
 )
@@ -51,12 +46,17 @@ def _key_hash(key: str) -> str:
 class Notifier:
     def __init__(
         self,
-        repo: TableRepository,
+        repo: AppointmentRepository,
         mailer: MailSender,
         settings: Settings,
         clock: Clock,
         renderer: Renderer | None = None,
+        sent_log: NotificationLog | None = None,
     ) -> None:
+        if sent_log is None:  # the Table repository serves this port too
+            assert isinstance(repo, NotificationLog), "pass the NotificationLog"
+            sent_log = repo
+        self.sent_log: NotificationLog = sent_log
         self.repo = repo
         self.mailer = mailer
         self.settings = settings
@@ -159,10 +159,10 @@ class Notifier:
         The last element says whether an earlier attempt got as far as ``sending``.
         """
         row_key = _key_hash(key)
-        marker = self.repo.read(NOTIFICATIONS, booking_code, row_key)
-        if marker is not None and marker.get("State") == "sent":
+        state = self.sent_log.state(booking_code, row_key)
+        if state == "sent":
             return None
-        resumed = marker is not None and marker.get("State") == "sending"
+        resumed = state == "sending"
         domain = self.settings.graph_sender_mailbox.rpartition("@")[2] or "localhost"
         a = self.repo.get_by_code(booking_code)
         if a is None:
@@ -230,26 +230,13 @@ class Notifier:
 
     def _mark(self, booking_code: str, row_key: str, n: Notification, state: str) -> None:
         """``sending`` before the first mail leaves (the intent), ``sent`` after the last."""
-        self.repo.table(NOTIFICATIONS).upsert_entity(
-            {
-                "PartitionKey": booking_code,
-                "RowKey": row_key,
-                "State": state,
-                "Kind": str(n.kind),
-                "Recipient": str(n.recipient),
-                ("SentAt" if state == "sent" else "SendingAt"): iso(self.clock.now()),
-            },
-            mode=UpdateMode.REPLACE,
-        )
+        self.sent_log.mark(booking_code, row_key, state, str(n.kind), str(n.recipient), self.clock.now())
 
     def _outbox(self, a: Appointment, n: Notification, subject: str, text: str, row_key: str) -> None:
         """SMS and push for the bank's own channels; the row key makes a retry overwrite, not add."""
-        table = self.repo.table(OUTBOX)
         now = iso(self.clock.now())
         for channel, to in (("sms", a.phone), ("push", a.customer_id)):
-            entity: dict[str, Any] = {
-                "PartitionKey": a.customer_id,
-                "RowKey": f"{row_key}-{channel}",
+            fields: dict[str, Any] = {
                 "Channel": channel,
                 "To": to,
                 "BookingCode": a.booking_code,
@@ -260,4 +247,4 @@ class Notifier:
                 "CreatedAt": now,
                 "State": "pending",
             }
-            table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            self.sent_log.queue_customer_message(a.customer_id, f"{row_key}-{channel}", fields)

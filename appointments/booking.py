@@ -15,7 +15,7 @@ from appointments.errors import Problems
 from appointments.phones import to_e164
 from appointments.settings import Settings
 from appointments.timerules import is_on_grid
-from appointments.validation import bad_characters, is_key, parse_rfc3339
+from appointments.validation import bad_characters, is_code_entry, is_key, parse_rfc3339
 
 EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 MAX_EXTRA_INFO = 500
@@ -213,3 +213,17 @@ def parse_lookup(payload: Any, region: str = "FI") -> LookupRequest:
     p.raise_if_any()
     assert code is not None and phone is not None
     return LookupRequest(code, phone)
+
+
+def parse_identity_code(payload: Any, digits: int) -> str:
+    """``{"code": "123 456"}``: the expert's one-time code, spaces allowed; returns the digits."""
+    body = _require_object(payload)
+    p = Problems()
+    _check_unknown(body, {"code"}, p)
+    entered = body.get("code")
+    if not is_code_entry(entered, digits):
+        p.add("code", "code_invalid", digits=digits)
+    # Digits of other scripts are not a guess at the code: malformed, and never counted.
+    p.raise_if_any(malformed=isinstance(entered, str) and not entered.isascii())
+    assert isinstance(entered, str)
+    return entered.replace(" ", "")

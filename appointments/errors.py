@@ -8,9 +8,13 @@ DomainError
 ├── ValidationFailed      400/422: the request is malformed or breaks a rule; ``errors`` lists fields
 ├── NotFound              404: no such appointment *for this caller* (never says whether it exists)
 ├── Conflict              409: the request clashes with the current state (slot taken, wrong phase)
-│   └── IllegalTransition the lifecycle does not accept this event in this phase
+│   ├── IllegalTransition the lifecycle does not accept this event in this phase
+│   └── NoCode            no identification code is waiting (never issued, or used)
+├── WrongCode             422: the identification code is not right; ``attemptsLeft``
 ├── Gone                  410: too late (the meeting has ended, the code has expired)
+│   └── CodeExpired       the identification code has expired
 ├── Locked                423: too many failed attempts
+│   └── CodeLocked        this code had its last wrong attempt
 └── TooManyRequests       429: slow down; ``retry_after`` seconds
 """
 
@@ -24,6 +28,9 @@ from typing import Any
 class DomainError(Exception):
     status = 400
     type_slug = "bad-request"
+    # Lifecycle events (``ports.OutboxEntry``) committed before the refusal, e.g. CodeLocked with
+    # the 423: the trigger raises them all the same.
+    committed: tuple[object, ...] = ()
 
     def __init__(self, code: str, **params: Any) -> None:
         super().__init__(code)
@@ -112,3 +119,39 @@ class Problems:
     def raise_if_any(self, *, malformed: bool = False) -> None:
         if self.errors:
             raise ValidationFailed(self.errors, malformed=malformed)
+
+
+# --- identification codes (IdentityService.verify) --------------------------------------------
+
+
+class NoCode(Conflict):
+    """No code is waiting: never issued, used by another entry, or the phase has none."""
+
+    type_slug = "no-code"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__("no_code", reason="no_code", attemptsLeft=0, **params)
+
+
+class WrongCode(DomainError):
+    status = 422
+    type_slug = "wrong-code"
+
+    def __init__(self, attempts_left: int) -> None:
+        super().__init__("wrong_code", attemptsLeft=attempts_left)
+        self.attempts_left = attempts_left
+
+
+class CodeExpired(Gone):
+    type_slug = "code-expired"
+
+    def __init__(self) -> None:
+        super().__init__("code_expired", attemptsLeft=0)
+
+
+class CodeLocked(Locked):
+    type_slug = "code-locked"
+
+    def __init__(self, committed: tuple[object, ...] = ()) -> None:
+        super().__init__("code_locked", attemptsLeft=0)
+        self.committed = committed

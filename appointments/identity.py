@@ -1,6 +1,6 @@
 """The one-time identification code that binds the portal customer to the Teams participant.
 
-Rules (DESIGN §7; NIST SP 800-63B §5.1.3, §5.2.2; OWASP ASVS V6):
+Rules (ARCHITECTURE.md §7; NIST SP 800-63B §5.1.3, §5.2.2; OWASP ASVS V6):
 - 6+ random digits from ``secrets`` (≥ 20 bits), shown once to the expert who issued it;
 - stored only as a salted, peppered HMAC-SHA256; compared in constant time;
 - valid ``code_ttl`` (≤ 10 min), single use, bound to one booking code, replaced by a new one;
@@ -64,6 +64,7 @@ class Outcome(StrEnum):
     LOCKED = "locked"  # 423 (this attempt locked it, or it was locked already)
     EXPIRED = "expired"  # 410
     NONE = "none"  # 409: no code outstanding (never issued, or already used)
+    REPEATED = "repeated"  # 200 again: the code was used, by this very entry (a retried request)
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,13 @@ def verify(
     record: CodeRecord | None, entered: str, now: datetime, pepper: str, max_attempts: int
 ) -> Verification:
     """Judge one attempt. Locked and expired codes are not compared at all."""
-    if record is None or record.used:
+    if record is None:
         return Verification(Outcome.NONE, None)
+    if record.used:
+        # A retry of the request that used it answers what that one did; it changes nothing.
+        candidate = hash_code(_normalize(entered), record.salt, pepper, record.booking_code)
+        repeated = hmac.compare_digest(candidate, record.code_hash)
+        return Verification(Outcome.REPEATED if repeated else Outcome.NONE, None)
     if record.attempts >= max_attempts:
         return Verification(Outcome.LOCKED, None)
     if now >= record.expires_at:

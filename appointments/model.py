@@ -26,8 +26,6 @@ class Phase(StrEnum):
 
 
 TERMINAL_PHASES = frozenset({Phase.ENDED, Phase.CANCELLED, Phase.NO_SHOW})
-# The customer has joined: from here the appointment can no longer be changed or cancelled online.
-IN_MEETING_PHASES = frozenset({Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED})
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class Appointment:
         return self.start + timedelta(minutes=self.duration_minutes)
 
     def with_changes(self, **changes: object) -> Appointment:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)  # type: ignore[arg-type]  # field names are checked by replace at run time
 
 
 @dataclass(frozen=True)

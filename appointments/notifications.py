@@ -109,7 +109,7 @@ class Notification:
     cancel_url: str | None = None
     join_url: str | None = None
     join_window_minutes: int = 15
-    recorded: bool = True  # online meetings are recorded automatically (DESIGN §8)
+    recorded: bool = True  # online meetings are recorded automatically (ARCHITECTURE.md §8)
     branch_address: str | None = None
     service_phone: str | None = None  # the bank's number for changes by phone
     reminder: Reminder | None = None

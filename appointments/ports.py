@@ -7,9 +7,11 @@ synchronous (HTTP triggers call it through ``asyncio.to_thread``).
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from appointments.identity import CodeRecord, FailureCounter
 from appointments.model import Appointment, Expert, Phase
@@ -176,8 +178,30 @@ class AuditEntry:
     detail: str = ""
 
 
-class AppointmentRepository(Protocol):
-    """Appointments, booking codes, expert slots, experts and audit (DESIGN §4). Synchronous."""
+class SlotLedger(Protocol):
+    """The experts' claimed time: one claim per grid cell, by a booking or a customer's hold."""
+
+    def release_cells(self, expert_id: str, booking_code: str, cells: list[datetime]) -> None: ...
+
+    def taken_cells(self, expert_id: str, start: datetime, end: datetime, now: datetime) -> set[datetime]:
+        """The expert's claimed cells in ``[start, end)``: bookings and holds still live at ``now``."""
+        ...
+
+    def hold(self, hold: SlotHold, cells: list[datetime], *, now: datetime) -> None:
+        """Claim the cells for the hold in one transaction (expired holds may be taken over), then
+        record the hold. Raises SlotTaken when a booking or a live hold has any of them."""
+        ...
+
+    def get_hold(self, hold_id: str) -> SlotHold | None: ...
+
+    def release_hold(self, hold: SlotHold, cells: list[datetime]) -> None:
+        """Free the cells the hold still has and forget the hold (idempotent)."""
+        ...
+
+
+class AppointmentRepository(SlotLedger, Protocol):
+    """Appointments, booking codes, experts, audit (ARCHITECTURE.md §4); the slot ledger's methods
+    too, as a booking claims its cells with the record. Synchronous."""
 
     def get(self, customer_id: str, booking_code: str) -> Appointment | None: ...
 
@@ -223,8 +247,6 @@ class AppointmentRepository(Protocol):
         """Replace the record if its ETag still matches; raises StaleRecord otherwise."""
         ...
 
-    def release_cells(self, expert_id: str, booking_code: str, cells: list[datetime]) -> None: ...
-
     def set_phase(
         self,
         booking_code: str,
@@ -235,10 +257,15 @@ class AppointmentRepository(Protocol):
         attention: str | None = None,
     ) -> None: ...
 
-    def advance_phase(
-        self, booking_code: str, expected: frozenset[Phase], phase: Phase, since: datetime
-    ) -> bool:
-        """Compare-and-set the record's phase (read-your-writes for the HTTP caller)."""
+    def advance_phase(self, appointment: Appointment, phase: Phase, since: datetime) -> bool:
+        """Move the record to ``phase`` if it is unchanged since ``appointment`` was read (If-Match).
+
+        Read-your-writes for the HTTP caller; False (nothing written) when it changed meanwhile.
+        """
+        ...
+
+    def list_by_phase(self, phase: Phase | None) -> list[Appointment]:
+        """Operators' view: every appointment, or those in ``phase``, soonest first."""
         ...
 
     def set_meeting(self, booking_code: str, meeting_id: str, join_url: str) -> None: ...
@@ -253,28 +280,28 @@ class AppointmentRepository(Protocol):
 
     def put_expert(self, expert: Expert) -> None: ...
 
-    # Availability and holds.
-
-    def taken_cells(self, expert_id: str, start: datetime, end: datetime, now: datetime) -> set[datetime]:
-        """The expert's claimed cells in ``[start, end)``: bookings and holds still live at ``now``."""
-        ...
-
-    def hold(self, hold: SlotHold, cells: list[datetime], *, now: datetime) -> None:
-        """Claim the cells for the hold in one transaction (expired holds may be taken over), then
-        record the hold. Raises SlotTaken when a booking or a live hold has any of them."""
-        ...
-
-    def get_hold(self, hold_id: str) -> SlotHold | None: ...
-
-    def release_hold(self, hold: SlotHold, cells: list[datetime]) -> None:
-        """Free the cells the hold still has and forget the hold (idempotent)."""
-        ...
-
     # Graph call-event subscriptions (one per appointment with a Teams meeting).
 
     def set_subscription(self, booking_code: str, subscription_id: str) -> None: ...
 
     def get_subscription(self, booking_code: str) -> str | None: ...
+
+
+@runtime_checkable
+class NotificationLog(Protocol):
+    """What the notifier remembers: how far each notification key got; the customer's SMS/push rows."""
+
+    def state(self, booking_code: str, key_hash: str) -> str | None:
+        """``"sending"`` (an attempt began), ``"sent"``, or None (never tried)."""
+        ...
+
+    def mark(
+        self, booking_code: str, key_hash: str, state: str, kind: str, recipient: str, at: datetime
+    ) -> None: ...
+
+    def queue_customer_message(self, customer_id: str, row_key: str, fields: dict[str, Any]) -> None:
+        """One row for the bank's own SMS or push sender; writing the same row key again overwrites."""
+        ...
 
 
 class Clock(Protocol):
@@ -290,14 +317,52 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A lifecycle event a trigger committed, kept until the orchestration acknowledges it.
+
+    It is written in the same Table transaction as the change it announces, so a process that
+    dies before raising the event loses nothing: the orchestration reads its outbox. Identifiers
+    only, like every event.
+    """
+
+    booking_code: str
+    entry_id: str  # sorts in commit order: the (virtual) commit time, the writer's ns clock, random
+    event: str  # the Durable external event's name
+    payload: dict[str, Any]
+
+    @classmethod
+    def new(cls, booking_code: str, event: str, payload: dict[str, Any], at: datetime) -> OutboxEntry:
+        # The nanosecond clock orders entries made at the same (frozen, virtual) time.
+        entry_id = f"{at:%Y%m%dT%H%M%S%f}-{time.time_ns():020d}-{secrets.token_hex(3)}"
+        return cls(booking_code, entry_id, event, payload)
+
+
+@runtime_checkable
+class LifecycleOutbox(Protocol):
+    """Each appointment's committed, not yet acknowledged lifecycle events (commit order)."""
+
+    def add(self, entry: OutboxEntry) -> None: ...
+
+    def pending(self, booking_code: str) -> list[OutboxEntry]: ...
+
+    def ack(self, booking_code: str, entry_ids: list[str]) -> None:
+        """Forget the entries (idempotent: an unknown id is fine)."""
+        ...
+
+
+@runtime_checkable
 class IdentityStore(Protocol):
-    """Identification codes and failure counters; writes are ETag-conditional (StaleRecord on a lost race)."""
+    """Identification codes and failure counters; writes are ETag-conditional (StaleRecord on a lost race).
+
+    A code write may carry the outbox entry announcing it: both are committed together, or neither.
+    """
 
     def get_code(self, booking_code: str) -> CodeRecord | None: ...
 
-    def put_code(self, record: CodeRecord) -> None: ...
+    def put_code(self, record: CodeRecord, event: OutboxEntry | None = None) -> None: ...
 
-    def update_code(self, record: CodeRecord) -> None: ...
+    def update_code(self, record: CodeRecord, event: OutboxEntry | None = None) -> None: ...
 
     def get_counter(self, key: str) -> FailureCounter: ...
 

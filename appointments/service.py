@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from appointments import booking as rules
 from appointments.availability import works_at
@@ -21,19 +21,39 @@ from appointments.errors import (
     Problems,
     ValidationFailed,
 )
-from appointments.lifecycle import EventType, is_allowed
-from appointments.model import IN_MEETING_PHASES, Appointment, Expert, Phase
+from appointments.lifecycle import Capabilities, EventType, Policy, Reason, capabilities, predicted_phase
+from appointments.model import Appointment, Expert, Phase
 from appointments.ports import (
     AppointmentRepository,
     AuditEntry,
     Clock,
     IdempotencyMismatch,
+    LifecycleOutbox,
+    OutboxEntry,
     SlotTaken,
     StaleRecord,
 )
 from appointments.settings import Settings
 from appointments.timerules import appointment_cells, iso
 from appointments.validation import MAX_KEY, is_key
+
+
+class CommitsEvents(Protocol):
+    """A use case's result: its appointment and the lifecycle events it committed to the outbox."""
+
+    @property
+    def appointment(self) -> Appointment: ...
+
+    @property
+    def events(self) -> tuple[OutboxEntry, ...]: ...
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A use case's appointment and the lifecycle events it committed (the trigger raises them)."""
+
+    appointment: Appointment
+    events: tuple[OutboxEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,10 +63,20 @@ class Booked:
 
 
 class AppointmentService:
-    def __init__(self, repo: AppointmentRepository, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        repo: AppointmentRepository,
+        clock: Clock,
+        settings: Settings,
+        outbox: LifecycleOutbox | None = None,
+    ) -> None:
         self.repo = repo
         self.clock = clock
         self.settings = settings
+        if outbox is None:  # the Table repository serves both ports
+            assert isinstance(repo, LifecycleOutbox), "pass the LifecycleOutbox"
+            outbox = repo
+        self.outbox: LifecycleOutbox = outbox
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -58,6 +88,33 @@ class AppointmentService:
 
     def join_window_opens_at(self, a: Appointment) -> datetime:
         return a.start - self.settings.join_window
+
+    def capabilities(self, a: Appointment) -> Capabilities:
+        """What may be done with ``a`` now (``lifecycle.capabilities``); the API shows it as is."""
+        return capabilities(
+            a.channel,
+            a.phase,
+            a.start,
+            a.end,
+            self.clock.now(),
+            policy=Policy(self.settings.join_window_minutes, self.settings.end_grace_minutes),
+            change_notice=timedelta(hours=self.settings.change_notice_hours),
+        )
+
+    def _commit_event(self, a: Appointment, event: EventType, payload: dict[str, Any]) -> OutboxEntry:
+        entry = OutboxEntry.new(a.booking_code, event, payload, self.clock.now())
+        self.outbox.add(entry)
+        return entry
+
+    def advance_phase(self, a: Appointment, event: EventType) -> None:
+        """After raising ``event``: write the phase it leads to, so the caller reads its own change.
+
+        The orchestration records the same phase a moment later; the write is conditional, so a
+        late one never overwrites a phase recorded since.
+        """
+        phase = predicted_phase(a.channel, a.phase, event)
+        if phase is not None:
+            self.repo.advance_phase(a, phase, self.clock.now())
 
     # --- catalogue ---------------------------------------------------------------------------
 
@@ -214,16 +271,17 @@ class AppointmentService:
             raise NotFound("lookup_not_found")
         return found
 
-    def _check_change_allowed(self, a: Appointment, event: EventType) -> None:
-        if a.phase in IN_MEETING_PHASES:
-            raise Conflict("meeting_in_progress", phase=a.phase.value)
-        if a.phase.is_terminal:
+    def _check_change_allowed(self, a: Appointment, capability: str) -> None:
+        reason = self.capabilities(a).reasons.get(capability)
+        if reason is Reason.IN_MEETING:
+            raise Conflict("meeting_in_progress", phase=a.phase.value, reason=reason.value)
+        if reason is Reason.TERMINAL_PHASE:
             raise Gone("appointment_closed", phase=a.phase.value)
-        if not is_allowed(a.phase, event, a.channel):
-            raise IllegalTransition(a.phase.value, event.value)
-        notice = timedelta(hours=self.settings.change_notice_hours)
-        if a.start - self.clock.now() < notice:
+        if reason is Reason.NOTICE_PERIOD:
             raise Conflict("notice_period", reason="notice_period", hours=self.settings.change_notice_hours)
+        if reason is not None:
+            event = EventType.RESCHEDULED if capability == "canChange" else EventType.CANCELLED
+            raise IllegalTransition(a.phase.value, event.value)
 
     def change(self, customer_id: str, code: str, payload: Any) -> tuple[Appointment, Appointment]:
         """Reschedule and/or change the topic or expert. Returns (before, after)."""
@@ -244,7 +302,7 @@ class AppointmentService:
             current.expert_id,
         ):
             return current, current  # a retried PATCH: already done
-        self._check_change_allowed(current, EventType.RESCHEDULED)
+        self._check_change_allowed(current, "canChange")
         expert = self.repo.get_expert(new.expert_id)
         problems = Problems()
         if expert is None or not expert.active:
@@ -285,7 +343,7 @@ class AppointmentService:
         current = self.get(customer_id, code)
         if current.phase is Phase.CANCELLED:
             return current, False
-        self._check_change_allowed(current, EventType.CANCELLED)
+        self._check_change_allowed(current, "canCancel")
         now = self.clock.now()
         try:
             stored = self.repo.update(current.with_changes(phase=Phase.CANCELLED, phase_since=now))
@@ -297,8 +355,8 @@ class AppointmentService:
         self._audit(current.booking_code, "customer", "cancelled")
         return stored, True
 
-    def join(self, customer_id: str, code: str) -> tuple[Appointment, bool]:
-        """Check that the customer may join now. Returns (appointment, raise CustomerJoined?)."""
+    def join(self, customer_id: str, code: str) -> Committed:
+        """Check that the customer may join now; the first join commits CustomerJoined."""
         a = self.get(customer_id, code)
         now = self.clock.now()
         if a.channel is not Channel.ONLINE:
@@ -317,10 +375,11 @@ class AppointmentService:
             raise MeetingUnavailable()
         if a.phase is Phase.BOOKED or not a.join_url:
             raise MeetingNotReady()
-        first_join = a.phase is Phase.JOIN_OPEN
-        if first_join:
-            self._audit(a.booking_code, "customer", "joined")
-        return a, first_join
+        if predicted_phase(a.channel, a.phase, EventType.CUSTOMER_JOINED) is None:
+            return Committed(a)  # joined before: the lobby, or further
+        entry = self._commit_event(a, EventType.CUSTOMER_JOINED, {})
+        self._audit(a.booking_code, "customer", "joined")
+        return Committed(a, (entry,))
 
     # --- expert ------------------------------------------------------------------------------
 
@@ -334,12 +393,17 @@ class AppointmentService:
             raise NotFound("appointment_not_found")
         return found
 
-    def end_meeting(self, expert_id: str, code: str) -> Appointment:
+    def end_meeting(self, expert_id: str, code: str) -> Committed:
+        """The expert ends the meeting: commits MeetingEnded. Ending an ended one again is no error."""
         a = self.expert_appointment(expert_id, code)
-        if not is_allowed(a.phase, EventType.MEETING_ENDED, a.channel):
+        if a.phase is Phase.ENDED:
+            return Committed(a)  # a retried request: it answers what the first one did
+        reason = self.capabilities(a).reasons.get("canEnd")
+        if reason is not None:
             raise IllegalTransition(a.phase.value, EventType.MEETING_ENDED.value)
+        entry = self._commit_event(a, EventType.MEETING_ENDED, {"source": "expert"})
         self._audit(a.booking_code, f"expert:{expert_id}", "ended")
-        return a
+        return Committed(a, (entry,))
 
 
 class IdempotencyConflict(Conflict):

@@ -106,7 +106,7 @@ class Settings:
     hold_minutes: int = 10
     end_grace_minutes: int = 30
 
-    # Identification code (DESIGN §7).
+    # Identification code (ARCHITECTURE.md §7).
     code_digits: int = 6
     code_ttl_minutes: int = 10
     code_max_attempts: int = 3
@@ -114,11 +114,11 @@ class Settings:
     phone_hmac_key: Secret = Secret("")
     max_consecutive_failures: int = 100
 
-    # Identity (DESIGN §6).
+    # Identity (ARCHITECTURE.md §6).
     platform_auth_enabled: bool = False
     dev_mode: bool = False
 
-    # Microsoft Graph (DESIGN §8).
+    # Microsoft Graph (ARCHITECTURE.md §8).
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
     graph_tenant_id: str = ""
     # The app registration (used with its secret). A managed identity is named by
@@ -149,6 +149,10 @@ class Settings:
     # How many proxies in front of the app append to X-Forwarded-For: App Service's front end is 1;
     # 0 when nothing trustworthy stands in front (then every caller counts as one source).
     trusted_forwarded_hops: int = 1
+
+    # Fault injection for the crash tests (DEV_MODE only): the process exits right after a
+    # trigger commits this lifecycle event (e.g. "CodeVerified"), before it raises it.
+    crash_after_commit: str = ""
 
     @property
     def graph_app_id(self) -> str:
@@ -222,12 +226,15 @@ class Settings:
             bank_service_phone=env.get("BANK_SERVICE_PHONE", "").strip() or "09 123 4567",
             phone_default_region=(env.get("PHONE_DEFAULT_REGION", "").strip() or "FI").upper(),
             trusted_forwarded_hops=_int(env, "TRUSTED_FORWARDED_HOPS", 1),
+            crash_after_commit=env.get("DEV_CRASH_AFTER_COMMIT", "").strip(),
         )
         _check_region(settings.phone_default_region)
         if len(settings.bank_service_phone) > 32 or not settings.bank_service_phone.isprintable():
             raise SettingsError("BANK_SERVICE_PHONE must be a phone number as customers should dial it")
         if settings.trusted_forwarded_hops > 8:
             raise SettingsError("TRUSTED_FORWARDED_HOPS must be between 0 and 8")
+        if settings.crash_after_commit and not dev_mode:
+            raise SettingsError("DEV_CRASH_AFTER_COMMIT is a test fault; it needs DEV_MODE")
         if settings.code_ttl_minutes > 10:
             raise SettingsError("CODE_TTL_MINUTES may be at most 10 (NIST SP 800-63B)")
         if bool(settings.graph_notification_certificate) != bool(settings.graph_notification_certificate_id):

@@ -1,10 +1,12 @@
-"""What the triggers share: who is calling, the appointment's JSON view, the lifecycle's instance."""
+"""What the triggers share: who is calling, the appointment's JSON view, delivering lifecycle events."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from functools import wraps
 from typing import Any
 
 import azure.durable_functions as df
@@ -12,13 +14,15 @@ import azure.functions as func
 
 import bootstrap
 from appointments.catalogue import CHANNEL_LABELS, TOPICS
-from appointments.errors import Forbidden, Unauthenticated
-from appointments.lifecycle import EventType, LifecycleState, Policy
+from appointments.errors import DomainError, Forbidden, Unauthenticated
+from appointments.lifecycle import PREDICTABLE_EVENTS, EventType, LifecycleState, Policy
 from appointments.localtime import format_datetime, format_duration
-from appointments.model import Appointment, Expert, Phase
+from appointments.model import Appointment, Expert
+from appointments.ports import OutboxEntry
 from appointments.principal import Principal, parse_principal
+from appointments.service import CommitsEvents
 from appointments.timerules import iso
-from orchestrators.appointment_lifecycle import LIFECYCLE_ORCHESTRATOR, instance_id
+from orchestrators.appointment_lifecycle import LIFECYCLE_ORCHESTRATOR, OUTBOX_ID, instance_id
 
 log = logging.getLogger(__name__)
 PRINCIPAL_HEADER = "x-ms-client-principal"
@@ -103,11 +107,9 @@ def appointment_view(a: Appointment, experts: dict[str, Expert] | None = None) -
         opens = s.appointments.join_window_opens_at(a)
         view["joinWindowOpensAt"] = iso(opens)
         view["joinWindowMinutes"] = s.settings.join_window_minutes
-        view["canJoin"] = (
-            not a.phase.is_terminal
-            and s.clock.now() >= opens
-            and s.clock.now() < a.end + s.settings.end_grace
-        )
+    view.update(s.appointments.capabilities(a).to_json())
+    if a.channel.value == "online":  # deprecated: the same as capabilities.canJoin, while clients move
+        view["canJoin"] = view["capabilities"]["canJoin"]
     if a.attention:
         view["attention"] = a.attention
     return view
@@ -135,17 +137,45 @@ async def ensure_lifecycle(client: df.DurableOrchestrationClient, a: Appointment
     await client.start_new(LIFECYCLE_ORCHESTRATOR, iid, lifecycle_input(a))
 
 
-# What the record may say when each event is raised, and the phase the event leads to.
-OPTIMISTIC: dict[EventType, tuple[frozenset[Phase], Phase]] = {
-    EventType.CUSTOMER_JOINED: (frozenset({Phase.JOIN_OPEN}), Phase.LOBBY),
-    EventType.CODE_ISSUED: (frozenset({Phase.LOBBY}), Phase.CODE_ISSUED),
-    EventType.CODE_VERIFIED: (frozenset({Phase.CODE_ISSUED, Phase.LOBBY}), Phase.VERIFIED),
-    EventType.CODE_LOCKED: (frozenset({Phase.CODE_ISSUED}), Phase.LOBBY),
-    EventType.MEETING_ENDED: (
-        frozenset({Phase.JOIN_OPEN, Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED}),
-        Phase.ENDED,
-    ),
-}
+async def deliver(
+    client: df.DurableOrchestrationClient, appointment: Appointment, entries: Iterable[OutboxEntry]
+) -> None:
+    """Raise lifecycle events a use case has committed to the outbox, then write the predicted phase.
+
+    A raise that fails is only logged: the entry stays in the outbox, and the orchestration applies
+    it at its next look (see orchestrators/appointment_lifecycle.py). The answer to the caller
+    therefore never depends on the raise.
+    """
+    services = bootstrap.services()
+    for entry in entries:
+        if services.settings.dev_mode and services.settings.crash_after_commit == entry.event:
+            log.warning("DEV_CRASH_AFTER_COMMIT: exiting after committing %s", entry.event)
+            os._exit(70)  # the fault the crash tests inject: no cleanup, no raise
+        iid = instance_id(entry.booking_code)
+        try:
+            await client.raise_event(iid, entry.event, {**entry.payload, OUTBOX_ID: entry.entry_id})
+        except Exception as exc:  # the client raises plain Exceptions (404 unknown, 410 finished, I/O)
+            log.warning("could not raise %s on %s (the outbox keeps it): %s", entry.event, iid, exc)
+            continue
+        await call(services.appointments.advance_phase, appointment, EventType(entry.event))
+
+
+async def run_use_case[R: CommitsEvents](
+    client: df.DurableOrchestrationClient, fn: Callable[..., R], *args: Any
+) -> R:
+    """Run a blocking use case, then deliver the events it committed, also when it then refused."""
+    try:
+        result = await call(fn, *args)
+    except DomainError as error:
+        for entry in error.committed:
+            assert isinstance(entry, OutboxEntry)
+            services = bootstrap.services()
+            found = await call(services.repo.get_by_code, entry.booking_code)
+            if found is not None:
+                await deliver(client, found, [entry])
+        raise
+    await deliver(client, result.appointment, result.events)
+    return result
 
 
 async def raise_lifecycle_event(
@@ -153,18 +183,34 @@ async def raise_lifecycle_event(
     booking_code: str,
     event: EventType,
     payload: dict[str, Any] | None = None,
-) -> bool:
-    """Raise an event the HTTP gate has already checked. False if the instance is gone or finished."""
-    iid = instance_id(booking_code)
-    try:
-        await client.raise_event(iid, event.value, payload or {})
-    except Exception as exc:  # the client raises plain Exceptions for 404/410
-        log.warning("could not raise %s on %s: %s", event.value, iid, exc)
-        return False
-    if event in OPTIMISTIC:
-        # The orchestration will record the same phase; writing it now lets the caller's
-        # next read (and the other party's console) see it without waiting.
-        expected, phase = OPTIMISTIC[event]
-        services = bootstrap.services()
-        await call(services.repo.advance_phase, booking_code, expected, phase, services.clock.now())
-    return True
+) -> None:
+    """Commit ``event`` to the outbox (meeting events) and raise it; cancel and reschedule need no
+    outbox, as the record they changed is read before every deadline."""
+    services = bootstrap.services()
+    if event not in PREDICTABLE_EVENTS:
+        try:
+            await client.raise_event(instance_id(booking_code), event.value, payload or {})
+        except Exception as exc:  # healed from the record
+            log.warning("could not raise %s on %s: %s", event.value, instance_id(booking_code), exc)
+        return
+    found = await call(services.repo.get_by_code, booking_code)
+    if found is None:
+        return
+    entry = OutboxEntry.new(booking_code, event.value, payload or {}, services.clock.now())
+    await call(services.appointments.outbox.add, entry)
+    await deliver(client, found, [entry])
+
+
+Handler = Callable[..., Awaitable[func.HttpResponse]]
+
+
+def no_store(fn: Handler) -> Handler:
+    """Every answer of ``fn``, problems included, is marked ``Cache-Control: no-store``."""
+
+    @wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> func.HttpResponse:
+        response = await fn(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return wrapper

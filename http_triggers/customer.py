@@ -8,7 +8,6 @@ import azure.functions as func
 
 import bootstrap
 from appointments import manage_token
-from appointments.identity import Outcome
 from appointments.lifecycle import EventType
 from appointments.timerules import iso
 from http_triggers.common import (
@@ -17,18 +16,13 @@ from http_triggers.common import (
     call,
     customer,
     ensure_lifecycle,
+    no_store,
     raise_lifecycle_event,
+    run_use_case,
     signed_in_customer,
 )
 from http_triggers.forwarded import source_address
-from http_triggers.problem import (
-    from_error,
-    json_response,
-    problems_as_responses,
-    read_json,
-    refuse_lookup_path,
-    verification_refusal,
-)
+from http_triggers.problem import json_response, problems_as_responses, read_json, refuse_lookup_path
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -130,35 +124,31 @@ async def cancel_appointment(
 @problems_as_responses
 async def join_meeting(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     who = customer(req)
-    appointment, first_join = await call(
-        bootstrap.services().appointments.join, who.user_id, req.route_params["code"]
+    joined = await run_use_case(
+        client, bootstrap.services().appointments.join, who.user_id, req.route_params["code"]
     )
-    if first_join:
-        await raise_lifecycle_event(client, appointment.booking_code, EventType.CUSTOMER_JOINED)
+    a = joined.appointment
     return json_response(
         {
-            "bookingCode": appointment.booking_code,
-            "joinUrl": appointment.join_url,
-            "phase": "lobby" if first_join else appointment.phase.value,
+            "bookingCode": a.booking_code,
+            "joinUrl": a.join_url,
+            "phase": "lobby" if joined.events else a.phase.value,
         }
     )
 
 
 @bp.route(route="appointments/{code}/identity-verification", methods=["POST"])
 @bp.durable_client_input(client_name="client")
+@no_store
 @problems_as_responses
 async def verify_identity(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The customer types the expert's code: 200 verified, 422 wrong, 410 expired, 423 locked, 409 none."""
+    """The customer types the expert's code: 200 verified, 422 wrong, 410 expired, 423 locked, 409 none.
+
+    A retry of a request that verified answers 200 again; the outbox makes sure the lifecycle hears it.
+    """
     who = customer(req)
     body = read_json(req)
-    appointment, result = await call(
-        bootstrap.services().identity.verify, who.user_id, req.route_params["code"], body
+    verified = await run_use_case(
+        client, bootstrap.services().identity.verify, who.user_id, req.route_params["code"], body
     )
-    code = appointment.booking_code
-    no_store = {"Cache-Control": "no-store"}
-    if result.outcome is Outcome.VERIFIED:
-        await raise_lifecycle_event(client, code, EventType.CODE_VERIFIED)
-        return json_response({"bookingCode": code, "verified": True}, headers=no_store)
-    if result.just_locked:
-        await raise_lifecycle_event(client, code, EventType.CODE_LOCKED)
-    return from_error(verification_refusal(result), req, no_store)
+    return json_response({"bookingCode": verified.appointment.booking_code, "verified": True})

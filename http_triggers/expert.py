@@ -8,11 +8,10 @@ import azure.functions as func
 
 import bootstrap
 from appointments.errors import Problems
-from appointments.lifecycle import EventType
 from appointments.localtime import local_day_bounds, to_local
 from appointments.timerules import iso
 from appointments.validation import parse_date
-from http_triggers.common import appointment_view, call, expert, raise_lifecycle_event
+from http_triggers.common import appointment_view, call, expert, run_use_case
 from http_triggers.problem import json_response, problems_as_responses
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -62,10 +61,12 @@ async def expert_day(req: func.HttpRequest) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 @problems_as_responses
 async def end_meeting(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """202: the lifecycle ends the meeting; an ended one answers 202 again (a retried request)."""
     who = expert(req)
-    a = await call(bootstrap.services().appointments.end_meeting, who.user_id, req.route_params["code"])
-    await raise_lifecycle_event(client, a.booking_code, EventType.MEETING_ENDED, {"source": "expert"})
-    return json_response({"bookingCode": a.booking_code, "phase": "ended"}, status=202)
+    ended = await run_use_case(
+        client, bootstrap.services().appointments.end_meeting, who.user_id, req.route_params["code"]
+    )
+    return json_response({"bookingCode": ended.appointment.booking_code, "phase": "ended"}, status=202)
 
 
 @bp.route(route="expert/appointments/{code}/identification-code", methods=["POST"])
@@ -76,16 +77,15 @@ async def issue_identification_code(
 ) -> func.HttpResponse:
     """A fresh one-time code, returned once to the expert; the lifecycle hears only its expiry."""
     who = expert(req)
-    a, code, expires_at = await call(
-        bootstrap.services().identity.issue, who.user_id, req.route_params["code"]
+    issued = await run_use_case(
+        client, bootstrap.services().identity.issue, who.user_id, req.route_params["code"]
     )
-    await raise_lifecycle_event(client, a.booking_code, EventType.CODE_ISSUED, {"expiresAt": iso(expires_at)})
     settings = bootstrap.services().settings
     return json_response(
         {
-            "bookingCode": a.booking_code,
-            "code": code,
-            "expiresAt": iso(expires_at),
+            "bookingCode": issued.appointment.booking_code,
+            "code": issued.code,
+            "expiresAt": iso(issued.expires_at),
             "attemptsAllowed": settings.code_max_attempts,
         },
         status=201,

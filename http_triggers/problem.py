@@ -23,7 +23,6 @@ import azure.functions as func
 
 from appointments import messages
 from appointments.errors import DomainError, Problems, TooManyRequests, ValidationFailed
-from appointments.identity import Outcome, Verification
 from appointments.validation import MAX_BODY_BYTES, MAX_DEPTH, bad_characters, nested_deeper_than, strings
 
 log = logging.getLogger(__name__)
@@ -97,20 +96,6 @@ def refuse_lookup_path(req: func.HttpRequest) -> None:
     literal route), which would answer 404 for a "booking" named lookup: answer 405 instead."""
     if req.route_params.get("code", "").lower() == LOOKUP_ROUTE_SEGMENT:
         raise Refusal(405, "method-not-allowed", "method_not_allowed", {"Allow": "POST"}, method=req.method)
-
-
-# The identification-code outcomes other than success (customer.verify_identity).
-VERIFICATION_REFUSALS: dict[Outcome, tuple[int, str, str]] = {
-    Outcome.WRONG: (422, "wrong-code", "wrong_code"),
-    Outcome.LOCKED: (423, "code-locked", "code_locked"),
-    Outcome.EXPIRED: (410, "code-expired", "code_expired"),
-    Outcome.NONE: (409, "no-code", "no_code"),
-}
-
-
-def verification_refusal(result: Verification) -> Refusal:
-    status, slug, code = VERIFICATION_REFUSALS[result.outcome]
-    return Refusal(status, slug, code, attemptsLeft=result.attempts_left)
 
 
 def language(req: func.HttpRequest | None) -> str:

@@ -1,12 +1,14 @@
-"""In-memory stand-ins that record what they received (narrow unit tests only)."""
+"""In-memory fakes of the ports, with the real ones' conflict behaviour (ETags raise ``StaleRecord``).
+
+Service-level unit tests run on them in milliseconds; the Azurite tests stay the integration tier.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from appointments.lookup_throttle import Backoff
-from appointments.ports import MailMessage, StaleRecord
+from appointments.ports import MailMessage
 
 
 @dataclass
@@ -33,30 +35,3 @@ class RecordingMailer:
         )
 
 
-class FakeThrottleStore:
-    """``ThrottleStore`` in memory with the Table store's conflict rules: create fails if the row
-    exists, replace fails unless the ETag still matches (both StaleRecord). Thread-safe, so
-    parallel tests race on it as they would on the Table service."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.rows: dict[str, Backoff] = {}
-        self.writes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Backoff:
-        with self._lock:
-            return self.rows.get(key) or Backoff(key)
-
-    def save(self, counter: Backoff) -> None:
-        with self._lock:
-            current = self.rows.get(counter.key)
-            if (current.etag if current else None) != counter.etag:
-                raise StaleRecord(counter.key)
-            self.writes += 1
-            self.rows[counter.key] = replace(counter, etag=f"W/{self.writes}")
-
-    def reset(self, key: str) -> None:
-        with self._lock:
-            self.rows.pop(key, None)

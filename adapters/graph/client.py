@@ -255,7 +255,7 @@ def _with_middleware(http_client: httpx.AsyncClient, policy: RetryPolicy) -> htt
         inner = getattr(transport, "transport", None)
         if inner is not None:
             transport.aclose = inner.aclose
-    return client  # type: ignore[no-any-return]
+    return client  # type: ignore[no-any-return]  # msgraph-core's factory is untyped; it is an httpx client
 
 
 def no_transport_retry() -> Any:

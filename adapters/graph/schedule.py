@@ -62,8 +62,8 @@ class ScheduleReader:
         An organizer whose calendar Graph could not read, for any part of the period, is
         absent from the result: unknown is not the same as free.
         """
-        for value in (start, end):
-            if value.tzinfo is None:
+        for moment in (start, end):
+            if moment.tzinfo is None:
                 raise ValueError("schedule times must be timezone-aware (UTC)")
         organizers = list(dict.fromkeys(organizer_ids))
         if not organizers or end <= start:

@@ -6,8 +6,9 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 
 import httpx
 import pytest
@@ -103,3 +104,103 @@ def test_kill_mid_lifecycle_then_the_lifecycle_completes(crashable: Stack) -> No
     assert stack.runtime_status(code) == "Completed"
     assert len(meetings_for(stack, code)) == 1
     assert stack.graph.state.duplicate_mail() == {}
+
+
+def _in_window(stack: Stack, who: str) -> str:
+    booked = stack.book(who)
+    target = datetime.fromisoformat(booked["start"].replace("Z", "+00:00")) - timedelta(minutes=15)
+    stack.host.advance((target - stack.now()).total_seconds())
+    return str(booked["bookingCode"])
+
+
+def _crashing_on(stack: Stack, event: str, request: Callable[[], httpx.Response]) -> None:
+    """Restart the host so that it exits right after committing ``event``; send the request; it dies."""
+    stack.host.env["DEV_CRASH_AFTER_COMMIT"] = event
+    stack.host.restart()
+    with pytest.raises(httpx.TransportError):
+        request()
+    assert stack.host.process is not None and stack.host.process.wait(timeout=10) == 70
+    del stack.host.env["DEV_CRASH_AFTER_COMMIT"]
+    stack.host.start()
+    stack.host.wait_idle()  # the work the crash interrupted, redone
+
+
+# For each meeting event a trigger raises: the steps before, the request that commits it, the phase it
+# leads to, and what a retry of that request answers (the same as the first attempt would have).
+def _joined(stack: Stack, who: str, code: str) -> httpx.Response:
+    return stack.as_customer(who, "POST", f"/api/appointments/{code}/join")
+
+
+def _issued(stack: Stack, who: str, code: str) -> httpx.Response:
+    return stack.as_expert(MATLEENA.expert_id, "POST", f"/api/expert/appointments/{code}/identification-code")
+
+
+def _verify(stack: Stack, who: str, code: str, secret: str) -> httpx.Response:
+    path = f"/api/appointments/{code}/identity-verification"
+    return stack.as_customer(who, "POST", path, json={"code": secret})
+
+
+def _wrong(secret: str) -> str:
+    return "000000" if secret != "000000" else "111111"
+
+
+def _ended(stack: Stack, who: str, code: str) -> httpx.Response:
+    return stack.as_expert(MATLEENA.expert_id, "POST", f"/api/expert/appointments/{code}/end")
+
+
+@pytest.mark.parametrize(
+    ("event", "phase"),
+    [
+        ("CustomerJoined", "lobby"),
+        ("CodeIssued", "code_issued"),
+        ("CodeVerified", "verified"),
+        ("CodeLocked", "lobby"),
+        ("MeetingEnded", "ended"),
+    ],
+)
+def test_a_crash_between_the_commit_and_the_raise_loses_no_event(
+    crashable: Stack, event: str, phase: str
+) -> None:
+    """The host exits right after a trigger committed its event: the restarted lifecycle still gets it."""
+    stack = crashable
+    who = f"cust-{uuid.uuid4().hex[:8]}"
+    code = _in_window(stack, who)
+    retry: Callable[[], httpx.Response]
+    if event == "CustomerJoined":
+        retry = partial(_joined, stack, who, code)
+        expected = 200
+    else:
+        assert _joined(stack, who, code).status_code == 200
+        if event == "CodeIssued":
+            retry, expected = partial(_issued, stack, who, code), 201
+        else:
+            issued = _issued(stack, who, code)
+            assert issued.status_code == 201
+            secret = str(issued.json()["code"])
+            stack.host.wait_idle()
+            if event == "CodeVerified":
+                retry, expected = partial(_verify, stack, who, code, secret), 200
+            elif event == "CodeLocked":
+                for _ in range(2):
+                    assert _verify(stack, who, code, _wrong(secret)).status_code == 422
+                retry, expected = partial(_verify, stack, who, code, _wrong(secret)), 423
+            else:
+                assert _verify(stack, who, code, secret).status_code == 200
+                retry, expected = partial(_ended, stack, who, code), 202
+    _crashing_on(stack, event, retry)
+    # Nobody retries: the lifecycle's next look at its outbox (a couple of minutes) applies the event.
+    stack.host.advance(minutes=2)
+    assert stack.phase(code) == phase
+    if event == "MeetingEnded":
+        assert stack.runtime_status(code) == "Completed"
+    assert stack.repo.pending(code) == []  # acknowledged
+    # A retry of the request that died answers what it would have answered.
+    assert retry().status_code == expected
+    stack.host.wait_idle()
+    if event != "CodeIssued":  # a retried issue is a new code, as asking again means
+        assert stack.phase(code) == phase
+    if event == "CodeLocked":
+        sent = stack.repo.table("Notifications").query_entities(
+            "PartitionKey eq @pk", parameters={"pk": code}
+        )
+        assert [r["Recipient"] for r in sent if r["Kind"] == "code_locked"] == ["expert"]

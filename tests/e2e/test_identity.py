@@ -68,15 +68,22 @@ def test_fifty_parallel_wrong_guesses_count_exactly_three(stack: Stack) -> None:
     assert r.status_code == 423
 
 
-def test_a_used_code_cannot_be_used_again(stack: Stack) -> None:
-    """Single use: the same right code a second time finds no code outstanding."""
+def test_a_used_code_verifies_nothing_twice(stack: Stack) -> None:
+    """Single use: a retry with the used code answers 200 as the first did, and changes nothing."""
     who = new_customer()
     code = in_lobby(stack, who)
     secret = issue(stack, code)
     path = f"/api/appointments/{code}/identity-verification"
     assert stack.as_customer(who, "POST", path, json={"code": secret}).status_code == 200
+    stack.host.wait_idle()
     again = stack.as_customer(who, "POST", path, json={"code": secret})
-    assert again.status_code == 409
+    assert again.status_code == 200 and again.json() == {"bookingCode": code, "verified": True}
+    stack.host.wait_idle()
+    assert stack.phase(code) == "verified"
+    actions = [e.action for e in stack.repo.audit_trail(code)]
+    assert actions.count("identity_verified") == 1
+    other = stack.as_customer(who, "POST", path, json={"code": wrong(secret)})
+    assert other.status_code == 409 and other.json()["type"].endswith("/no-code")
 
 
 def test_a_code_only_works_for_the_appointment_it_was_issued_for(stack: Stack) -> None:

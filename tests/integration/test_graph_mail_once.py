@@ -20,8 +20,9 @@ import httpx
 import pytest
 
 from adapters.graph import GraphMailSender, build_graph_client
-from adapters.notifier import NOTIFICATIONS, Notifier, _key_hash
+from adapters.notifier import Notifier, _key_hash
 from adapters.tables import TableRepository
+from adapters.tables.mappers import NOTIFICATIONS
 from appointments.model import Appointment
 from appointments.ports import TransientGatewayError
 from appointments.settings import Settings

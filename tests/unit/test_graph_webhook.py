@@ -434,7 +434,7 @@ def test_a_call_end_older_than_the_customer_joining_changes_nothing() -> None:
     from datetime import timedelta
 
     from appointments.catalogue import Channel
-    from appointments.lifecycle import GRAPH_SOURCE, Event, EventType, LifecycleState, decide
+    from appointments.lifecycle import GRAPH_SOURCE, LifecycleState, MeetingEnded, decide
     from appointments.model import Phase
 
     joined = datetime(2030, 3, 4, 10, 20, tzinfo=UTC)
@@ -443,12 +443,7 @@ def test_a_call_end_older_than_the_customer_joining_changes_nothing() -> None:
     )
 
     def ended(occurred: datetime | None, phase: Phase = Phase.LOBBY) -> Phase:
-        event = Event(
-            EventType.MEETING_ENDED,
-            at=joined + timedelta(minutes=20),
-            reason=GRAPH_SOURCE,
-            occurred_at=occurred,
-        )
+        event = MeetingEnded(joined + timedelta(minutes=20), source=GRAPH_SOURCE, occurred_at=occurred)
         return decide(replace(state, phase=phase), event).state.phase
 
     from dataclasses import replace
@@ -457,5 +452,5 @@ def test_a_call_end_older_than_the_customer_joining_changes_nothing() -> None:
     assert ended(None) is Phase.LOBBY  # no time of its own: not believed
     assert ended(joined + timedelta(minutes=15), Phase.JOIN_OPEN) is Phase.JOIN_OPEN
     assert ended(joined + timedelta(minutes=15)) is Phase.ENDED
-    expert_end = Event(EventType.MEETING_ENDED, at=joined + timedelta(minutes=1))
+    expert_end = MeetingEnded(joined + timedelta(minutes=1))
     assert decide(state, expert_end).state.phase is Phase.ENDED  # the expert's End needs no time

@@ -40,11 +40,14 @@ def test_the_record_holds_a_salted_peppered_hash_not_the_code() -> None:
 
 
 def test_the_right_code_verifies_once() -> None:
-    """Right code: verified and marked used; the used record answers 'none' afterwards."""
+    """Right code: verified and marked used; afterwards it only repeats its answer, and writes nothing."""
     code, record = fresh()
     result = identity.verify(record, f" {code[:3]} {code[3:]} ", NOW, PEPPER, 3)
     assert result.outcome is Outcome.VERIFIED and result.record is not None and result.record.used
-    assert identity.verify(result.record, code, NOW, PEPPER, 3).outcome is Outcome.NONE
+    again = identity.verify(result.record, code, NOW + timedelta(minutes=30), PEPPER, 3)
+    assert again.outcome is Outcome.REPEATED and again.record is None
+    other = "0" * 6 if code != "0" * 6 else "1" * 6
+    assert identity.verify(result.record, other, NOW, PEPPER, 3).outcome is Outcome.NONE
 
 
 def test_wrong_codes_count_down_then_lock() -> None:

@@ -10,15 +10,26 @@ import pytest
 from appointments.catalogue import Channel
 from appointments.errors import IllegalTransition
 from appointments.lifecycle import (
-    ALLOWED,
-    ActionType,
+    EVENT_TYPES,
+    TRANSITIONS,
+    CodeIssued,
+    ContinueAsNew,
+    CreateMeeting,
+    DeleteMeeting,
     Event,
     EventType,
     LifecycleState,
+    MeetingFailed,
+    Notify,
     Policy,
+    RecordPhase,
+    ReminderDue,
+    Rescheduled,
+    UpdateMeeting,
+    accepts,
     decide,
-    is_allowed,
     next_deadline,
+    render_markdown,
     start,
 )
 from appointments.model import Phase
@@ -42,37 +53,41 @@ def state(phase: Phase = Phase.BOOKED, channel: Channel = Channel.ONLINE, **kw: 
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
-def event(kind: EventType, **kw: object) -> Event:
+def event(kind: EventType, at: datetime = T0, **kw: object) -> Event:
     defaults: dict[str, object] = {}
     if kind is EventType.CODE_ISSUED:
         defaults["expires_at"] = T0 + timedelta(minutes=10)
     if kind is EventType.RESCHEDULED:
         defaults.update(start=T0 + timedelta(days=1), end=T0 + timedelta(days=1, minutes=45))
+    if kind is EventType.MEETING_ATTENTION:
+        defaults["reason"] = "call_events_refused"
     defaults.update(kw)
-    return Event(kind, at=T0, **defaults)  # type: ignore[arg-type]
+    return EVENT_TYPES[kind](at, **defaults)  # type: ignore[arg-type]  # per-kind fields, by name
 
 
-def kinds(decision_actions: tuple[object, ...]) -> list[tuple[str, str | None, str | None]]:
-    out = []
-    for a in decision_actions:
-        out.append(
-            (
-                a.type.value,
-                a.kind.value if a.kind else None,  # type: ignore[attr-defined]
-                a.recipient.value if a.recipient else None,
-            )
-        )  # type: ignore[attr-defined]
+def kinds(actions: tuple[object, ...]) -> list[tuple[str, str | None, str | None]]:
+    """Each action as (type, notification kind, recipient); the phase records are left out."""
+    out: list[tuple[str, str | None, str | None]] = []
+    for a in actions:
+        if isinstance(a, Notify):
+            out.append(("notify", a.kind.value, a.recipient.value))
+        elif not isinstance(a, RecordPhase):
+            out.append((type(a).__name__, None, None))
     return out
 
 
+@pytest.mark.parametrize("channel", list(Channel))
 @pytest.mark.parametrize("phase", list(Phase))
 @pytest.mark.parametrize("kind", list(EventType))
-def test_every_phase_accepts_exactly_its_events_for_online_meetings(phase: Phase, kind: EventType) -> None:
-    """An online appointment accepts an event iff the table allows it; otherwise a typed error."""
-    s = state(phase)
-    allowed = kind in ALLOWED[phase] and not (phase is Phase.BOOKED and kind is EventType.END_TIMEOUT)
-    if allowed:
-        decide(s, event(kind))
+def test_every_phase_accepts_exactly_the_events_of_the_table(
+    channel: Channel, phase: Phase, kind: EventType
+) -> None:
+    """An appointment accepts an event iff the table has its row, and then goes where the row says."""
+    s = state(phase, channel)
+    if (channel, phase, kind) in TRANSITIONS:
+        d = decide(s, event(kind))
+        if kind is not EventType.RESCHEDULED:
+            assert d.state.phase is TRANSITIONS[channel, phase, kind].to
     else:
         with pytest.raises(IllegalTransition) as err:
             decide(s, event(kind))
@@ -84,7 +99,8 @@ def test_every_phase_accepts_exactly_its_events_for_online_meetings(phase: Phase
 def test_phone_and_branch_appointments_have_no_meeting_phases(channel: Channel, kind: EventType) -> None:
     """Phone and branch bookings can only be changed, cancelled or end by their timer."""
     ok = kind in {EventType.CANCELLED, EventType.RESCHEDULED, EventType.END_TIMEOUT, EventType.REMINDER_DUE}
-    assert is_allowed(Phase.BOOKED, kind, channel) is ok
+    assert accepts(channel, Phase.BOOKED, kind) is ok
+    assert not any(accepts(channel, p, kind) for p in Phase if p is not Phase.BOOKED)
 
 
 def test_terminal_phases_accept_nothing() -> None:
@@ -92,18 +108,40 @@ def test_terminal_phases_accept_nothing() -> None:
     for phase in (Phase.ENDED, Phase.CANCELLED, Phase.NO_SHOW):
         assert phase.is_terminal
         for kind in EventType:
-            assert not is_allowed(phase, kind)
+            for channel in Channel:
+                assert not accepts(channel, phase, kind)
+
+
+def test_a_phase_change_is_recorded_and_a_self_loop_is_not() -> None:
+    """decide emits RecordPhase exactly when the phase (or the attention flag) changes."""
+    joined = decide(state(Phase.JOIN_OPEN), event(EventType.CUSTOMER_JOINED))
+    assert joined.actions[0] == RecordPhase(Phase.LOBBY, T0, 0, None)
+    again = decide(state(Phase.CODE_ISSUED), event(EventType.CODE_ISSUED))
+    assert not any(isinstance(a, RecordPhase) for a in again.actions)
+    opened = decide(state(), event(EventType.JOIN_WINDOW_OPENED))
+    assert isinstance(opened.actions[0], CreateMeeting) and isinstance(opened.actions[1], RecordPhase)
+
+
+def test_the_docs_show_the_current_table() -> None:
+    """docs/LIFECYCLE.md is render_markdown(): a change to the table must regenerate it."""
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "LIFECYCLE.md"
+    assert doc.read_text(encoding="utf-8") == render_markdown(), (
+        "docs/LIFECYCLE.md is stale; regenerate it as its header says"
+    )
 
 
 def test_a_new_booking_confirms_to_the_customer_but_a_rescheduled_one_does_not() -> None:
     """The confirmation (and the expert's calendar entry) go out once; a continue-as-new starts quietly."""
     first = start(state(), NOW)
     assert first.state.phase is Phase.BOOKED and first.state.since == NOW
+    assert first.actions[0] == RecordPhase(Phase.BOOKED, NOW, 0)
     assert kinds(first.actions) == [
         ("notify", "booking_confirmation", "customer"),
         ("notify", "new_booking", "expert"),
     ]
-    assert start(state(revision=1), NOW).actions == ()
+    assert start(state(revision=1), NOW).actions == (RecordPhase(Phase.BOOKED, NOW, 1),)
 
 
 def test_join_window_creates_the_meeting_then_tells_both() -> None:
@@ -111,7 +149,7 @@ def test_join_window_creates_the_meeting_then_tells_both() -> None:
     d = decide(state(), event(EventType.JOIN_WINDOW_OPENED))
     assert d.state.phase is Phase.JOIN_OPEN and d.state.since == T0
     assert kinds(d.actions) == [
-        ("create_meeting", None, None),
+        ("CreateMeeting", None, None),
         ("notify", "join_open", "expert"),
         ("notify", "join_open", "customer"),
     ]
@@ -135,10 +173,12 @@ def test_issuing_a_code_sets_its_expiry_and_reissuing_replaces_it() -> None:
     assert d2.state.custom_status()["codeExpiresAt"] == "2026-12-07T10:55:00Z"
 
 
-def test_code_issued_without_expiry_is_refused() -> None:
-    """A CodeIssued event must carry its expiry."""
-    with pytest.raises(ValueError):
-        decide(state(Phase.LOBBY), Event(EventType.CODE_ISSUED, at=T0))
+def test_a_code_that_expired_before_its_event_arrived_changes_nothing() -> None:
+    """A late redelivery of CodeIssued (from the outbox) cannot bring back a dead code."""
+    late = CodeIssued(T0, expires_at=T0 - timedelta(seconds=1))
+    d = decide(state(Phase.LOBBY), late)
+    assert d.state == state(Phase.LOBBY)
+    assert d.actions == (RecordPhase(Phase.LOBBY, NOW, 0),)  # undoes the trigger's code_issued
 
 
 def test_verification_notifies_both_sides() -> None:
@@ -161,7 +201,7 @@ def test_locked_code_returns_to_lobby_and_tells_the_expert() -> None:
 def test_expired_code_returns_to_lobby_quietly() -> None:
     """An expired code needs a new one; nobody is mailed."""
     d = decide(state(Phase.CODE_ISSUED, code_expires_at=T0), event(EventType.CODE_EXPIRED))
-    assert d.state.phase is Phase.LOBBY and d.actions == ()
+    assert d.state.phase is Phase.LOBBY and kinds(d.actions) == []
 
 
 @pytest.mark.parametrize("phase", [Phase.JOIN_OPEN, Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED])
@@ -191,7 +231,7 @@ def test_cancel_before_the_window_notifies_both_without_touching_teams() -> None
 def test_cancel_in_the_window_deletes_the_meeting() -> None:
     """Once the meeting exists, cancelling deletes it."""
     d = decide(state(Phase.JOIN_OPEN), event(EventType.CANCELLED))
-    assert kinds(d.actions)[0] == ("delete_meeting", None, None)
+    assert isinstance(d.actions[0], DeleteMeeting) and isinstance(d.actions[1], RecordPhase)
 
 
 def test_reschedule_continues_as_new_with_the_new_times() -> None:
@@ -202,17 +242,15 @@ def test_reschedule_continues_as_new_with_the_new_times() -> None:
     assert kinds(d.actions) == [
         ("notify", "rescheduled", "expert"),
         ("notify", "rescheduled", "customer"),
-        ("continue_as_new", None, None),
+        ("ContinueAsNew", None, None),
     ]
-    assert d.actions[-1].start == T0 + timedelta(days=1)
+    assert d.actions[-1] == ContinueAsNew(T0 + timedelta(days=1), T0 + timedelta(days=1, minutes=45))
 
 
 def test_reschedule_in_the_window_updates_the_existing_meeting() -> None:
     """A meeting that exists gets its new times."""
     d = decide(state(Phase.JOIN_OPEN), event(EventType.RESCHEDULED))
-    assert d.actions[0].type is ActionType.UPDATE_MEETING and d.actions[0].end == T0 + timedelta(
-        days=1, minutes=45
-    )
+    assert d.actions[0] == UpdateMeeting(T0 + timedelta(days=1), T0 + timedelta(days=1, minutes=45))
 
 
 def test_a_repeated_reschedule_to_the_same_times_does_nothing() -> None:
@@ -224,13 +262,14 @@ def test_a_repeated_reschedule_to_the_same_times_does_nothing() -> None:
 def test_reschedule_needs_a_proper_interval() -> None:
     """An end before the start is refused."""
     with pytest.raises(ValueError):
-        decide(state(), event(EventType.RESCHEDULED, start=T0, end=T0))
+        decide(state(), Rescheduled(T0, start=T0, end=T0))
 
 
 def test_meeting_failure_keeps_the_window_open_and_alerts_the_expert() -> None:
     """A Teams failure is recorded and the expert told; the appointment does not hang or die."""
-    d = decide(state(Phase.JOIN_OPEN), event(EventType.MEETING_FAILED, reason="meeting_creation_failed"))
+    d = decide(state(Phase.JOIN_OPEN), MeetingFailed(T0, reason="meeting_creation_failed"))
     assert d.state.phase is Phase.JOIN_OPEN and d.state.attention == "meeting_creation_failed"
+    assert d.actions[0] == RecordPhase(Phase.JOIN_OPEN, NOW, 0, "meeting_creation_failed")
     assert kinds(d.actions) == [("notify", "meeting_failed", "expert")]
     assert d.state.custom_status()["attention"] == "meeting_creation_failed"
 
@@ -287,14 +326,11 @@ def test_notification_kinds_used_by_the_lifecycle_exist_for_their_recipients() -
     """Every notification the lifecycle asks for has a template pair in the catalogue of kinds."""
     from appointments.notifications import RECIPIENTS
 
-    for phase in Phase:
-        for kind in EventType:
-            s = state(phase, code_expires_at=T0)
-            if not is_allowed(phase, kind):
-                continue
-            for action in decide(s, event(kind)).actions:
-                if action.type is ActionType.NOTIFY:
-                    assert action.recipient in RECIPIENTS[NotificationKind(action.kind)]
+    for (channel, phase, kind), _ in TRANSITIONS.items():
+        s = state(phase, channel, code_expires_at=T0)
+        for action in decide(s, event(kind, at=T0 - timedelta(minutes=30))).actions:
+            if isinstance(action, Notify):
+                assert action.recipient in RECIPIENTS[action.kind]
     assert Recipient.EXPERT in RECIPIENTS[NotificationKind.CUSTOMER_IN_LOBBY]
 
 
@@ -303,12 +339,13 @@ def test_reminders_go_out_a_day_and_an_hour_before_then_the_window_opens() -> No
     s = start(state(), NOW).state
     deadline = next_deadline(s)
     assert deadline == (T0 - timedelta(hours=24), EventType.REMINDER_DUE)
-    d = decide(s, event(EventType.REMINDER_DUE, reason="day_before"))
-    assert [(a.kind, a.reminder) for a in d.actions] == [(NotificationKind.REMINDER, Reminder.DAY_BEFORE)]
+    d = decide(s, ReminderDue(T0 - timedelta(hours=24)))
+    assert d.actions == (Notify(NotificationKind.REMINDER, Recipient.CUSTOMER, Reminder.DAY_BEFORE),)
     assert d.state.phase is Phase.BOOKED
-    assert decide(d.state, event(EventType.REMINDER_DUE, reason="day_before")).actions == ()  # once only
+    assert decide(d.state, ReminderDue(T0 - timedelta(hours=24))).actions == ()  # once only
     assert next_deadline(d.state) == (T0 - timedelta(hours=1), EventType.REMINDER_DUE)
-    d2 = decide(d.state, event(EventType.REMINDER_DUE, reason="hour_before"))
+    d2 = decide(d.state, ReminderDue(T0 - timedelta(hours=1)))
+    assert d2.actions == (Notify(NotificationKind.REMINDER, Recipient.CUSTOMER, Reminder.HOUR_BEFORE),)
     assert next_deadline(d2.state) == (T0 - timedelta(minutes=15), EventType.JOIN_WINDOW_OPENED)
 
 
@@ -326,3 +363,113 @@ def test_a_reschedule_starts_the_reminders_afresh() -> None:
     assert "reminders" not in str(moved.to_input())
     restarted = start(LifecycleState.from_input(moved.to_input()), NOW).state
     assert restarted.reminders_due()[0] == (T0 + timedelta(days=1) - timedelta(hours=24), Reminder.DAY_BEFORE)
+
+
+def test_a_reminder_woken_late_sends_only_the_latest_due_one() -> None:
+    """After an outage both reminders are due: the customer gets the hour-before one, not two mails."""
+    s = start(state(), NOW).state
+    d = decide(s, ReminderDue(T0 - timedelta(minutes=30)))
+    assert d.actions == (Notify(NotificationKind.REMINDER, Recipient.CUSTOMER, Reminder.HOUR_BEFORE),)
+    assert d.state.reminders_done == frozenset(Reminder)
+
+
+def caps(phase: Phase, now: datetime, channel: Channel = Channel.ONLINE) -> dict[str, object]:
+    from appointments.lifecycle import capabilities
+
+    return capabilities(
+        channel,
+        phase,
+        T0,
+        T0 + timedelta(minutes=45),
+        now,
+        policy=Policy(15, 30),
+        change_notice=timedelta(hours=24),
+    ).to_json()
+
+
+def test_a_booking_days_ahead_can_be_changed_and_cancelled_but_not_joined() -> None:
+    """Booked, three days ahead: change and cancel; join waits for its window; nothing to verify or end."""
+    c = caps(Phase.BOOKED, NOW)
+    assert c["capabilities"] == {
+        "canJoin": False,
+        "canIssueCode": False,
+        "canVerify": False,
+        "canEnd": False,
+        "canChange": True,
+        "canCancel": True,
+    }
+    assert c["capabilityReasons"] == {
+        "canJoin": "join_window_not_open",
+        "canIssueCode": "not_in_lobby",
+        "canVerify": "no_code",
+        "canEnd": "not_in_meeting",
+    }
+
+
+def test_inside_the_notice_period_changes_go_through_the_bank() -> None:
+    """Less than 24 h before the start, change and cancel answer notice_period."""
+    c = caps(Phase.BOOKED, T0 - timedelta(hours=23))
+    assert c["capabilityReasons"]["canChange"] == "notice_period"  # type: ignore[index]
+    assert c["capabilityReasons"]["canCancel"] == "notice_period"  # type: ignore[index]
+
+
+def test_in_the_meeting_the_code_and_the_end_follow_the_table() -> None:
+    """Lobby: issue a code, end; code_issued: verify too; no online change once the customer joined."""
+    lobby = caps(Phase.LOBBY, T0 - timedelta(minutes=5))
+    assert lobby["capabilities"] == {
+        "canJoin": True,
+        "canIssueCode": True,
+        "canVerify": False,
+        "canEnd": True,
+        "canChange": False,
+        "canCancel": False,
+    }
+    assert lobby["capabilityReasons"] == {
+        "canVerify": "no_code",
+        "canChange": "in_meeting",
+        "canCancel": "in_meeting",
+    }
+    issued = caps(Phase.CODE_ISSUED, T0 - timedelta(minutes=5))
+    assert issued["capabilities"]["canVerify"] is True  # type: ignore[index]
+
+
+def test_over_is_over_and_phone_meetings_have_no_teams_capabilities() -> None:
+    """Terminal phases allow nothing (terminal_phase); a phone appointment is never joined (not_online)."""
+    ended = caps(Phase.ENDED, T0 + timedelta(minutes=50))
+    assert set(ended["capabilityReasons"].values()) == {"terminal_phase"}  # type: ignore[union-attr]
+    phone = caps(Phase.BOOKED, T0 - timedelta(minutes=5), Channel.PHONE)
+    reasons = phone["capabilityReasons"]
+    assert reasons["canJoin"] == reasons["canIssueCode"] == reasons["canVerify"] == "not_online"  # type: ignore[index]
+    assert reasons["canEnd"] == "not_online" and reasons["canChange"] == "notice_period"  # type: ignore[index]
+
+
+def test_the_join_window_closes_after_the_grace_period() -> None:
+    """Past the end plus the grace period the join capability says why."""
+    late = caps(Phase.VERIFIED, T0 + timedelta(minutes=45 + 30))
+    assert late["capabilityReasons"]["canJoin"] == "join_window_closed"  # type: ignore[index]
+
+
+def test_the_derived_sets_follow_the_table() -> None:
+    """Code, meeting and prediction sets are what the table implies."""
+    from appointments.lifecycle import (
+        CODE_ISSUE_PHASES,
+        CODE_VERIFY_PHASES,
+        IN_MEETING_PHASES,
+        predicted_phase,
+    )
+
+    assert {Phase.LOBBY, Phase.CODE_ISSUED} == CODE_ISSUE_PHASES
+    assert {Phase.LOBBY, Phase.CODE_ISSUED} == CODE_VERIFY_PHASES
+    assert {Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED} == IN_MEETING_PHASES
+    assert predicted_phase(Channel.ONLINE, Phase.CODE_ISSUED, EventType.CODE_VERIFIED) is Phase.VERIFIED
+    assert predicted_phase(Channel.ONLINE, Phase.LOBBY, EventType.CODE_VERIFIED) is None
+    assert predicted_phase(Channel.ONLINE, Phase.BOOKED, EventType.CANCELLED) is None  # the record says it
+
+
+def test_a_meeting_whose_call_events_were_refused_stays_open_with_attention() -> None:
+    """The meeting exists but Teams' call-ended will not come: flagged quietly, the window stays open."""
+    from appointments.lifecycle import MeetingAttention
+
+    d = decide(state(Phase.JOIN_OPEN), MeetingAttention(T0, "call_events_refused"))
+    assert d.state.phase is Phase.JOIN_OPEN and d.state.attention == "call_events_refused"
+    assert d.actions == (RecordPhase(Phase.JOIN_OPEN, NOW, 0, "call_events_refused"),)

@@ -14,7 +14,7 @@ from typing import Any
 
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as T
 
-from orchestrators.appointment_lifecycle import MAX_TIMER, appointment_lifecycle
+from orchestrators.appointment_lifecycle import OUTBOX_POLL, appointment_lifecycle
 
 HANDLE = appointment_lifecycle.build().get_user_function()
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -28,7 +28,14 @@ INPUT = {
     "revision": 0,
     "policy": {"joinWindowMinutes": 15, "endGraceMinutes": 30},
 }
-RECORD = {"start": INPUT["start"], "end": INPUT["end"], "revision": 0, "phase": "booked"}
+RECORD = {"start": INPUT["start"], "end": INPUT["end"], "revision": 0, "phase": "booked", "pending": []}
+# What the local host sends (devhost/durable/engine.py): the V3 schema, with long-timer settings.
+SCHEMA = {
+    "upperSchemaVersion": 1,
+    "upperSchemaVersionNew": 2,
+    "maximumShortTimerDuration": "6.00:00:00",
+    "longRunningTimerIntervalDuration": "3.00:00:00",
+}
 
 
 def ts(when: datetime) -> str:
@@ -78,7 +85,7 @@ class Replay:
             "isReplaying": False,
             "parentInstanceId": None,
             "input": json.dumps(INPUT),
-            "upperSchemaVersion": 2,
+            **SCHEMA,
         }
         self.result = json.loads(HANDLE(json.dumps(context)))
         flat = leaves(self.result["actions"])
@@ -153,6 +160,19 @@ class Replay:
         return [a.get("functionName") or str(a["actionType"]) for a in actions]
 
 
+def in_the_lobby() -> Replay:
+    """An online appointment whose customer waits in the lobby (join window open, CustomerJoined)."""
+    r = Replay(now=START - timedelta(minutes=15))
+    r.start()
+    r.settle()
+    r.fire_timer()
+    r.settle()
+    r.raise_event("CustomerJoined")
+    r.settle()
+    assert r.status["phase"] == "lobby"
+    return r
+
+
 def test_first_episode_records_the_phase_then_confirms_the_booking() -> None:
     """Booked: the record gets the phase, the customer a confirmation; status carries no personal data."""
     r = Replay()
@@ -166,17 +186,18 @@ def test_first_episode_records_the_phase_then_confirms_the_booking() -> None:
     assert r.names(r.complete_all()) == ["load_schedule"]
 
 
-def test_a_six_day_wait_is_cut_into_legs_and_reminders_come_first() -> None:
-    """The first timer is the day-before reminder, but no timer is longer than MAX_TIMER."""
-    r = Replay()
+def test_a_long_wait_is_cut_into_legs_by_the_sdk_and_reminders_come_first() -> None:
+    """Booked 15 days ahead: the SDK's LongTimerTask waits in 3-day legs, then the day-before reminder."""
+    booked_at = START - timedelta(days=15)
+    r = Replay(now=booked_at)
     r.start()
     r.settle()
-    _, fire_at = r.timer()
-    assert fire_at == T0 + MAX_TIMER  # the reminder is 5 days away: first a 3-day leg
-    r.fire_timer()
-    assert not r.activities()  # a leg only re-arms
-    _, fire_at = r.timer()
-    assert fire_at == START - timedelta(hours=24)
+    legs = []
+    while (fire_at := r.timer()[1]) < START - timedelta(hours=24):
+        legs.append(fire_at)
+        r.fire_timer()
+        assert not r.activities()  # a leg only re-arms
+    assert legs == [booked_at + timedelta(days=3 * n) for n in (1, 2, 3)]
     new = r.fire_timer()
     assert r.names(new) == ["load_schedule"]  # before acting on a deadline, check the record
     new = r.complete_all()
@@ -202,15 +223,7 @@ def test_the_join_window_creates_the_meeting_before_recording_the_phase() -> Non
 
 def test_events_drive_the_meeting_to_the_end() -> None:
     """CustomerJoined → lobby, CodeIssued → code_issued, CodeVerified → verified, MeetingEnded → done."""
-    r = Replay(now=START - timedelta(minutes=15))
-    r.start()
-    r.settle()
-    r.fire_timer()
-    r.settle()
-    assert r.status["phase"] == "join_open"
-    r.raise_event("CustomerJoined")
-    r.settle()
-    assert r.status["phase"] == "lobby"
+    r = in_the_lobby()
     r.raise_event("CodeIssued", {"expiresAt": "2026-12-07T10:25:00Z"})
     r.settle()
     assert r.status["phase"] == "code_issued" and r.status["codeExpiresAt"] == "2026-12-07T10:25:00Z"
@@ -223,12 +236,13 @@ def test_events_drive_the_meeting_to_the_end() -> None:
 
 
 def test_an_illegal_event_is_ignored_not_fatal() -> None:
-    """CodeVerified while booked (a race the HTTP gate missed) changes nothing."""
+    """CodeVerified while booked (a race the HTTP gate missed) changes nothing; the phase is re-recorded."""
     r = Replay()
     r.start()
     r.settle()
     new = r.raise_event("CodeVerified")
-    assert r.names([a for a in new if a["actionType"] in (0, 1)]) == []
+    assert r.names([a for a in new if a["actionType"] in (0, 1)]) == ["record_phase"]
+    assert json.loads(new[0]["input"])["phase"] == "booked"
     assert r.status["phase"] == "booked" and not r.result["isDone"]
 
 
@@ -245,3 +259,44 @@ def test_reschedule_continues_as_new_with_the_new_times() -> None:
     assert r.result["isDone"] and can
     new_input = json.loads(can[0]["input"])
     assert new_input["start"] == "2026-12-09T10:00:00Z" and new_input["revision"] == 1
+
+
+def test_an_applied_event_from_the_outbox_is_acknowledged() -> None:
+    """A raised event naming its outbox entry is applied, then acknowledged (so no poll applies it again)."""
+    r = in_the_lobby()
+    new = r.raise_event("CodeIssued", {"expiresAt": "2026-12-07T10:25:00Z", "outboxId": "e1"})
+    assert r.names(new) == ["ack_events"]
+    assert json.loads(new[0]["input"]) == {"bookingCode": "2KMEVE6X", "ids": ["e1"]}
+    r.settle()
+    assert r.status["phase"] == "code_issued"
+
+
+def test_a_committed_event_that_was_never_raised_is_applied_at_the_next_poll() -> None:
+    """The trigger died after its commit: the poll reads the outbox, applies the entry and acknowledges it."""
+    r = in_the_lobby()
+    _seq, fire_at = r.timer()
+    assert fire_at - r.now <= OUTBOX_POLL
+    new = r.fire_timer()
+    assert r.names(new) == ["load_schedule"]
+    pending = [{"id": "e7", "event": "CodeIssued", "payload": {"expiresAt": "2026-12-07T10:25:00Z"}}]
+    new = r.complete_all({"load_schedule": {**RECORD, "phase": "lobby", "pending": pending}})
+    assert r.names(new) == ["ack_events"]
+    r.settle()
+    assert r.status["phase"] == "code_issued" and r.status["codeExpiresAt"] == "2026-12-07T10:25:00Z"
+
+
+def test_an_event_raised_before_its_predecessor_waits_in_the_outbox_for_order() -> None:
+    """CodeVerified raised while the lost CodeIssued waits in the outbox: the poll applies both in order."""
+    r = in_the_lobby()
+    new = r.raise_event("CodeVerified", {"outboxId": "e9"})
+    assert r.names([a for a in new if a["actionType"] in (0, 1)]) == ["record_phase"]  # not acknowledged
+    r.settle()
+    assert r.status["phase"] == "lobby"
+    r.fire_timer()
+    pending = [
+        {"id": "e8", "event": "CodeIssued", "payload": {"expiresAt": "2026-12-07T10:25:00Z"}},
+        {"id": "e9", "event": "CodeVerified", "payload": {}},
+    ]
+    r.complete_all({"load_schedule": {**RECORD, "phase": "lobby", "pending": pending}})
+    r.settle()
+    assert r.status["phase"] == "verified"
