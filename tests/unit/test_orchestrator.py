@@ -300,3 +300,14 @@ def test_an_event_raised_before_its_predecessor_waits_in_the_outbox_for_order() 
     r.complete_all({"load_schedule": {**RECORD, "phase": "lobby", "pending": pending}})
     r.settle()
     assert r.status["phase"] == "verified"
+
+
+def test_event_data_that_arrives_as_json_text_is_read_as_the_object() -> None:
+    """The host parses a raised body once; the SDK client posted json.dumps(data): a JSON string."""
+    r = in_the_lobby()
+    r.pending = {s: a for s, a in r.pending.items() if a["actionType"] != 5}
+    text = json.dumps({"expiresAt": "2026-12-07T10:25:00Z", "outboxId": "e3"})
+    new = r.episode(r.event(T.EVENT_RAISED, Name="CodeIssued", Input=json.dumps(text)))
+    assert r.names(new) == ["ack_events"] and json.loads(new[0]["input"])["ids"] == ["e3"]
+    r.settle()
+    assert r.status["phase"] == "code_issued"
