@@ -108,7 +108,13 @@ def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, 
     for action in decision.actions:
         match action:
             case CreateMeeting():
-                result = yield context.call_activity_with_retry(create_meeting, RETRY, {"bookingCode": code})
+                try:
+                    result = yield context.call_activity_with_retry(
+                        create_meeting, RETRY, {"bookingCode": code}
+                    )
+                except Exception as err:  # Graph down past every retry: the appointment goes on
+                    _log(context, logging.ERROR, "create_meeting failed for %s: %s", context.instance_id, err)
+                    result = {"ok": False, "reason": "meeting_creation_failed"}
                 now = context.current_utc_datetime
                 if not result.get("ok"):
                     reason = str(result.get("reason") or "meeting_creation_failed")

@@ -14,7 +14,7 @@ from typing import Any
 
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as T
 
-from orchestrators.appointment_lifecycle import OUTBOX_POLL, appointment_lifecycle
+from orchestrators.appointment_lifecycle import OUTBOX_POLL, RETRY, appointment_lifecycle
 
 HANDLE = appointment_lifecycle.build().get_user_function()
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -311,3 +311,35 @@ def test_event_data_that_arrives_as_json_text_is_read_as_the_object() -> None:
     assert r.names(new) == ["ack_events"] and json.loads(new[0]["input"])["ids"] == ["e3"]
     r.settle()
     assert r.status["phase"] == "code_issued"
+
+
+def test_graph_down_past_every_retry_leaves_the_appointment_open_with_a_reason() -> None:
+    """create_meeting failing all its attempts does not fail the orchestration: join_open with attention."""
+    r = Replay(now=START - timedelta(hours=2))
+    r.start()
+    r.settle()
+    r.fire_timer()  # hour-before reminder
+    r.settle()
+    r.fire_timer()  # the join window
+    assert r.names(r.complete_all()) == ["create_meeting"]
+    [seq] = list(r.activities())
+    del r.pending[seq]
+    # The host runs CallActivityWithRetry: each failure is followed by the retry interval's timer
+    # and, while attempts remain, the task scheduled again (the SDK waits for the last timer too).
+    for attempt in range(1, RETRY.max_number_of_attempts + 1):
+        events = [r.event(T.TASK_FAILED, TaskScheduledId=seq, Reason="ODataError: 503", Details="down")]
+        timer = r.seq
+        events += [
+            r.event(T.TIMER_CREATED, EventId=timer, FireAt=ts(r.now)),
+            r.event(T.TIMER_FIRED, TimerId=timer, FireAt=ts(r.now)),
+        ]
+        r.seq += 1
+        if attempt < RETRY.max_number_of_attempts:
+            seq = r.seq
+            events.append(r.event(T.TASK_SCHEDULED, EventId=seq, Name="create_meeting"))
+            r.seq += 1
+        r.episode(*events)
+        assert not r.result.get("isDone"), r.result
+    r.settle()
+    assert r.status["phase"] == "join_open"
+    assert r.status.get("attention") == "meeting_creation_failed"
