@@ -193,19 +193,16 @@ class Host:
     # -- the app's HTTP functions ----------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         tail = request.match_info.get("tail", "")
-        route, params, allowed = self._table.match(tail, request.method)
+        route, params, _allowed = self._table.match(tail, request.method)
         if route is None:
-            if allowed:
-                return problem(
-                    405,
-                    "Method Not Allowed",
-                    f"{request.method} is not allowed here",
-                    headers={"Allow": ", ".join(sorted(allowed))},
-                )
-            return problem(404, "Not Found", f"No function serves {request.path}")
+            # The host answers a path no function serves, and a method a route does not take,
+            # with a bare 404 (its routing finds no endpoint; a 405 is not sent:
+            # azure-functions-host#10098). An app that wants 405 registers the methods itself.
+            return web.Response(status=404)
         target: HttpFunction = route.target
         if target.auth_level != "anonymous" and not self._authorised(request):
-            return problem(401, "Unauthorized", "A function key is required (x-functions-key or ?code=).")
+            # A missing or wrong function key is a bare 401 from the host's auth handler.
+            return web.Response(status=401)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:

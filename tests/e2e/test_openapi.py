@@ -287,7 +287,10 @@ def test_every_registered_route_is_documented_and_nothing_else() -> None:
         assert any(s.startswith("2") for s in operation["responses"]), route
         for status, response in operation["responses"].items():
             response = deref(response)
-            if int(status) >= 400:
+            if int(status) == 401 and needs_key:
+                # The host refuses a missing function key itself, with an empty body.
+                assert "content" not in response, (route, status)
+            elif int(status) >= 400:
                 assert list(response["content"]) == ["application/problem+json"], (route, status)
     assert "/runtime/webhooks/durabletask" in doc["info"]["description"]
     assert "/dev/" in doc["info"]["description"]
