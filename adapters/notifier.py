@@ -27,6 +27,7 @@ from typing import Any
 from adapters.renderer import Renderer
 from appointments.calendar import appointment_ics
 from appointments.catalogue import CHANNEL_LABELS, Channel, topic_label
+from appointments.localtime import to_local
 from appointments.model import Appointment, Expert
 from appointments.notifications import Notification, NotificationKind, Recipient, Reminder
 from appointments.ports import AppointmentRepository, Clock, MailMessage, MailSender, NotificationLog
@@ -66,6 +67,14 @@ class Notifier:
     def portal_url(self, a: Appointment) -> str:
         return f"{self.settings.portal_base_url}/portal/#/appointments/{a.booking_code}"
 
+    def manage_url(self, a: Appointment, kind: NotificationKind, to_expert: bool) -> str:
+        """Where the mail's "manage" link goes, as its text says: the expert's console on the
+        appointment's day; the customer's booking, or for a cancelled one, booking a new time."""
+        portal = f"{self.settings.portal_base_url}/portal/#"
+        if to_expert:
+            return f"{portal}/expert/{to_local(a.start).date().isoformat()}"
+        return f"{portal}/book" if kind is NotificationKind.CANCELLED else self.portal_url(a)
+
     def notification(
         self,
         a: Appointment,
@@ -102,10 +111,8 @@ class Notifier:
             topic=topic_label(a.topic_id, lang),
             expert_name=expert.display_name if expert else "",
             channel=a.channel,
-            manage_url=f"{self.settings.portal_base_url}/portal/#/expert"
-            if to_expert
-            else self.portal_url(a),
-            cancel_url=None if to_expert else self.portal_url(a),
+            manage_url=self.manage_url(a, kind, to_expert),
+            cancel_url=None if to_expert else self.portal_url(a) + "/cancel",
             join_url=join_url,
             join_window_minutes=self.settings.join_window_minutes,
             recorded=a.channel is Channel.ONLINE,
@@ -115,6 +122,7 @@ class Notifier:
             failure_reason=a.attention if kind is NotificationKind.MEETING_FAILED else None,
             reminder=reminder if kind is NotificationKind.REMINDER else None,
             service_phone=None if to_expert else self.settings.bank_service_phone,
+            customer_display_name=a.customer_name if to_expert else None,
         )
 
     async def send(

@@ -40,6 +40,12 @@ _EN_MONTHS: Final = (
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
 _AT: Final[dict[Language, str]] = {"fi": "klo", "sv": "kl.", "en": "at"}
+# (singular, plural) of hour and of minute: Finnish takes the partitive plural after a numeral.
+_DURATION_WORDS: Final[dict[Language, tuple[tuple[str, str], tuple[str, str]]]] = {
+    "fi": (("tunti", "tuntia"), ("minuutti", "minuuttia")),
+    "sv": (("timme", "timmar"), ("minut", "minuter")),
+    "en": (("hour", "hours"), ("minute", "minutes")),
+}
 
 
 class NonexistentLocalTimeError(ValueError):
@@ -96,17 +102,15 @@ def format_datetime(dt: datetime, lang: str) -> str:
 
 
 def format_duration(minutes: int, lang: str) -> str:
-    """``45 min``, ``1 h``, ``1 h 30 min`` (fi, sv); ``45 minutes``, ``1 hour 30 minutes`` (en)."""
+    """In words, as the bank's guide writes it: ``45 minuuttia``, ``1 tunti``, ``1 tunti 30 minuuttia``
+    (fi); ``45 minuter``, ``1 timme`` (sv); ``45 minutes``, ``1 hour 30 minutes`` (en)."""
     language = require_language(lang)
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
         raise ValueError(f"duration must be a positive number of minutes, got {minutes!r}")
     hours, rest = divmod(minutes, 60)
-    if language == "en":
-        parts = [f"{hours} hour{'s' if hours != 1 else ''}"] if hours else []
-        parts += [f"{rest} minute{'s' if rest != 1 else ''}"] if rest else []
-    else:
-        parts = [f"{hours} h"] if hours else []
-        parts += [f"{rest} min"] if rest else []
+    hour_words, minute_words = _DURATION_WORDS[language]
+    parts = [f"{hours} {hour_words[hours != 1]}"] if hours else []
+    parts += [f"{rest} {minute_words[rest != 1]}"] if rest else []
     return " ".join(parts)
 
 

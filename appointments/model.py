@@ -48,6 +48,9 @@ class Appointment:
     meeting_id: str | None = None
     join_url: str | None = None
     attention: str | None = None  # e.g. "meeting_creation_failed": shown to the expert and ops
+    # The principal's name claim at booking; personal data: the expert's card only, never in
+    # orchestration payloads or logs.
+    customer_name: str | None = None
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -88,6 +91,7 @@ class Expert:
     languages: tuple[str, ...]
     channels: tuple[Channel, ...] = (Channel.ONLINE, Channel.PHONE, Channel.BRANCH)
     title: str = ""
+    bank: str = ""  # the bank or branch the expert works for, e.g. "Malliharjun Osuuspankki"
     working_hours: tuple[WorkingHours, ...] = ()
     active: bool = True
 

@@ -19,6 +19,7 @@ from appointments.validation import is_key
 EXPERT_ROLE = "Expert"
 OPS_ROLE = "Operator"
 MAX_HEADER = 16 * 1024
+MAX_NAME = 200
 # Claim types that carry a stable user id, in order of preference.
 ID_CLAIMS = (
     "http://schemas.microsoft.com/identity/claims/objectidentifier",
@@ -32,6 +33,9 @@ ID_CLAIMS = (
 class Principal:
     user_id: str
     roles: frozenset[str]
+    # The name claim (``name_typ``), e.g. "Maija Meikäläinen": personal data, kept only in the
+    # Appointments record so that the expert knows whom they admit.
+    name: str | None = None
 
     @property
     def is_expert(self) -> bool:
@@ -58,7 +62,8 @@ def parse_principal(header: str | None, *, trusted: bool) -> Principal:
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise _fail()
     role_type = data.get("role_typ") or "roles"
-    if not isinstance(role_type, str):
+    name_type = data.get("name_typ") or "name"
+    if not isinstance(role_type, str) or not isinstance(name_type, str):
         raise _fail()
     claims: dict[str, str] = {}
     roles: set[str] = set()
@@ -75,12 +80,16 @@ def parse_principal(header: str | None, *, trusted: bool) -> Principal:
     # The id becomes a Table key: only the documented key alphabet (appointments.validation).
     if user_id is None or not is_key(user_id):
         raise _fail()
-    return Principal(user_id=user_id, roles=frozenset(roles))
+    name = (claims.get(name_type) or "").strip()
+    if len(name) > MAX_NAME or not name.isprintable():
+        name = ""
+    return Principal(user_id=user_id, roles=frozenset(roles), name=name or None)
 
 
-def encode_principal(user_id: str, roles: tuple[str, ...] = ()) -> str:
+def encode_principal(user_id: str, roles: tuple[str, ...] = (), name: str | None = None) -> str:
     """Build a header value the way Easy Auth does (dev mode, tests and the demo portal)."""
     claims = [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": user_id}]
+    claims += [{"typ": "name", "val": name}] if name else []
     claims += [{"typ": "roles", "val": r} for r in roles]
     body = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": "roles"}
     return base64.b64encode(json.dumps(body).encode()).decode()

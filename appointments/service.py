@@ -136,7 +136,9 @@ class AppointmentService:
 
     # --- customer ----------------------------------------------------------------------------
 
-    def book(self, customer_id: str, payload: Any, idempotency_key: str | None) -> Booked:
+    def book(
+        self, customer_id: str, payload: Any, idempotency_key: str | None, customer_name: str | None = None
+    ) -> Booked:
         if idempotency_key is not None and not is_key(idempotency_key):
             raise ValidationFailed(
                 [FieldError("Idempotency-Key", "key_invalid", {"max": MAX_KEY})], malformed=True
@@ -171,6 +173,7 @@ class AppointmentService:
                 phone=req.phone,
                 email=req.email,
                 extra_info=req.extra_info,
+                customer_name=customer_name,
                 phase=Phase.BOOKED,
                 phase_since=now,
                 created_at=now,

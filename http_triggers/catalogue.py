@@ -22,8 +22,18 @@ async def list_topics(req: func.HttpRequest) -> func.HttpResponse:
         for t in TOPICS.values()
     ]
     channels = [{"id": c.value, "label": CHANNEL_LABELS[c]} for c in Channel]
-    durations = list(bootstrap.services().settings.allowed_durations)
-    return json_response({"topics": topics, "channels": channels, "durations": durations})
+    settings = bootstrap.services().settings
+    return json_response(
+        {
+            "topics": topics,
+            "channels": channels,
+            "durations": list(settings.allowed_durations),
+            # What the portal needs to offer only what the rules allow, and whom to call.
+            "changeNoticeHours": settings.change_notice_hours,
+            "minLeadMinutes": settings.min_lead_minutes,
+            "servicePhone": settings.bank_service_phone,
+        }
+    )
 
 
 @bp.route(route="experts", methods=["GET"])
@@ -51,6 +61,7 @@ async def list_experts(req: func.HttpRequest) -> func.HttpResponse:
                     "id": x.expert_id,
                     "displayName": x.display_name,
                     "title": x.title,
+                    "bank": x.bank,
                     "topics": list(x.topics),
                     "languages": list(x.languages),
                     "channels": [c.value for c in x.channels],

@@ -96,7 +96,11 @@ def appointment_view(a: Appointment, experts: dict[str, Expert] | None = None) -
         "durationMinutes": a.duration_minutes,
         "durationLabel": format_duration(a.duration_minutes, lang),
         "language": lang,
-        "expert": {"id": a.expert_id, "displayName": expert.display_name if expert else None},
+        "expert": {
+            "id": a.expert_id,
+            "displayName": expert.display_name if expert else None,
+            "bank": expert.bank if expert else None,
+        },
         "phase": a.phase.value,
         "phaseSince": iso(a.phase_since) if a.phase_since else None,
         "extraInfo": a.extra_info,
@@ -113,6 +117,28 @@ def appointment_view(a: Appointment, experts: dict[str, Expert] | None = None) -
     if a.attention:
         view["attention"] = a.attention
     return view
+
+
+def customer_calendar(a: Appointment) -> bytes:
+    """The customer's calendar entry for ``a``, in the booking's language. Blocking."""
+    from appointments.calendar import appointment_ics
+
+    s = bootstrap.services()
+    page = f"{s.settings.portal_base_url}/portal/#/appointments/{a.booking_code}"
+    organizer = s.settings.graph_sender_mailbox or "noreply@invalid"
+    return appointment_ics(
+        booking_code=a.booking_code,
+        start=a.start,
+        end=a.end,
+        summary=f"{TOPICS[a.topic_id].label(a.language)} ({a.booking_code})",
+        description=f"{CHANNEL_LABELS[a.channel][a.language]}: {page}",
+        url=page,
+        organizer=organizer,
+        attendee=a.email or organizer,
+        sequence=a.revision,
+        now=s.clock.now(),
+        cancel=a.phase.value == "cancelled",
+    )
 
 
 def lifecycle_input(a: Appointment) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from http_triggers.common import (
     booking_owner,
     call,
     customer,
+    customer_calendar,
     ensure_lifecycle,
     no_store,
     raise_lifecycle_event,
@@ -34,7 +35,11 @@ async def book_appointment(req: func.HttpRequest, client: df.DurableOrchestratio
     who = customer(req)
     body = read_json(req)
     booked = await call(
-        bootstrap.services().appointments.book, who.user_id, body, req.headers.get("idempotency-key")
+        bootstrap.services().appointments.book,
+        who.user_id,
+        body,
+        req.headers.get("idempotency-key"),
+        who.name,
     )
     await ensure_lifecycle(client, booked.appointment)
     view = await call(appointment_view, booked.appointment)
@@ -79,6 +84,25 @@ async def get_appointment(req: func.HttpRequest) -> func.HttpResponse:
     owner = await call(booking_owner, req, req.route_params["code"])
     found = await call(bootstrap.services().appointments.get, owner, req.route_params["code"])
     return json_response(await call(appointment_view, found))
+
+
+@bp.route(route="appointments/{code}/calendar", methods=["GET"])
+@problems_as_responses
+async def appointment_calendar(req: func.HttpRequest) -> func.HttpResponse:
+    """The booking as an .ics file for the customer's own calendar (login or lookup token)."""
+    owner = await call(booking_owner, req, req.route_params["code"])
+    found = await call(bootstrap.services().appointments.get, owner, req.route_params["code"])
+    ics = await call(customer_calendar, found)
+    return func.HttpResponse(
+        ics,
+        status_code=200,
+        mimetype="text/calendar",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{found.booking_code}.ics"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @bp.route(route="appointments/{code}", methods=["PATCH"])

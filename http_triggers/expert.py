@@ -25,6 +25,7 @@ def expert_view(a: object) -> dict[str, object]:
     view.pop("phone", None)
     if a.channel.value == "phone":
         view["customerPhone"] = a.phone  # the expert calls the customer
+    view["customerName"] = a.customer_name
     view["waitingInLobby"] = a.phase.value == "lobby"
     view["joinUrl"] = a.join_url
     return view

@@ -55,6 +55,7 @@ def appointment_entity(a: Appointment) -> dict[str, Any]:
         "MeetingId": a.meeting_id or "",
         "JoinUrl": a.join_url or "",
         "Attention": a.attention or "",
+        "CustomerName": a.customer_name or "",
     }
     return entity
 
@@ -79,6 +80,7 @@ def appointment_from(e: Any) -> Appointment:
         meeting_id=opt(e.get("MeetingId")),
         join_url=opt(e.get("JoinUrl")),
         attention=opt(e.get("Attention")),
+        customer_name=opt(e.get("CustomerName")),
         etag=e.metadata.get("etag") if hasattr(e, "metadata") else None,
     )
 
@@ -90,6 +92,7 @@ def expert_entity(x: Expert) -> dict[str, Any]:
         "DisplayName": x.display_name,
         "Email": x.email,
         "Title": x.title,
+        "Bank": x.bank,
         "Topics": json.dumps(list(x.topics)),
         "Languages": json.dumps(list(x.languages)),
         "Channels": json.dumps([c.value for c in x.channels]),
@@ -104,6 +107,7 @@ def expert_from(e: Any) -> Expert:
         display_name=e["DisplayName"],
         email=e.get("Email", ""),
         title=e.get("Title", ""),
+        bank=e.get("Bank", "") or "",
         topics=tuple(json.loads(e["Topics"])),
         languages=tuple(json.loads(e["Languages"])),
         channels=tuple(Channel(c) for c in json.loads(e.get("Channels", '["online","phone","branch"]'))),

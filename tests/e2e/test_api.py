@@ -52,7 +52,7 @@ def test_booking_answers_201_with_the_portal_view(stack: Stack) -> None:
     )
     assert view["expert"]["displayName"] == "Matleena Malliharju"
     assert view["topic"]["label"] == "Lainat, Asuntolainaneuvottelu"
-    assert " klo " in view["startLocal"] and view["durationLabel"] == "45 min"
+    assert " klo " in view["startLocal"] and view["durationLabel"] == "45 minuuttia"
     assert view["phase"] == "booked" and view["canJoin"] is False
     assert "+358401234567" not in r.text  # the phone is masked even for its owner
 

@@ -385,6 +385,9 @@ def test_real_responses_match_the_document(stack: Stack) -> None:
     found = call("POST", "/api/appointments/lookup", 200, headers=forwarded, json=lookup).json()
     token = {"X-Booking-Token": found["manageToken"]}
     call("GET", APPT, 200, headers=token, path=code_a)
+    ics = call("GET", APPT + "/calendar", 200, headers=token, path=code_a)
+    assert f"UID:{a['bookingCode']}@" in ics.text
+    call("GET", APPT + "/calendar", 404, headers=as_customer(intruder), path=code_a)
     call("GET", APPT, 401, headers={"X-Booking-Token": "forged.token"}, path=code_a)
     call("POST", "/api/appointments/lookup", 422, headers=forwarded, json={"bookingCode": "x", "phone": "1"})
     call("POST", "/api/appointments/lookup", 400, headers=forwarded, json="nope")

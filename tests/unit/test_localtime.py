@@ -124,23 +124,23 @@ def test_naive_datetimes_are_refused_for_formatting() -> None:
 
 
 @pytest.mark.parametrize(
-    ("minutes", "fi", "en"),
+    ("minutes", "fi", "sv", "en"),
     [
-        (5, "5 min", "5 minutes"),
-        (1, "1 min", "1 minute"),
-        (30, "30 min", "30 minutes"),
-        (45, "45 min", "45 minutes"),
-        (60, "1 h", "1 hour"),
-        (61, "1 h 1 min", "1 hour 1 minute"),
-        (90, "1 h 30 min", "1 hour 30 minutes"),
-        (120, "2 h", "2 hours"),
-        (135, "2 h 15 min", "2 hours 15 minutes"),
+        (5, "5 minuuttia", "5 minuter", "5 minutes"),
+        (1, "1 minuutti", "1 minut", "1 minute"),
+        (30, "30 minuuttia", "30 minuter", "30 minutes"),
+        (45, "45 minuuttia", "45 minuter", "45 minutes"),
+        (60, "1 tunti", "1 timme", "1 hour"),
+        (61, "1 tunti 1 minuutti", "1 timme 1 minut", "1 hour 1 minute"),
+        (90, "1 tunti 30 minuuttia", "1 timme 30 minuter", "1 hour 30 minutes"),
+        (120, "2 tuntia", "2 timmar", "2 hours"),
+        (135, "2 tuntia 15 minuuttia", "2 timmar 15 minuter", "2 hours 15 minutes"),
     ],
 )
-def test_durations_read_naturally(minutes: int, fi: str, en: str) -> None:
-    """fi and sv use the h/min symbols; en spells out hours and minutes."""
+def test_durations_read_in_words_as_the_guide_writes_them(minutes: int, fi: str, sv: str, en: str) -> None:
+    """Durations are spelled out in every language ("1 tunti", not "60 min")."""
     assert format_duration(minutes, "fi") == fi
-    assert format_duration(minutes, "sv") == fi
+    assert format_duration(minutes, "sv") == sv
     assert format_duration(minutes, "en") == en
 
 

@@ -48,7 +48,7 @@ def test_context_carries_formatted_helsinki_strings() -> None:
     assert ctx["start_weekday"] == "maanantai"
     assert ctx["start_time"] == "12.30"
     assert ctx["end_time"] == "13.15"
-    assert ctx["duration"] == "45 min"
+    assert ctx["duration"] == "45 minuuttia"
     assert ctx["join_opens_time"] == "12.15"
     assert ctx["join_window_minutes"] == 15
     assert ctx["channel_label"] == "Verkkoneuvottelu"
@@ -96,7 +96,7 @@ def test_reschedule_shows_the_previous_start() -> None:
         )
     )
     assert ctx["previous_start"] == "perjantai 4.2.2022 klo 10.00"
-    assert ctx["previous_duration"] == "1 h"
+    assert ctx["previous_duration"] == "1 tunti"
 
 
 def test_reminder_kind_is_a_parameter() -> None:

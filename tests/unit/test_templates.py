@@ -106,7 +106,7 @@ def test_customer_notifications_render_for_every_channel(
             [
                 "Vahvistus ajanvarauksesta",
                 "maanantai 7.2.2022 klo 12.30",
-                "45 min",
+                "45 minuuttia",
                 "Voit aloittaa verkkoneuvottelun aikaisintaan 15 minuuttia ennen alkamisaikaa",
                 "tallennetaan",
             ],
