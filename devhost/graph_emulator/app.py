@@ -905,13 +905,19 @@ async def control_unreadable(request: web.Request) -> web.Response:
     return web.json_response({"unreadable": request.match_info["user"]})
 
 
-async def control_admit(request: web.Request) -> web.Response:
+def _mark_meeting(request: web.Request, marks: str) -> None:
+    """Add the meeting of the path to one of the state's sets (``admitted``, ``waiting``)."""
     state = request.app[STATE_KEY]
     meeting_id = request.match_info["id"]
     with state.lock:
         if meeting_id not in state.meetings:
             raise web.HTTPNotFound(text="no such meeting")
-        state.admitted.add(meeting_id)
+        getattr(state, marks).add(meeting_id)
+
+
+async def control_admit(request: web.Request) -> web.Response:
+    """The organizer admits the participant waiting in the lobby."""
+    _mark_meeting(request, "admitted")
     return web.json_response({"admitted": True})
 
 
@@ -921,9 +927,16 @@ async def lobby_state(request: web.Request) -> web.Response:
     with state.lock:
         meeting = state.meetings.get(meeting_id)
         admitted = meeting_id in state.admitted
+        waiting = meeting_id in state.waiting and not admitted
     if meeting is None:
         raise web.HTTPNotFound(text="no such meeting")
-    return web.json_response({"admitted": admitted, "subject": meeting.get("subject")})
+    return web.json_response({"admitted": admitted, "waiting": waiting, "subject": meeting.get("subject")})
+
+
+async def control_enter_lobby(request: web.Request) -> web.Response:
+    """A participant's stand-in client enters the lobby (Teams: anyone but the organizer waits)."""
+    _mark_meeting(request, "waiting")
+    return web.json_response({"waiting": True})
 
 
 JOIN_PAGE = """<!doctype html>
@@ -934,47 +947,80 @@ JOIN_PAGE = """<!doctype html>
 body{{font-family:system-ui,sans-serif;background:#f5f5f5;margin:0;display:grid;place-items:center;min-height:100vh}}
 main{{background:#fff;border-radius:8px;padding:2rem 2.5rem;box-shadow:0 1px 4px #0002;
 max-width:28rem;text-align:center}}
-h1{{font-size:1.2rem;color:#464775}} .en{{color:#666;font-size:.9rem}} #admitted{{color:#237b4b}}
+h1{{font-size:1.2rem;color:#464775}} .en{{color:#555;font-size:.9rem}} #admitted{{color:#237b4b}}
+button{{font:inherit;font-weight:600;background:#464775;color:#fff;border:0;border-radius:6px;
+padding:.6rem 1.2rem;min-height:2.75rem;cursor:pointer}} button:disabled{{opacity:.5;cursor:not-allowed}}
 </style></head>
-<body><main data-meeting="{meeting_id}">
+<body><main data-meeting="{meeting_id}" data-role="{role}">
 <h1>{subject}</h1>
-<section id="lobby"><p>Olet aulassa. Odota, että järjestäjä päästää sinut sisään…</p>
+<section id="organizer" {organizer_hidden}>
+<p>Olet kokouksen järjestäjä. / You are the organizer.</p>
+<p id="nobody" aria-live="polite">Aulassa ei ole ketään.
+<span class="en">Nobody is waiting in the lobby.</span></p>
+<p id="someone" aria-live="polite" hidden><strong>Aulassa odottaa osallistuja.</strong>
+<span class="en">Someone is waiting in the lobby.</span></p>
+<button type="button" id="admit" disabled>Päästä sisään / Admit</button>
+</section>
+<section id="lobby" {lobby_hidden}><p>Olet aulassa. Odota, että järjestäjä päästää sinut sisään…</p>
 <p class="en">You are in the lobby… waiting for the organizer to admit you.</p></section>
 <section id="admitted" hidden><p><strong>Päästetty sisään.</strong> Tapaaminen on alkanut.</p>
 <p class="en"><strong>Admitted.</strong> The meeting has started.</p></section>
 <p class="en">Microsoft Teams stand-in (Graph emulator)</p>
 </main>
 <script>
-const url = {state_url};
+const base = {base_url};
+const organizer = {is_organizer};
+const show = (id, on) => {{ document.getElementById(id).hidden = !on; }};
 async function poll() {{
   try {{
-    const r = await fetch(url, {{cache: "no-store"}});
-    if (r.ok && (await r.json()).admitted) {{
-      document.getElementById("lobby").hidden = true;
-      document.getElementById("admitted").hidden = false;
+    const r = await fetch(base + "/lobby-state", {{cache: "no-store"}});
+    const s = r.ok ? await r.json() : null;
+    if (s && organizer) {{
+      show("nobody", !s.waiting && !s.admitted);
+      show("someone", s.waiting);
+      document.getElementById("admit").disabled = !s.waiting;
+      show("admitted", s.admitted);
+    }} else if (s && s.admitted) {{
+      show("lobby", false);
+      show("admitted", true);
       document.title = "Admitted";
       return;
     }}
   }} catch (e) {{}}
   setTimeout(poll, 1000);
 }}
+document.getElementById("admit").addEventListener("click", async (e) => {{
+  e.target.disabled = true;
+  await fetch(base + "/admit", {{method: "POST"}});
+}});
+if (!organizer) fetch(base + "/lobby", {{method: "POST"}});
 poll();
 </script></body></html>
 """
 
 
 async def join_page(request: web.Request) -> web.Response:
+    """What a Teams client shows on opening the join link. Teams knows who is signed in; the
+    stand-in is told with ``signedInAs`` (the expert console adds the expert's object id). Lobby
+    bypass is "organizer" (see create_or_get): the organizer is in the meeting at once and admits
+    the others from the lobby, everyone else waits there."""
     state = request.app[STATE_KEY]
     meeting_id = request.match_info["id"]
+    viewer = (request.query.get("signedInAs") or "").lower()
     with state.lock:
         meeting = state.meetings.get(meeting_id)
+        is_organizer = bool(viewer) and state.organizers.get(meeting_id) == viewer
     if meeting is None:
         raise web.HTTPNotFound(text="Kokousta ei löydy / meeting not found")
     page = JOIN_PAGE.format(
         meeting_id=html.escape(meeting_id),
+        role="organizer" if is_organizer else "attendee",
         subject=html.escape(meeting.get("subject") or "Teams"),
+        organizer_hidden="" if is_organizer else "hidden",
+        lobby_hidden="hidden" if is_organizer else "",
+        is_organizer="true" if is_organizer else "false",
         # json.dumps alone would let "</script>" through; the escapes keep it inside the string.
-        state_url=json.dumps(f"/_emulator/meetings/{meeting_id}/lobby-state").replace("<", "\\u003c"),
+        base_url=json.dumps(f"/_emulator/meetings/{meeting_id}").replace("<", "\\u003c"),
     )
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
 
@@ -1007,6 +1053,7 @@ def create_app(state: EmulatorState | None = None, signing: TestSigningKey | Non
     app.router.add_get("/_emulator/keys", control_keys)
     app.router.add_post("/_emulator/unreadable/{user}", control_unreadable)
     app.router.add_get("/_emulator/meetings/{id}/lobby-state", lobby_state)
+    app.router.add_post("/_emulator/meetings/{id}/lobby", control_enter_lobby)
     app.router.add_get("/_emulator/join/{id}", join_page)
     app.router.add_get("/_emulator/mail", control_mail)
     app.router.add_get("/_emulator/subscriptions", control_subscriptions)

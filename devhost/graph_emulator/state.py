@@ -73,6 +73,7 @@ class EmulatorState:
     by_external_id: dict[tuple[str, str], str] = field(default_factory=dict)
     organizers: dict[str, str] = field(default_factory=dict)  # meeting id -> organizer (lower case)
     admitted: set[str] = field(default_factory=set)
+    waiting: set[str] = field(default_factory=set)  # meetings with a participant in the lobby
     mail: list[dict[str, Any]] = field(default_factory=list)
     busy: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -125,6 +126,7 @@ class EmulatorState:
             self.by_external_id.clear()
             self.organizers.clear()
             self.admitted.clear()
+            self.waiting.clear()
             self.mail.clear()
             self.busy.clear()
             self.subscriptions.clear()
@@ -162,6 +164,7 @@ class EmulatorState:
             if meeting is not None and organizer is not None:
                 self.by_external_id.pop((organizer, meeting.get("externalId") or ""), None)
             self.admitted.discard(meeting_id)
+            self.waiting.discard(meeting_id)
 
     def meeting_by_join_url(self, join_url: str) -> dict[str, Any] | None:
         with self.lock:
