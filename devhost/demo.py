@@ -75,21 +75,35 @@ def mount(host: Any) -> bool:
     return True
 
 
+DEMO_DAYS_AHEAD = 5  # past any clock jump of the README walk-through, which books from day 2 on
+
+
 def book_demo_appointment(base_url: str) -> str | None:
-    """One upcoming online meeting for the demo customer, unless they have one already."""
+    """One upcoming online meeting for the demo customer, unless they have one already: 10.00
+    Helsinki time on the first weekday five days ahead, so that the README walk-through (which
+    books from the day after tomorrow and moves the clock into its own meeting) leaves it
+    upcoming; the dev clock's "+1 vrk" brings it near."""
+    from datetime import UTC, datetime, time
+
+    from appointments.localtime import HELSINKI
     from appointments.principal import encode_principal
     from devhost.seed import DEMO_EXPERTS
 
-    headers = {"x-ms-client-principal": encode_principal(DEMO_CUSTOMER)}
+    headers = {"x-ms-client-principal": encode_principal(DEMO_CUSTOMER, name="Demo Asiakas")}
     with httpx.Client(base_url=base_url, timeout=30) as http:
         existing = http.get("/api/appointments", headers=headers).json().get("appointments", [])
         if existing:
             return None
-        now = http.get("/dev/clock").json()["now"] if http.get("/dev/clock").status_code == 200 else None
-        from datetime import UTC, datetime
-
-        base = datetime.fromisoformat(now.replace("Z", "+00:00")) if now else datetime.now(UTC)
-        start = (base + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+        clock = http.get("/dev/clock")
+        now = (
+            datetime.fromisoformat(clock.json()["now"].replace("Z", "+00:00"))
+            if clock.status_code == 200
+            else datetime.now(UTC)
+        )
+        day = (now + timedelta(days=DEMO_DAYS_AHEAD)).astimezone(HELSINKI).date()
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        start = datetime.combine(day, time(10), tzinfo=HELSINKI).astimezone(UTC)
         body = {
             "expertId": DEMO_EXPERTS[0].expert_id,
             "topic": "loans.home-loan",
