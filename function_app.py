@@ -14,6 +14,7 @@ from http_triggers.ops import bp as ops_api
 from http_triggers.slots import bp as slots_api
 from orchestrators.appointment_lifecycle import bp as lifecycle_orchestrator
 from orchestrators.graph_subscriptions import bp as subscription_orchestrator
+from timer_triggers.retention import bp as retention_timers
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -29,5 +30,6 @@ for blueprint in (
     graph_webhook,
     slots_api,
     openapi_document,
+    retention_timers,
 ):
     app.register_functions(blueprint)

@@ -1,0 +1,78 @@
+"""Retention as timer triggers (appointments/retention.py says what each sweep keeps).
+
+Schedules are NCRONTAB in UTC. Each run logs its counts as one record (``retention sweep``
+with the counts as attributes) and never an identifier of a person. A run that fails is
+simply run again at the next tick: every sweep is idempotent and resumable.
+"""
+
+import asyncio
+import logging
+
+import azure.durable_functions as df
+import azure.functions as func
+
+import bootstrap
+from adapters.retention import DurableClientHistory, TableRetentionStore
+from appointments.retention import (
+    RetentionPolicy,
+    SweepReport,
+    erase_personal_data,
+    expire_audit,
+    purge_durable_history,
+    sweep_slots,
+)
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+
+# Nightly, staggered, at hours when nobody books; slot holds live minutes, so every 15 minutes.
+PERSONAL_DATA_SCHEDULE = "0 15 1 * * *"
+DURABLE_SCHEDULE = "0 45 1 * * *"
+AUDIT_SCHEDULE = "0 15 2 * * *"
+SLOTS_SCHEDULE = "0 */15 * * * *"
+
+
+def policy() -> RetentionPolicy:
+    s = bootstrap.services().settings
+    return RetentionPolicy(
+        durable_days=s.durable_retention_days,
+        personal_data_days=s.personal_data_retention_days,
+        audit_years=s.audit_retention_years,
+    )
+
+
+def store() -> TableRetentionStore:
+    s = bootstrap.services()
+    return TableRetentionStore(s.repo, buffer_minutes=s.settings.buffer_minutes)
+
+
+def report(result: SweepReport) -> SweepReport:
+    log.info("retention sweep %s", result.sweep, extra={"retention": result.as_dict()})
+    if result.more:
+        log.warning("retention sweep %s hit its limit: the next run continues", result.sweep)
+    return result
+
+
+@bp.timer_trigger(schedule=PERSONAL_DATA_SCHEDULE, arg_name="timer", run_on_startup=False)
+async def retention_personal_data(timer: func.TimerRequest) -> None:
+    now = bootstrap.services().clock.now()
+    report(await asyncio.to_thread(erase_personal_data, store(), now, policy()))
+
+
+@bp.timer_trigger(schedule=AUDIT_SCHEDULE, arg_name="timer", run_on_startup=False)
+async def retention_audit(timer: func.TimerRequest) -> None:
+    now = bootstrap.services().clock.now()
+    report(await asyncio.to_thread(expire_audit, store(), now, policy()))
+
+
+@bp.timer_trigger(schedule=SLOTS_SCHEDULE, arg_name="timer", run_on_startup=False)
+async def retention_slots(timer: func.TimerRequest) -> None:
+    now = bootstrap.services().clock.now()
+    report(await asyncio.to_thread(sweep_slots, store(), now))
+
+
+@bp.timer_trigger(schedule=DURABLE_SCHEDULE, arg_name="timer", run_on_startup=False)
+@bp.durable_client_input(client_name="client")
+async def retention_durable(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    now = bootstrap.services().clock.now()
+    report(await purge_durable_history(DurableClientHistory(client), now, policy()))
