@@ -213,4 +213,3 @@ async def purge_durable_history(
         else:
             report.skipped += 1  # purged meanwhile (an overlapping run)
     return report
-

@@ -144,9 +144,18 @@ def test_personal_data_is_erased_only_after_the_retention_period(
     assert report.changed == 1 and report.details[OUTBOX] == 2 and report.details[IDEMPOTENCY] == 1
     kept = repo.get_by_code(code)
     assert kept is not None
-    assert (kept.booking_code, kept.start, kept.phase, kept.expert_id) == (code, START, Phase.ENDED, expert.expert_id)
+    assert (kept.booking_code, kept.start, kept.phase, kept.expert_id) == (
+        code,
+        START,
+        Phase.ENDED,
+        expert.expert_id,
+    )
     assert (kept.customer_id, kept.phone, kept.email, kept.extra_info, kept.join_url) == (
-        ERASED_PARTITION, "", None, "", None,
+        ERASED_PARTITION,
+        "",
+        None,
+        "",
+        None,
     )
     with pytest.raises(NotFound):  # the phone number no longer finds it
         service.lookup({"bookingCode": code, "phone": PHONE})
@@ -155,7 +164,9 @@ def test_personal_data_is_erased_only_after_the_retention_period(
     for table in (APPOINTMENTS, OUTBOX, IDEMPOTENCY, "BookingCodes"):
         for row in repo.table(table).list_entities():
             text = repr(dict(row))
-            assert PHONE not in text and EMAIL not in text and "Meikäläinen" not in text and customer not in text
+            assert (
+                PHONE not in text and EMAIL not in text and "Meikäläinen" not in text and customer not in text
+            )
 
     again = erase_personal_data(store, end + timedelta(days=92), POLICY)
     assert (again.examined, again.changed) == (0, 0)
