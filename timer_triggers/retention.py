@@ -12,6 +12,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 import bootstrap
+from adapters import telemetry
 from adapters.retention import DurableClientHistory, TableRetentionStore
 from appointments.retention import (
     RetentionPolicy,
@@ -47,9 +48,12 @@ def store() -> TableRetentionStore:
 
 
 def report(result: SweepReport) -> SweepReport:
-    log.info("retention sweep %s", result.sweep, extra={"retention": result.as_dict()})
-    if result.more:
-        log.warning("retention sweep %s hit its limit: the next run continues", result.sweep)
+    with telemetry.bind(operation="timer.retention_" + result.sweep):
+        log.info(
+            "retention sweep %s: %s", result.sweep, result.as_dict(), extra={"retention": result.as_dict()}
+        )
+        if result.more:
+            log.warning("retention sweep %s hit its limit: the next run continues", result.sweep)
     return result
 
 
