@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -51,14 +52,27 @@ log = logging.getLogger(__name__)
 @contextlib.contextmanager
 def bind(booking_code: str | None = None, *, operation: str | None = None) -> Iterator[None]:
     """Within the block, every log record names this appointment, its instance and the operation."""
-    tokens = [_operation.set(operation)] if operation else []
-    if booking_code:
-        tokens += [_booking_code.set(booking_code), _instance_id.set(INSTANCE_PREFIX + booking_code)]
+    tokens = [
+        _operation.set(operation or _operation.get()),
+        _booking_code.set(booking_code or _booking_code.get()),
+        _instance_id.set(INSTANCE_PREFIX + booking_code if booking_code else _instance_id.get()),
+    ]
     try:
         yield
     finally:
         for token in reversed(tokens):
             token.var.reset(token)
+
+
+def name_appointment(booking_code: str) -> None:
+    """The invocation turned out to be about this appointment (a booking learns its code late):
+    name it on the rest of the invocation's records and on its span. ``bind`` around the
+    invocation restores the previous context afterwards."""
+    from opentelemetry import trace
+
+    _booking_code.set(booking_code)
+    _instance_id.set(INSTANCE_PREFIX + booking_code)
+    trace.get_current_span().set_attribute("appointment.booking_code", booking_code)
 
 
 def _enrich(record: logging.LogRecord) -> logging.LogRecord:
@@ -156,11 +170,18 @@ def span(
             "durable.instance_id": INSTANCE_PREFIX + booking_code,
         }
     tracer = trace.get_tracer(TRACER)
+    started = time.perf_counter()
+    outcome = "failed"
     with (
         bind(booking_code, operation=operation),
         tracer.start_as_current_span(name, context=parent, attributes=attributes),
     ):
-        yield
+        try:
+            yield
+            outcome = "done"
+        finally:
+            # What the host's "Executed ..." line says, plus the appointment it was about.
+            log.info("%s %s in %.0f ms", operation, outcome, (time.perf_counter() - started) * 1000)
 
 
 def traced_activity[F: Callable[..., Any]](fn: F) -> F:
