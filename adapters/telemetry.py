@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
-AUTH_SETTING = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
 ATTRIBUTES = ("booking_code", "instance_id", "operation")
 INSTANCE_PREFIX = "appt-"  # orchestrators/appointment_lifecycle.py's instance ids
 _INSTANCE = re.compile(r"\bappt-([0-9A-Z]{8})\b")
@@ -239,14 +237,14 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
     global _configured
     env = os.environ if env is None else env
     install_record_factory()
-    connection = env.get(CONNECTION_SETTING, "").strip()
+    connection = env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()
     if not connection or _configured:
         return _configured
     from azure.monitor.opentelemetry import configure_azure_monitor
 
     configure_azure_monitor(
         connection_string=connection,
-        credential=_credential(env.get(AUTH_SETTING, "")),
+        credential=_credential(env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "")),
         logger_name="",  # the root logger: the app's and the SDKs' records alike
         # Only what the app uses: httpx carries the Graph calls, azure_sdk the Table calls.
         instrumentation_options={
