@@ -90,7 +90,11 @@ def test_a_whole_lifecycle_logs_no_personal_data(json_stack: Stack) -> None:
     mine = [r for r in records(output) if r.get("booking_code") == code]
     operations = {r["operation"] for r in mine}
     assert {"trigger.book_appointment", "activity.create_meeting", "activity.record_phase"} <= operations
-    assert {"trigger.verify_identity", "trigger.issue_identification_code", "trigger.end_meeting"} <= operations
+    assert {
+        "trigger.verify_identity",
+        "trigger.issue_identification_code",
+        "trigger.end_meeting",
+    } <= operations
     assert all(r["instance_id"] == f"appt-{code}" for r in mine)
     trace_id = traceparent_for(code).split("-")[1]
     traced = [r for r in mine if r["operation"].startswith("activity.")]
