@@ -23,6 +23,7 @@ from adapters.tables import (
     AUDIT,
     BOOKING_CODES,
     EXPERT_SLOTS,
+    FAILURES,
     HOLD_EXPIRES,
     IDEMPOTENCY,
     IDENTITY_CODES,
@@ -94,6 +95,16 @@ class TableRetentionStore:
                 table.delete_entity(customer, code)
         counts[APPOINTMENTS] = 1
         return counts
+
+    def counters_untouched_since(self, cutoff: datetime) -> Iterator[tuple[str, str]]:
+        rows = self.repo.table(FAILURES).query_entities(
+            "Timestamp lt @cutoff", parameters={"cutoff": cutoff}, select=["PartitionKey", "RowKey"]
+        )
+        for row in rows:
+            yield row["PartitionKey"], row["RowKey"]
+
+    def delete_counter(self, partition: str, row: str) -> bool:
+        return self._delete_rows(FAILURES, partition, [row]) == 1
 
     # --- audit ----------------------------------------------------------------------------
 

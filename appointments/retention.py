@@ -5,7 +5,8 @@ Four sweeps, each run by a timer trigger (``timer_triggers/retention.py``):
 - ``erase_personal_data``: ``PERSONAL_DATA_RETENTION_DAYS`` after a finished appointment's end,
   its phone number, e-mail, free text, join link and the customer's id leave Appointments,
   BookingCodes, Outbox and IdempotencyKeys. The record keeps code, times, phase, channel,
-  topic and expert, so operators and the audit trail still make sense;
+  topic and expert, so operators and the audit trail still make sense. Failure counters
+  (keyed by customer id or caller address) untouched for as long go too;
 - ``purge_durable_history``: finished orchestrations whose last update is older than
   ``DURABLE_RETENTION_DAYS`` lose their Durable history;
 - ``expire_audit``: the Audit table is append-only; rows older than ``AUDIT_RETENTION_YEARS``
@@ -110,6 +111,13 @@ class RetentionStore(Protocol):
         it, delete the customer's Outbox and Idempotency-Key rows for it; returns counts per table."""
         ...
 
+    def counters_untouched_since(self, cutoff: datetime) -> Iterable[tuple[str, str]]:
+        """(partition, row) of failure counters (keyed by customer id or caller address) not written
+        since ``cutoff``: their blocks ran out long ago, and an address is personal data."""
+        ...
+
+    def delete_counter(self, partition: str, row: str) -> bool: ...
+
     def audit_partitions_before(self, cutoff: datetime) -> Iterable[tuple[str, list[str]]]:
         """(booking code, row keys) of Audit rows written before ``cutoff``."""
         ...
@@ -168,6 +176,12 @@ def erase_personal_data(
         for table, n in store.erase(a).items():
             report.count(table, n)
         report.changed += 1
+    for partition, row in _limited(
+        store.counters_untouched_since(policy.personal_data_cutoff(now)), report, limit
+    ):
+        if store.delete_counter(partition, row):
+            report.count("FailureCounters")
+            report.changed += 1
     return report
 
 

@@ -20,6 +20,7 @@ from adapters.retention import OUTBOX, TableRetentionStore
 from adapters.tables import APPOINTMENTS, EXPERT_SLOTS, IDEMPOTENCY, TableRepository
 from appointments.availability import HoldService
 from appointments.errors import NotFound
+from appointments.identity import FailureCounter
 from appointments.model import Expert, Phase, WorkingHours
 from appointments.ports import AuditEntry
 from appointments.retention import (
@@ -170,6 +171,22 @@ def test_personal_data_is_erased_only_after_the_retention_period(
 
     again = erase_personal_data(store, end + timedelta(days=92), POLICY)
     assert (again.examined, again.changed) == (0, 0)
+
+
+def test_failure_counters_go_once_untouched_for_the_retention_period(
+    repo: TableRepository, store: TableRetentionStore
+) -> None:
+    """A lookup's counter is keyed by the caller's address: kept while fresh, erased past the period."""
+    repo.save_counter(FailureCounter("lookup-ip:192.0.2.7", 3))
+    written = datetime.now(UTC)  # the Table service stamps rows in real time
+    assert (
+        erase_personal_data(store, written + timedelta(days=89), POLICY).details.get("FailureCounters")
+        is None
+    )
+    assert repo.get_counter("lookup-ip:192.0.2.7").failures == 3
+    report = erase_personal_data(store, written + timedelta(days=91), POLICY)
+    assert report.details["FailureCounters"] == 1
+    assert repo.get_counter("lookup-ip:192.0.2.7").failures == 0
 
 
 def test_an_unfinished_appointment_keeps_its_data(
