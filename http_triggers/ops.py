@@ -6,11 +6,12 @@ a name or free text, and no orchestration payloads (docs/RUNBOOK.md says what to
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.durable_functions as df
 import azure.functions as func
 
 import bootstrap
-from adapters.ops_view import MAX_PAGE, BadToken, OpsFilter, page, row_view
 from appointments.errors import NotFound, Problems
 from appointments.localtime import local_day_bounds
 from appointments.model import Phase
@@ -19,7 +20,11 @@ from appointments.timerules import iso
 from http_triggers.common import call
 from http_triggers.problem import json_response, problems_as_responses
 
+if TYPE_CHECKING:
+    from adapters.ops_view import OpsFilter
+
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+# adapters.ops_view pulls in azure-data-tables: imported on first use, not at cold start.
 
 HISTORY_EVENTS = 20  # the last events shown; the Durable Functions Monitor has them all
 # What an operator may see of a history event. Input, Result, Details and Reason can carry
@@ -29,6 +34,8 @@ HISTORY_FIELDS = ("EventType", "Timestamp", "Name", "FunctionName", "FireAt", "O
 
 def _filter(req: func.HttpRequest) -> tuple[OpsFilter, int, str | None]:
     from datetime import date
+
+    from adapters.ops_view import MAX_PAGE, OpsFilter
 
     p = Problems()
     phase = start_from = start_to = attention = None
@@ -60,6 +67,8 @@ def _filter(req: func.HttpRequest) -> tuple[OpsFilter, int, str | None]:
 @problems_as_responses
 async def ops_appointments(req: func.HttpRequest) -> func.HttpResponse:
     """``?phase=&date=&attention=&limit=&continuation=``: one page, and the token for the next."""
+    from adapters.ops_view import BadToken, page
+
     ops_filter, limit, token = _filter(req)
     try:
         rows, following = await call(page, bootstrap.services().repo, ops_filter, limit=limit, token=token)
@@ -80,6 +89,7 @@ def _history(events: list[dict[str, object]] | None) -> list[dict[str, object]]:
 @problems_as_responses
 async def ops_appointment(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """One appointment: its record's phase, Durable's runtime status, last history events, attention."""
+    from adapters.ops_view import row_view
     from orchestrators.appointment_lifecycle import instance_id
 
     services = bootstrap.services()

@@ -7,13 +7,13 @@ simply run again at the next tick: every sweep is idempotent and resumable.
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
 
 import bootstrap
 from adapters import telemetry
-from adapters.retention import DurableClientHistory, TableRetentionStore
 from appointments.retention import (
     RetentionPolicy,
     SweepReport,
@@ -22,6 +22,9 @@ from appointments.retention import (
     purge_durable_history,
     sweep_slots,
 )
+
+if TYPE_CHECKING:
+    from adapters.retention import TableRetentionStore
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -42,7 +45,10 @@ def policy() -> RetentionPolicy:
     )
 
 
-def store() -> TableRetentionStore:
+def store() -> "TableRetentionStore":
+    # Imported here: azure-data-tables is not needed at cold start.
+    from adapters.retention import TableRetentionStore
+
     s = bootstrap.services()
     return TableRetentionStore(s.repo, buffer_minutes=s.settings.buffer_minutes)
 
@@ -78,5 +84,7 @@ async def retention_slots(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(schedule=DURABLE_SCHEDULE, arg_name="timer", run_on_startup=False)
 @bp.durable_client_input(client_name="client")
 async def retention_durable(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    from adapters.retention import DurableClientHistory
+
     now = bootstrap.services().clock.now()
     report(await purge_durable_history(DurableClientHistory(client), now, policy()))
