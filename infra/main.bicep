@@ -120,15 +120,13 @@ module storage 'br/public:avm/res/storage/storage-account:0.8.3' = {
     allowSharedKeyAccess: false // identity only: no account keys, no connection strings
     dnsEndpointType: 'Standard'
     publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
-    networkAcls: vnetEnabled
-      ? {
-          defaultAction: 'Deny'
-          bypass: 'None'
-        }
-      : {
-          defaultAction: 'Allow'
-          bypass: 'AzureServices'
-        }
+    networkAcls: vnetEnabled ? {
+      defaultAction: 'Deny'
+      bypass: 'None'
+    } : {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
     blobServices: {
       containers: [{ name: deploymentStorageContainerName }]
     }
@@ -191,15 +189,13 @@ module keyVault 'br/public:avm/res/key-vault/vault:0.13.3' = {
           roleDefinitionIdOrName: 'Key Vault Secrets User'
         }
       ],
-      empty(principalId)
-        ? []
-        : [
-            {
-              principalId: principalId
-              principalType: 'User'
-              roleDefinitionIdOrName: 'Key Vault Certificates Officer'
-            }
-          ]
+      empty(principalId) ? [] : [
+        {
+          principalId: principalId
+          principalType: 'User'
+          roleDefinitionIdOrName: 'Key Vault Certificates Officer'
+        }
+      ]
     )
   }
 }

@@ -39,12 +39,10 @@ func keyVaultRef(vault string, secret string) string => '@Microsoft.KeyVault(Vau
 
 // The notification certificate exists only once an operator created it (docs/DEPLOY.md, step 5);
 // until then Graph's basic notifications are used and the expert's End / the timer end meetings.
-var certificateSettings = empty(notificationCertificateName)
-  ? {}
-  : {
-      GRAPH_NOTIFICATION_CERTIFICATE: keyVaultRef(keyVaultName, notificationCertificateName)
-      GRAPH_NOTIFICATION_CERTIFICATE_ID: notificationCertificateName
-    }
+var certificateSettings = empty(notificationCertificateName) ? {} : {
+  GRAPH_NOTIFICATION_CERTIFICATE: keyVaultRef(keyVaultName, notificationCertificateName)
+  GRAPH_NOTIFICATION_CERTIFICATE_ID: notificationCertificateName
+}
 var authSecretSettings = union(
   empty(expertsClientId) ? {} : { MICROSOFT_PROVIDER_AUTHENTICATION_SECRET: keyVaultRef(keyVaultName, 'experts-auth-secret') },
   empty(bankLoginClientId) ? {} : { BANK_PROVIDER_AUTHENTICATION_SECRET: keyVaultRef(keyVaultName, 'bank-login-secret') }
@@ -196,26 +194,24 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(exper
       }
       // Customers: a PLACEHOLDER for the bank's strong customer authentication (an OpenID
       // Connect provider in front of the bank's login); docs/DEPLOY.md, step 6.
-      customOpenIdConnectProviders: empty(bankLoginClientId)
-        ? {}
-        : {
-            bank: {
-              enabled: true
-              registration: {
-                clientId: bankLoginClientId
-                clientCredential: {
-                  clientSecretSettingName: 'BANK_PROVIDER_AUTHENTICATION_SECRET'
-                }
-                openIdConnectConfiguration: {
-                  wellKnownOpenIdConfiguration: bankLoginWellKnownUrl
-                }
-              }
-              login: {
-                nameClaimType: 'sub'
-                scopes: ['openid']
-              }
+      customOpenIdConnectProviders: empty(bankLoginClientId) ? {} : {
+        bank: {
+          enabled: true
+          registration: {
+            clientId: bankLoginClientId
+            clientCredential: {
+              clientSecretSettingName: 'BANK_PROVIDER_AUTHENTICATION_SECRET'
+            }
+            openIdConnectConfiguration: {
+              wellKnownOpenIdConfiguration: bankLoginWellKnownUrl
             }
           }
+          login: {
+            nameClaimType: 'sub'
+            scopes: ['openid']
+          }
+        }
+      }
     }
   }
 }
