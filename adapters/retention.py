@@ -227,7 +227,9 @@ class DurableClientHistory:
             df.OrchestrationRuntimeStatus.Failed,
             df.OrchestrationRuntimeStatus.Terminated,
         ]
-        # Finished before the cutoff implies created before it: the server-side filter.
+        # Finished before the cutoff implies created before it: the server-side filter. The SDK
+        # reads one page of the management API's answer (it ignores x-ms-continuation-token);
+        # what the page left out is found by the next run, as with the sweep's own limit.
         statuses = await self.client.get_status_by(created_time_to=cutoff, runtime_status=done)
         return [
             FinishedInstance(s.instance_id, s.last_updated_time.astimezone(UTC))

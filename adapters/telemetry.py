@@ -252,6 +252,8 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
             for name in ("django", "fastapi", "flask", "psycopg2", "requests", "urllib")
         },
     )
+    # The Azure SDKs log every HTTP request at INFO; their warnings and errors are what matters.
+    logging.getLogger("azure").setLevel(logging.WARNING)
     _configured = True
     return True
 
