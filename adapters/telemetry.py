@@ -229,10 +229,11 @@ def _credential(auth: str) -> Any:
     return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
 
 
-def configure(env: Mapping[str, str] | None = None) -> bool:
+def configure(env: Mapping[str, str] | None = None, *, span_processors: list[Any] | None = None) -> bool:
     """Install the record factory; export to Application Insights when the connection string is set.
 
-    True when Azure Monitor was switched on (once per process).
+    True when Azure Monitor was switched on (once per process). ``span_processors`` are added to
+    the exporter's (tests watch the spans with an in-memory exporter).
     """
     global _configured
     env = os.environ if env is None else env
@@ -246,6 +247,7 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
         connection_string=connection,
         credential=_credential(env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "")),
         logger_name="",  # the root logger: the app's and the SDKs' records alike
+        span_processors=span_processors or [],
         # Only what the app uses: httpx carries the Graph calls, azure_sdk the Table calls.
         instrumentation_options={
             name: {"enabled": False}
