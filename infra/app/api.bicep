@@ -146,7 +146,6 @@ module api 'br/public:avm/res/web/site:0.15.1' = {
 
 resource site 'Microsoft.Web/sites@2024-04-01' existing = {
   name: name
-  dependsOn: [api]
 }
 
 // App Service Authentication ("Easy Auth"): it validates the sign-in and hands the app the
@@ -156,6 +155,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' existing = {
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(expertsClientId) || !empty(bankLoginClientId)) {
   parent: site
   name: 'authsettingsV2'
+  dependsOn: [api] // the site is the module's; configure it once it exists
   properties: {
     platform: {
       enabled: true
