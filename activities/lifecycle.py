@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 @traced_activity
 def record_phase(payload: Payload) -> None:
     """Write the orchestration's phase to the Appointments record (portal reads never ask Durable)."""
+    log.info("phase of %s: %s", payload["bookingCode"], payload["phase"])  # the phase change, for ops
     try:
         bootstrap.services().repo.set_phase(
             payload["bookingCode"],

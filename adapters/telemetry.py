@@ -3,7 +3,8 @@
 - ``bind(...)`` sets the booking code, Durable instance id and operation for the code it wraps
   (contextvars, so concurrent invocations on one event loop do not mix). A log record factory
   copies them onto every record as ``booking_code``, ``instance_id`` and ``operation``; Azure
-  Monitor's log exporter sends record attributes as custom dimensions.
+  Monitor's log exporter sends record attributes as custom dimensions. (So never pass those
+  three names in ``extra=``: logging refuses to overwrite an attribute a record already has.)
 - One trace per appointment: its W3C trace id is derived from the booking code
   (``traceparent_for``), so the booking trigger, the orchestration input, each activity, the
   Graph calls inside them (httpx instrumentation) and Graph's webhook all land in the same
