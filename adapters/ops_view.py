@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from azure.core.exceptions import HttpResponseError
+
 from adapters.tables import APPOINTMENTS, TableRepository
 from appointments.model import Phase
 from appointments.timerules import iso
@@ -60,7 +62,7 @@ def decode_token(raw: str) -> dict[str, str]:
         not isinstance(value, dict)
         or not value
         or set(value) - {"PartitionKey", "RowKey"}
-        or not all(isinstance(v, str) for v in value.values())
+        or not all(isinstance(v, str) and len(v) <= 1024 for v in value.values())
     ):
         raise BadToken("not a continuation token")
     return value
@@ -113,5 +115,10 @@ def page(
     else:
         found = table.list_entities(select=COLUMNS, results_per_page=limit)
     pages = found.by_page(continuation_token=continuation)
-    rows = [row_view(r) for r in next(pages, [])]
+    try:
+        rows = [row_view(r) for r in next(pages, [])]
+    except HttpResponseError as exc:
+        if continuation is not None and exc.status_code == 400:
+            raise BadToken("the Table service refused the continuation") from exc
+        raise
     return rows, encode_token(pages.continuation_token)  # type: ignore[attr-defined]

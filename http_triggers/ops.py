@@ -47,7 +47,7 @@ def _filter(req: func.HttpRequest) -> tuple[OpsFilter, int, str | None]:
     if raw := req.params.get("date"):
         try:
             start_from, start_to = local_day_bounds(date.fromisoformat(raw))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a first or last representable day
             p.add("date", "must be a date like 2026-12-01")
     if raw := req.params.get("attention"):
         if raw.lower() not in ("true", "false"):
@@ -55,7 +55,7 @@ def _filter(req: func.HttpRequest) -> tuple[OpsFilter, int, str | None]:
         attention = raw.lower() == "true"
     limit = 50
     if raw := req.params.get("limit"):
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
             p.add("limit", f"must be a whole number from 1 to {MAX_PAGE}")
         else:
             limit = int(raw)

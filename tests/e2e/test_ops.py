@@ -80,7 +80,11 @@ def test_bad_filters_are_refused_with_a_problem(stack: Stack) -> None:
         {"attention": "maybe"},
         {"limit": "0"},
         {"limit": "101"},
+        {"limit": "²"},
+        {"date": "9999-12-31"},
+        {"date": "0001-01-01"},
         {"continuation": "not-a-token"},
+        {"continuation": "eyJQYXJ0aXRpb25LZXkiOiBbMV19"},  # {"PartitionKey": [1]}
     ):
         r = stack.host.get(OPS, key=True, params=params)
         assert r.status_code == 400, (params, r.text)
