@@ -69,10 +69,13 @@ var baseAppSettings = {
   PHONE_HMAC_KEY: keyVaultRef(keyVaultName, 'phone-hmac-key')
   GRAPH_CLIENT_STATE: keyVaultRef(keyVaultName, 'graph-client-state')
 
-  // Microsoft Graph as the app's managed identity (app roles granted in docs/DEPLOY.md, step 3).
+  // Microsoft Graph as the app's managed identity, named by AZURE_CLIENT_ID above (app roles
+  // granted in docs/DEPLOY.md, step 3). GRAPH_CLIENT_ID is for an app registration with a
+  // secret only, and stays unset.
   GRAPH_BASE_URL: 'https://graph.microsoft.com/v1.0'
   GRAPH_TENANT_ID: tenant().tenantId
-  GRAPH_CLIENT_ID: identityClientId
+  GRAPH_NOTIFICATION_JWKS: 'https://login.microsoftonline.com/common/discovery/v2.0/keys'
+  GRAPH_SCHEDULE_CACHE_SECONDS: '60'
   GRAPH_SENDER_MAILBOX: graphSenderMailbox
   GRAPH_NOTIFICATION_URL: '${siteUrl}/api/graph/notifications'
   PORTAL_BASE_URL: empty(portalBaseUrl) ? siteUrl : portalBaseUrl

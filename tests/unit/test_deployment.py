@@ -94,6 +94,38 @@ def test_the_documented_exceptions_are_real_settings() -> None:
         assert len(why) > 10, f"docs/DEPLOY.md gives no reason for {name}"
 
 
+def infra_app_settings() -> dict[str, str]:
+    """The Bicep's app settings as the app would see them: literals as written, Key Vault
+    references as resolved secrets, other expressions as plausible values of their kind."""
+    text = (INFRA / "app" / "api.bicep").read_text(encoding="utf-8")
+    block = text.split("// app settings: begin", 1)[1].split("// app settings: end", 1)[0]
+    block += text.split("var certificateSettings", 1)[1].split("\n}", 1)[0]  # the certificate too
+    env: dict[str, str] = {}
+    for key, value in re.findall(r"^\s+([A-Za-z_][A-Za-z0-9_]*): (.+)$", block, re.MULTILINE):
+        value = value.strip()
+        if re.fullmatch(r"'[^']*'", value):
+            env[key] = value[1:-1]
+        elif value.startswith("keyVaultRef("):
+            env[key] = "resolved-secret-" + "x" * 32
+        elif value.startswith("string("):
+            env[key] = "7"  # an int parameter
+        elif value in ("identityClientId", "tenant().tenantId"):
+            env[key] = "11111111-2222-3333-4444-555555555555"
+        else:
+            env[key] = "https://example.invalid/"  # endpoints, URLs, names
+    return env
+
+
+def test_the_apps_settings_accept_what_the_bicep_sets() -> None:
+    """Settings.from_env takes the deployed settings as they are (a refusal would stop every function)."""
+    from appointments.settings import Settings
+
+    env = infra_app_settings()
+    assert "GRAPH_NOTIFICATION_CERTIFICATE" in env and "TABLES_ENDPOINT" in env
+    settings = Settings.from_env(env)
+    assert not settings.dev_mode and settings.tables_endpoint and settings.graph_app_id
+
+
 def test_the_secrets_are_key_vault_references() -> None:
     """The app's secrets never sit in the app settings as values."""
     text = (INFRA / "app" / "api.bicep").read_text(encoding="utf-8")
