@@ -244,7 +244,12 @@ def configure(env: Mapping[str, str] | None = None, *, span_processors: list[Any
         return _configured
     from azure.monitor.opentelemetry import configure_azure_monitor
 
+    # The distro samples at 5 traces/s unless told otherwise, which would drop whole appointments
+    # (errors included) at a busy moment. Keep every span: a few per invocation at a bank's
+    # volume. OTEL_TRACES_SAMPLER, when an operator sets it, still decides.
+    sampling = {} if env.get("OTEL_TRACES_SAMPLER") else {"sampling_ratio": 1.0}
     configure_azure_monitor(
+        **sampling,
         connection_string=connection,
         credential=_credential(env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "")),
         logger_name="",  # the root logger: the app's and the SDKs' records alike
