@@ -18,6 +18,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
+from adapters.lookup_throttle import TABLE as THROTTLE
 from adapters.tables import (
     APPOINTMENTS,
     AUDIT,
@@ -37,6 +38,9 @@ from appointments.retention import ERASED_PARTITION
 from appointments.timerules import iso, parse_utc
 
 OUTBOX = "Outbox"  # adapters/notifier.py's table for the bank's SMS and push channels
+# Verification failures per customer (adapters/tables.py) and the lookup throttle per caller
+# address and booking code (adapters/lookup_throttle.py).
+COUNTER_TABLES = (FAILURES, THROTTLE)
 # What identifies or describes the customer on an Appointments row. Blanked, not dropped:
 # the repository reads Phone as a required property.
 PERSONAL_PROPERTIES = {"Phone": "", "Email": "", "ExtraInfo": "", "JoinUrl": ""}
@@ -96,15 +100,16 @@ class TableRetentionStore:
         counts[APPOINTMENTS] = 1
         return counts
 
-    def counters_untouched_since(self, cutoff: datetime) -> Iterator[tuple[str, str]]:
-        rows = self.repo.table(FAILURES).query_entities(
-            "Timestamp lt @cutoff", parameters={"cutoff": cutoff}, select=["PartitionKey", "RowKey"]
-        )
-        for row in rows:
-            yield row["PartitionKey"], row["RowKey"]
+    def counters_untouched_since(self, cutoff: datetime) -> Iterator[tuple[str, str, str]]:
+        for table in COUNTER_TABLES:
+            rows = self.repo.table(table).query_entities(
+                "Timestamp lt @cutoff", parameters={"cutoff": cutoff}, select=["PartitionKey", "RowKey"]
+            )
+            for row in rows:
+                yield table, row["PartitionKey"], row["RowKey"]
 
-    def delete_counter(self, partition: str, row: str) -> bool:
-        return self._delete_rows(FAILURES, partition, [row]) == 1
+    def delete_counter(self, table: str, partition: str, row: str) -> bool:
+        return self._delete_rows(table, partition, [row]) == 1
 
     # --- audit ----------------------------------------------------------------------------
 

@@ -111,12 +111,13 @@ class RetentionStore(Protocol):
         it, delete the customer's Outbox and Idempotency-Key rows for it; returns counts per table."""
         ...
 
-    def counters_untouched_since(self, cutoff: datetime) -> Iterable[tuple[str, str]]:
-        """(partition, row) of failure counters (keyed by customer id or caller address) not written
-        since ``cutoff``: their blocks ran out long ago, and an address is personal data."""
+    def counters_untouched_since(self, cutoff: datetime) -> Iterable[tuple[str, str, str]]:
+        """(table, partition, row) of failure and throttle counters (keyed by customer id or caller
+        address) not written since ``cutoff``: their blocks ran out long ago, and an address is
+        personal data."""
         ...
 
-    def delete_counter(self, partition: str, row: str) -> bool: ...
+    def delete_counter(self, table: str, partition: str, row: str) -> bool: ...
 
     def audit_partitions_before(self, cutoff: datetime) -> Iterable[tuple[str, list[str]]]:
         """(booking code, row keys) of Audit rows written before ``cutoff``."""
@@ -176,11 +177,11 @@ def erase_personal_data(
         for table, n in store.erase(a).items():
             report.count(table, n)
         report.changed += 1
-    for partition, row in _limited(
+    for table, partition, row in _limited(
         store.counters_untouched_since(policy.personal_data_cutoff(now)), report, limit
     ):
-        if store.delete_counter(partition, row):
-            report.count("FailureCounters")
+        if store.delete_counter(table, partition, row):
+            report.count(table)
             report.changed += 1
     return report
 

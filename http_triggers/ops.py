@@ -6,6 +6,7 @@ a name or free text, and no orchestration payloads (docs/RUNBOOK.md says what to
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 # adapters.ops_view pulls in azure-data-tables: imported on first use, not at cold start.
 
+BOOKING_CODE = re.compile(r"[0-9A-Z]{8}")
 HISTORY_EVENTS = 20  # the last events shown; the Durable Functions Monitor has them all
 # What an operator may see of a history event. Input, Result, Details and Reason can carry
 # payloads or exception texts, so they stay out.
@@ -43,20 +45,20 @@ def _filter(req: func.HttpRequest) -> tuple[OpsFilter, int, str | None]:
         try:
             phase = Phase(raw)
         except ValueError:
-            p.add("phase", "must be one of " + ", ".join(x.value for x in Phase))
+            p.add("phase", "phase_invalid")
     if raw := req.params.get("date"):
         try:
             start_from, start_to = local_day_bounds(date.fromisoformat(raw))
         except (ValueError, OverflowError):  # OverflowError: a first or last representable day
-            p.add("date", "must be a date like 2026-12-01")
+            p.add("date", "date_invalid")
     if raw := req.params.get("attention"):
         if raw.lower() not in ("true", "false"):
-            p.add("attention", "must be true or false")
+            p.add("attention", "attention_invalid")
         attention = raw.lower() == "true"
     limit = 50
     if raw := req.params.get("limit"):
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
-            p.add("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+            p.add("limit", "limit_invalid")  # the text names MAX_PAGE (100)
         else:
             limit = int(raw)
     p.raise_if_any(malformed=True)
@@ -74,7 +76,7 @@ async def ops_appointments(req: func.HttpRequest) -> func.HttpResponse:
         rows, following = await call(page, bootstrap.services().repo, ops_filter, limit=limit, token=token)
     except BadToken:
         p = Problems()
-        p.add("continuation", "is not a token this API handed out")
+        p.add("continuation", "continuation_invalid")
         p.raise_if_any(malformed=True)
     return json_response({"appointments": rows, "continuation": following})
 
@@ -94,9 +96,10 @@ async def ops_appointment(req: func.HttpRequest, client: df.DurableOrchestration
 
     services = bootstrap.services()
     code = req.route_params["code"].strip().upper()
-    record = await call(services.repo.get_by_code, code) if 0 < len(code) <= 16 else None
+    # Only a code-shaped key reaches the table: others could not name an appointment anyway.
+    record = await call(services.repo.get_by_code, code) if BOOKING_CODE.fullmatch(code) else None
     if record is None:
-        raise NotFound("No appointment has this booking code.")
+        raise NotFound("appointment_not_found")
     status = await client.get_status(
         instance_id(code), show_history=True, show_history_output=False, show_input=False
     )

@@ -42,6 +42,12 @@ param graphSenderMailbox string = ''
 param notificationCertificateName string = ''
 @description('Base URL of the customer portal, for links in notifications; default the app itself.')
 param portalBaseUrl string = ''
+@description('The number customers are told to call, as they dial it (BANK_SERVICE_PHONE).')
+param bankServicePhone string = ''
+@description('Proxies that append to X-Forwarded-For: 1 for App Service\'s front end, +1 per gateway in front.')
+@minValue(0)
+@maxValue(8)
+param trustedForwardedHops int = 1
 
 // App Service Authentication (docs/DEPLOY.md, step 6). Empty client ids leave it off.
 @description('Client id of the Entra ID app registration the experts sign in with.')
@@ -220,6 +226,8 @@ module api './app/api.bicep' = {
     graphSenderMailbox: graphSenderMailbox
     notificationCertificateName: notificationCertificateName
     portalBaseUrl: portalBaseUrl
+    bankServicePhone: bankServicePhone
+    trustedForwardedHops: trustedForwardedHops
     expertsClientId: expertsClientId
     bankLoginClientId: bankLoginClientId
     bankLoginWellKnownUrl: bankLoginWellKnownUrl

@@ -19,6 +19,8 @@ param taskHubName string
 param graphSenderMailbox string = ''
 param notificationCertificateName string = ''
 param portalBaseUrl string = ''
+param bankServicePhone string = ''
+param trustedForwardedHops int = 1
 param expertsClientId string = ''
 param bankLoginClientId string = ''
 param bankLoginWellKnownUrl string = ''
@@ -79,6 +81,10 @@ var baseAppSettings = {
   GRAPH_SENDER_MAILBOX: graphSenderMailbox
   GRAPH_NOTIFICATION_URL: '${siteUrl}/api/graph/notifications'
   PORTAL_BASE_URL: empty(portalBaseUrl) ? siteUrl : portalBaseUrl
+  BANK_SERVICE_PHONE: bankServicePhone
+  PHONE_DEFAULT_REGION: 'FI'
+  // App Service's front end appends one X-Forwarded-For hop; add one per gateway in front of it.
+  TRUSTED_FORWARDED_HOPS: string(trustedForwardedHops)
 
   // Booking and identification rules: the code's defaults, stated so operators see them.
   JOIN_WINDOW_MINUTES: '15'

@@ -14,13 +14,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.data.tables import TableServiceClient
 
+from adapters.lookup_throttle import TableThrottleStore
 from adapters.notifier import Notifier
 from adapters.retention import OUTBOX, TableRetentionStore
 from adapters.tables import APPOINTMENTS, EXPERT_SLOTS, IDEMPOTENCY, TableRepository
 from appointments.availability import HoldService
 from appointments.errors import NotFound
 from appointments.identity import FailureCounter
+from appointments.lookup_throttle import Backoff
 from appointments.model import Expert, Phase, WorkingHours
 from appointments.ports import AuditEntry
 from appointments.retention import (
@@ -173,20 +176,21 @@ def test_personal_data_is_erased_only_after_the_retention_period(
     assert (again.examined, again.changed) == (0, 0)
 
 
-def test_failure_counters_go_once_untouched_for_the_retention_period(
-    repo: TableRepository, store: TableRetentionStore
+def test_counters_keyed_by_customer_or_address_go_once_untouched_for_the_period(
+    repo: TableRepository, store: TableRetentionStore, own_storage: str
 ) -> None:
-    """A lookup's counter is keyed by the caller's address: kept while fresh, erased past the period."""
-    repo.save_counter(FailureCounter("lookup-ip:192.0.2.7", 3))
+    """Verification failures (customer id) and the lookup throttle (caller address): kept while
+    fresh, erased once untouched for the retention period."""
+    throttle = TableThrottleStore(TableServiceClient.from_connection_string(own_storage))
+    repo.save_counter(FailureCounter("verify:customer-1", 3))
+    throttle.save(Backoff("ip:192.0.2.7", 4))
     written = datetime.now(UTC)  # the Table service stamps rows in real time
-    assert (
-        erase_personal_data(store, written + timedelta(days=89), POLICY).details.get("FailureCounters")
-        is None
-    )
-    assert repo.get_counter("lookup-ip:192.0.2.7").failures == 3
+    early = erase_personal_data(store, written + timedelta(days=89), POLICY)
+    assert early.changed == 0
+    assert repo.get_counter("verify:customer-1").failures == 3 and throttle.get("ip:192.0.2.7").attempts == 4
     report = erase_personal_data(store, written + timedelta(days=91), POLICY)
-    assert report.details["FailureCounters"] == 1
-    assert repo.get_counter("lookup-ip:192.0.2.7").failures == 0
+    assert report.details["FailureCounters"] == 1 and report.details["LookupThrottle"] == 1
+    assert repo.get_counter("verify:customer-1").failures == 0 and throttle.get("ip:192.0.2.7").attempts == 0
 
 
 def test_an_unfinished_appointment_keeps_its_data(
