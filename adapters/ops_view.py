@@ -33,6 +33,8 @@ COLUMNS = [
     "Revision",
 ]
 MAX_PAGE = 100
+# A token names one row: a partition (a customer id, at most 136 characters) and a booking code.
+MAX_TOKEN = 512
 
 
 class BadToken(ValueError):
@@ -54,6 +56,8 @@ def encode_token(token: dict[str, str] | None) -> str | None:
 
 
 def decode_token(raw: str) -> dict[str, str]:
+    if len(raw) > MAX_TOKEN:
+        raise BadToken("not a continuation token")
     try:
         value = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
     except (binascii.Error, ValueError, UnicodeError) as exc:
@@ -62,7 +66,7 @@ def decode_token(raw: str) -> dict[str, str]:
         not isinstance(value, dict)
         or not value
         or set(value) - {"PartitionKey", "RowKey"}
-        or not all(isinstance(v, str) and len(v) <= 1024 for v in value.values())
+        or not all(isinstance(v, str) and len(v) <= 256 for v in value.values())
     ):
         raise BadToken("not a continuation token")
     return value

@@ -28,6 +28,7 @@ bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 # adapters.ops_view pulls in azure-data-tables: imported on first use, not at cold start.
 
 BOOKING_CODE = re.compile(r"[0-9A-Z]{8}")
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # what the document's format: date allows (fromisoformat takes more)
 HISTORY_EVENTS = 20  # the last events shown; the Durable Functions Monitor has them all
 # What an operator may see of a history event. Input, Result, Details and Reason can carry
 # payloads or exception texts, so they stay out.
@@ -39,7 +40,8 @@ def _filter(req: func.HttpRequest) -> tuple[OpsFilter, int, str | None]:
 
     from adapters.ops_view import MAX_PAGE, OpsFilter
 
-    p = Problems()
+    p = Problems()  # malformed (400): not what the document allows
+    beyond = Problems()  # well-formed but unusable (422): a date at the calendar's very edge
     phase = start_from = start_to = attention = None
     if raw := req.params.get("phase"):
         try:
@@ -48,9 +50,16 @@ def _filter(req: func.HttpRequest) -> tuple[OpsFilter, int, str | None]:
             p.add("phase", "phase_invalid")
     if raw := req.params.get("date"):
         try:
-            start_from, start_to = local_day_bounds(date.fromisoformat(raw))
-        except (ValueError, OverflowError):  # OverflowError: a first or last representable day
+            day = date.fromisoformat(raw) if DATE.fullmatch(raw) else None
+        except ValueError:
+            day = None
+        if day is None:
             p.add("date", "date_invalid")
+        else:
+            try:
+                start_from, start_to = local_day_bounds(day)
+            except OverflowError:  # 0001-01-01 or 9999-12-31: its UTC bounds do not exist
+                beyond.add("date", "date_invalid")
     if raw := req.params.get("attention"):
         if raw.lower() not in ("true", "false"):
             p.add("attention", "attention_invalid")
@@ -62,6 +71,7 @@ def _filter(req: func.HttpRequest) -> tuple[OpsFilter, int, str | None]:
         else:
             limit = int(raw)
     p.raise_if_any(malformed=True)
+    beyond.raise_if_any()
     return OpsFilter(phase, start_from, start_to, attention), limit, req.params.get("continuation") or None
 
 
@@ -75,9 +85,11 @@ async def ops_appointments(req: func.HttpRequest) -> func.HttpResponse:
     try:
         rows, following = await call(page, bootstrap.services().repo, ops_filter, limit=limit, token=token)
     except BadToken:
+        # Any string is a well-formed token (the document cannot say more of an opaque one);
+        # one this API did not hand out is unusable: 422.
         p = Problems()
         p.add("continuation", "continuation_invalid")
-        p.raise_if_any(malformed=True)
+        p.raise_if_any()
     return json_response({"appointments": rows, "continuation": following})
 
 
