@@ -16,7 +16,8 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
-from adapters.tables import APPOINTMENTS, TableRepository
+from adapters.tables import TableRepository
+from adapters.tables.mappers import APPOINTMENTS
 from appointments.model import Phase
 from appointments.timerules import iso
 
@@ -118,7 +119,8 @@ def page(
         found = table.query_entities(query, parameters=params, select=COLUMNS, results_per_page=limit)
     else:
         found = table.list_entities(select=COLUMNS, results_per_page=limit)
-    pages = found.by_page(continuation_token=continuation)
+    # The Table SDK's continuation is the next keys as a dict, whatever ItemPaged's annotation says.
+    pages = found.by_page(continuation_token=continuation)  # type: ignore[arg-type]
     try:
         rows = [row_view(r) for r in next(pages, [])]
     except HttpResponseError as exc:

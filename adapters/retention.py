@@ -18,29 +18,34 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from adapters.lookup_throttle import TABLE as THROTTLE
-from adapters.tables import (
+from adapters.tables import TableRepository
+from adapters.tables.mappers import (
     APPOINTMENTS,
     AUDIT,
     BOOKING_CODES,
+    CODE_ROW,
+    CUSTOMER_OUTBOX,
     EXPERT_SLOTS,
     FAILURES,
     HOLD_EXPIRES,
     IDEMPOTENCY,
-    IDENTITY_CODES,
-    MAX_BATCH,
+    MEETING_STATE,
     SLOT_HOLDS,
-    TableRepository,
 )
+from adapters.tables.store import MAX_BATCH
 from appointments.availability import hold_key
 from appointments.model import Appointment, Phase
 from appointments.retention import ERASED_PARTITION
 from appointments.timerules import iso, parse_utc
 
-OUTBOX = "Outbox"  # adapters/notifier.py's table for the bank's SMS and push channels
-# Verification failures per customer (adapters/tables.py) and the lookup throttle per caller
-# address and booking code (adapters/lookup_throttle.py).
-COUNTER_TABLES = (FAILURES, THROTTLE)
+OUTBOX = CUSTOMER_OUTBOX  # the notifier's SMS and push rows for the bank's own channels
+
+def counter_tables() -> tuple[str, ...]:
+    """Verification failures per customer, and the lookup throttle per caller address and code.
+    (adapters.lookup_throttle is imported here: at module level it closes an import cycle.)"""
+    from adapters.lookup_throttle import TABLE as THROTTLE
+
+    return (FAILURES, THROTTLE)
 # What identifies or describes the customer on an Appointments row. Blanked, not dropped:
 # the repository reads Phone as a required property.
 PERSONAL_PROPERTIES = {"Phone": "", "Email": "", "ExtraInfo": "", "JoinUrl": ""}
@@ -93,7 +98,8 @@ class TableRetentionStore:
         for name in (OUTBOX, IDEMPOTENCY):
             keys = self._keys(name, by_code, {"pk": customer, "code": code})
             counts[name] = self._delete_rows(name, customer, keys)
-        counts[IDENTITY_CODES] = self._delete_rows(IDENTITY_CODES, code, ["current"])
+        # The identification code's hash lives in the appointment's MeetingState partition.
+        counts["IdentityCodes"] = self._delete_rows(MEETING_STATE, code, [CODE_ROW])
         if row is not None:
             with contextlib.suppress(ResourceNotFoundError):
                 table.delete_entity(customer, code)
@@ -101,12 +107,12 @@ class TableRetentionStore:
         return counts
 
     def counters_untouched_since(self, cutoff: datetime) -> Iterator[tuple[str, str, str]]:
-        for table in COUNTER_TABLES:
+        for table in counter_tables():
             rows = self.repo.table(table).query_entities(
                 "Timestamp lt @cutoff", parameters={"cutoff": cutoff}, select=["PartitionKey", "RowKey"]
             )
             for row in rows:
-                yield table, row["PartitionKey"], row["RowKey"]
+                yield table, str(row["PartitionKey"]), str(row["RowKey"])
 
     def delete_counter(self, table: str, partition: str, row: str) -> bool:
         return self._delete_rows(table, partition, [row]) == 1
@@ -160,7 +166,7 @@ class TableRetentionStore:
                     records[holder] = self.repo.get_by_code(holder) if holder else None
                 orphan = self._not_claimed_by(records[holder], cell, written_before)
             if orphan:
-                yield cell["PartitionKey"], cell["RowKey"], cell.metadata["etag"]
+                yield str(cell["PartitionKey"]), str(cell["RowKey"]), str(cell.metadata["etag"])
 
     def _not_claimed_by(self, a: Appointment | None, cell: Any, written_before: datetime) -> bool:
         if a is None:

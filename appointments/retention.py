@@ -20,7 +20,7 @@ remain; the next run (or a crash's retry) continues from whatever is left.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -144,14 +144,17 @@ class RetentionStore(Protocol):
 
 
 class FinishedInstance(Protocol):
-    instance_id: str
-    last_updated: datetime
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def last_updated(self) -> datetime: ...
 
 
 class DurableHistory(Protocol):
     """The Durable client's side of the purge (``adapters/retention.py``)."""
 
-    def finished_before(self, cutoff: datetime) -> Awaitable[list[FinishedInstance]]: ...
+    def finished_before(self, cutoff: datetime) -> Awaitable[Sequence[FinishedInstance]]: ...
 
     def purge(self, instance_id: str) -> Awaitable[bool]: ...
 

@@ -48,8 +48,10 @@ def policy() -> RetentionPolicy:
 def store() -> "TableRetentionStore":
     # Imported here: azure-data-tables is not needed at cold start.
     from adapters.retention import TableRetentionStore
+    from adapters.tables import TableRepository
 
     s = bootstrap.services()
+    assert isinstance(s.repo, TableRepository), "the sweeps run on Table Storage"
     return TableRetentionStore(s.repo, buffer_minutes=s.settings.buffer_minutes)
 
 

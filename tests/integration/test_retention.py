@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from azure.data.tables import TableServiceClient
 
-from adapters.lookup_throttle import TableThrottleStore
 from adapters.notifier import Notifier
 from adapters.retention import OUTBOX, TableRetentionStore
-from adapters.tables import APPOINTMENTS, EXPERT_SLOTS, IDEMPOTENCY, TableRepository
+from adapters.tables import TableRepository
+from adapters.tables.mappers import APPOINTMENTS, EXPERT_SLOTS, IDEMPOTENCY
 from appointments.availability import HoldService
 from appointments.errors import NotFound
 from appointments.identity import FailureCounter
@@ -181,6 +181,9 @@ def test_counters_keyed_by_customer_or_address_go_once_untouched_for_the_period(
 ) -> None:
     """Verification failures (customer id) and the lookup throttle (caller address): kept while
     fresh, erased once untouched for the retention period."""
+    # Imported here: imported before adapters.tables, adapters.lookup_throttle closes an import cycle.
+    from adapters.lookup_throttle import TableThrottleStore
+
     throttle = TableThrottleStore(TableServiceClient.from_connection_string(own_storage))
     repo.save_counter(FailureCounter("verify:customer-1", 3))
     throttle.save(Backoff("ip:192.0.2.7", 4))
