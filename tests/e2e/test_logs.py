@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from adapters.telemetry import traceparent_for
+from devhost import azurite
 from tests.e2e.conftest import MATLEENA, Stack, expert_headers, running_stack
 from tests.e2e.test_lifecycle import to_window
 
@@ -27,9 +28,14 @@ EMAIL = "matti.meikalainen@example.fi"
 
 
 @pytest.fixture(scope="module")
-def json_stack(storage_connection_string: str) -> Iterator[Stack]:
-    with running_stack(storage_connection_string, LOG_FORMAT="json") as stack:
-        yield stack
+def json_stack() -> Iterator[Stack]:
+    """An Azurite of its own: the shared one holds other modules' bookings of the same expert slots."""
+    server = azurite.start()
+    try:
+        with running_stack(server.connection_string, LOG_FORMAT="json") as stack:
+            yield stack
+    finally:
+        server.stop()
 
 
 def named_principal(customer: str) -> dict[str, str]:
