@@ -5,6 +5,7 @@ import azure.functions as func
 
 from activities.graph_upkeep import bp as graph_upkeep
 from activities.lifecycle import bp as lifecycle_activities
+from adapters import telemetry
 from http_triggers.catalogue import bp as catalogue_api
 from http_triggers.customer import bp as customer_api
 from http_triggers.expert import bp as expert_api
@@ -14,6 +15,10 @@ from http_triggers.ops import bp as ops_api
 from http_triggers.slots import bp as slots_api
 from orchestrators.appointment_lifecycle import bp as lifecycle_orchestrator
 from orchestrators.graph_subscriptions import bp as subscription_orchestrator
+from timer_triggers.retention import bp as retention_timers
+
+# Log context on every record; Application Insights only when its connection string is set.
+telemetry.configure()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -29,5 +34,6 @@ for blueprint in (
     graph_webhook,
     slots_api,
     openapi_document,
+    retention_timers,
 ):
     app.register_functions(blueprint)

@@ -13,6 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 
 import bootstrap
+from adapters.telemetry import traced_activity
 from appointments.catalogue import topic_label
 from appointments.model import Phase
 from appointments.ports import MeetingRequest, PermanentGatewayError
@@ -28,8 +29,10 @@ log = logging.getLogger(__name__)
 
 
 @bp.activity_trigger(input_name="payload")
+@traced_activity
 def record_phase(payload: Payload) -> None:
     """Write the orchestration's phase to the Appointments record (portal reads never ask Durable)."""
+    log.info("phase of %s: %s", payload["bookingCode"], payload["phase"])  # the phase change, for ops
     try:
         bootstrap.services().repo.set_phase(
             payload["bookingCode"],
@@ -43,6 +46,7 @@ def record_phase(payload: Payload) -> None:
 
 
 @bp.activity_trigger(input_name="payload")
+@traced_activity
 def load_schedule(payload: Payload) -> dict[str, Any] | None:
     """The record's times, revision and phase, and the outbox's pending events (commit order):
     lets the lifecycle heal from an event that never came."""
@@ -70,6 +74,7 @@ def ack_events(payload: Payload) -> None:
 
 
 @bp.activity_trigger(input_name="payload")
+@traced_activity
 async def create_meeting(payload: Payload) -> dict[str, Any]:
     """createOrGet the Teams meeting (keyed by booking code), store its join link, subscribe
     to its call events.
@@ -110,6 +115,7 @@ async def create_meeting(payload: Payload) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
+@traced_activity
 async def update_meeting(payload: Payload) -> dict[str, Any]:
     a = await asyncio.to_thread(bootstrap.services().repo.get_by_code, payload["bookingCode"])
     if a is None or not a.meeting_id:
@@ -125,6 +131,7 @@ async def update_meeting(payload: Payload) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
+@traced_activity
 async def delete_meeting(payload: Payload) -> dict[str, Any]:
     a = await asyncio.to_thread(bootstrap.services().repo.get_by_code, payload["bookingCode"])
     if a is None or not a.meeting_id:
@@ -145,6 +152,7 @@ async def delete_meeting(payload: Payload) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="payload")
+@traced_activity
 async def send_notification(payload: Payload) -> dict[str, Any]:
     """Render and send one notification, once per key (a retried activity sends nothing twice)."""
     previous = parse_utc(payload["previousStart"]) if payload.get("previousStart") else None

@@ -456,6 +456,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sv": "Okänd status.",
         "en": "Unknown phase.",
     },
+    # The operators' view (http_triggers/ops.py).
+    "attention_invalid": {
+        "fi": "Arvon on oltava true tai false.",
+        "sv": "Värdet måste vara true eller false.",
+        "en": "The value must be true or false.",
+    },
+    "limit_invalid": {  # 100: adapters/ops_view.py MAX_PAGE
+        "fi": "Sivun koon on oltava kokonaisluku 1–100.",
+        "sv": "Sidstorleken måste vara ett heltal 1–100.",
+        "en": "The page size must be a whole number from 1 to 100.",
+    },
+    "continuation_invalid": {
+        "fi": "Jatkotunnus ei ole tämän rajapinnan antama.",
+        "sv": "Fortsättningstoken kommer inte från detta gränssnitt.",
+        "en": "The continuation is not one this API handed out.",
+    },
 }
 
 # Parameter values that are words themselves.

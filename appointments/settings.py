@@ -154,6 +154,11 @@ class Settings:
     # trigger commits this lifecycle event (e.g. "CodeVerified"), before it raises it.
     crash_after_commit: str = ""
 
+    # Retention (appointments/retention.py): what the bank's policy allows, set per deployment.
+    durable_retention_days: int = 30
+    personal_data_retention_days: int = 90
+    audit_retention_years: int = 6
+
     @property
     def graph_app_id(self) -> str:
         """The id Graph knows this app by: the audience of its validationTokens."""
@@ -227,6 +232,9 @@ class Settings:
             phone_default_region=(env.get("PHONE_DEFAULT_REGION", "").strip() or "FI").upper(),
             trusted_forwarded_hops=_int(env, "TRUSTED_FORWARDED_HOPS", 1),
             crash_after_commit=env.get("DEV_CRASH_AFTER_COMMIT", "").strip(),
+            durable_retention_days=_int(env, "DURABLE_RETENTION_DAYS", 30, minimum=1),
+            personal_data_retention_days=_int(env, "PERSONAL_DATA_RETENTION_DAYS", 90, minimum=1),
+            audit_retention_years=_int(env, "AUDIT_RETENTION_YEARS", 6, minimum=1),
         )
         _check_region(settings.phone_default_region)
         if len(settings.bank_service_phone) > 32 or not settings.bank_service_phone.isprintable():

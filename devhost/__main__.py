@@ -204,12 +204,24 @@ async def serve(args: argparse.Namespace) -> None:
             started.stop()
 
 
+def configure_logging(level: str) -> None:
+    """Plain text; with ``LOG_FORMAT=json`` one JSON object per line, carrying the booking code,
+    instance id and operation the app binds (what Application Insights gets as dimensions)."""
+    if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+        from adapters.telemetry import JsonFormatter, install_record_factory
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=level.upper(), handlers=[handler])
+        install_record_factory()
+    else:
+        logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    configure_logging(args.log_level)
     asyncio.run(serve(args))
 
 

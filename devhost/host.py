@@ -134,6 +134,7 @@ class Host:
             PersistedClock(self.clock, storage, self.hub).restore()  # before the engine reads the time
         self.engine = Engine(TaskHubStore(storage, self.hub), worker, self.clock)
         self.management = ManagementApi(self.engine, self.hub, system_key=self.function_key)
+        worker.client_binding = lambda: self.management.binding_json(self.base_url)  # timers' clients
         self._table = RouteTable()
         self.web_app = web.Application(client_max_size=MAX_REQUEST_BODY)
         self.web_app.add_routes(self.management.routes())

@@ -35,7 +35,7 @@ import os
 import sys
 import types
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,9 @@ class Worker:
         self.timers: dict[str, str] = {}
         self.run_on_startup: frozenset[str] = frozenset()
         self.bindings: dict[str, list[dict[str, Any]]] = {}
+        # The durable client binding JSON for non-HTTP triggers (the host sets it): the Functions
+        # host binds a durableClient input to any trigger, a timer's included.
+        self.client_binding: Callable[[], str] | None = None
 
     # -- loading -----------------------------------------------------------------------------
     async def start(self) -> list[FunctionInfo]:
@@ -257,7 +260,11 @@ class Worker:
             "ScheduleStatus": schedule_status,
             "IsPastDue": past_due,
         }
-        await self._call(name, {self._trigger_param(name): self.protos.TypedData(json=json.dumps(payload))})
+        inputs = {self._trigger_param(name): self.protos.TypedData(json=json.dumps(payload))}
+        for binding in self.bindings.get(name, []):
+            if str(binding.get("type", "")).lower() == "durableclient" and self.client_binding is not None:
+                inputs[str(binding["name"])] = self.protos.TypedData(string=self.client_binding())
+        await self._call(name, inputs)
 
     async def run_http(
         self,

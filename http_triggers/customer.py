@@ -7,6 +7,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 import bootstrap
+from adapters import telemetry
 from appointments import manage_token
 from appointments.lifecycle import EventType
 from appointments.timerules import iso
@@ -41,6 +42,7 @@ async def book_appointment(req: func.HttpRequest, client: df.DurableOrchestratio
         req.headers.get("idempotency-key"),
         who.name,
     )
+    telemetry.name_appointment(booked.appointment.booking_code)
     await ensure_lifecycle(client, booked.appointment)
     view = await call(appointment_view, booked.appointment)
     return json_response(

@@ -21,6 +21,7 @@ from typing import Any
 
 import azure.functions as func
 
+from adapters import telemetry
 from appointments import messages
 from appointments.errors import DomainError, Problems, TooManyRequests, ValidationFailed
 from appointments.validation import MAX_BODY_BYTES, MAX_DEPTH, bad_characters, nested_deeper_than, strings
@@ -200,12 +201,14 @@ def problems_as_responses(fn: Handler) -> Handler:
     @wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> func.HttpResponse:
         req = kwargs.get("req")
-        try:
-            return await fn(*args, **kwargs)
-        except DomainError as error:
-            return from_error(error, req)
-        except Exception:
-            log.exception("unhandled error in %s", fn.__name__)
-            return from_error(Refusal(500, "internal", "internal_error"), req)
+        # Logs and the span of this invocation name the appointment (adapters/telemetry.py).
+        with telemetry.span(fn.__name__, telemetry.booking_code_of(req), operation="trigger." + fn.__name__):
+            try:
+                return await fn(*args, **kwargs)
+            except DomainError as error:
+                return from_error(error, req)
+            except Exception:
+                log.exception("unhandled error in %s", fn.__name__)
+                return from_error(Refusal(500, "internal", "internal_error"), req)
 
     return wrapper

@@ -21,6 +21,8 @@ FILES: dict[str, str] = {
     "index.html": "text/html",
     "app.js": "text/javascript",
     "styles.css": "text/css",
+    "ops.html": "text/html",  # the operators' page (function key), apart from the customer/expert one
+    "ops.js": "text/javascript",
 }
 # The pages load nothing from elsewhere; the Teams join link opens in a new window, which
 # the policy does not govern.

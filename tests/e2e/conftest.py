@@ -5,6 +5,7 @@ tests book their own appointments relative to the host's clock, so they never co
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -110,9 +111,10 @@ class Stack:
         return str(self.host.status(f"appt-{code}")["runtimeStatus"])
 
 
-@pytest.fixture(scope="session")
-def stack(storage_connection_string: str) -> Iterator[Stack]:
-    repo = TableRepository.from_connection_string(storage_connection_string)
+@contextmanager
+def running_stack(storage: str, **extra_env: str) -> Iterator[Stack]:
+    """Seeded experts, a Graph emulator and the devhost on ``storage``; ``extra_env`` on top."""
+    repo = TableRepository.from_connection_string(storage)
     seed(repo)
     port = free_port()
     with GraphEmulator() as graph:
@@ -128,8 +130,15 @@ def stack(storage_connection_string: str) -> Iterator[Stack]:
             # Rich (encrypted) call-event notifications, as in production.
             "GRAPH_NOTIFICATION_CERTIFICATE": throwaway_certificate(),
             "GRAPH_NOTIFICATION_CERTIFICATE_ID": "e2e-notifications",
+            **extra_env,
         }
-        with DevhostProcess(storage=storage_connection_string, port=port, env=env) as host:
+        with DevhostProcess(storage=storage, port=port, env=env) as host:
             # Call events happen on the meeting's clock: the devhost's virtual one.
             graph.state.event_clock = lambda: parse_utc(host.now())
             yield Stack(host, graph, repo)
+
+
+@pytest.fixture(scope="session")
+def stack(storage_connection_string: str) -> Iterator[Stack]:
+    with running_stack(storage_connection_string) as running:
+        yield running

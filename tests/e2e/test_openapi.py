@@ -470,6 +470,11 @@ def test_real_responses_match_the_document(stack: Stack) -> None:
     call("GET", OPS, 200, params={"phase": "ended", "code": stack.host.function_key})
     call("GET", OPS, 400, headers=key_header, params={"phase": "x"})
     call("GET", OPS, 401)
+    day = {"date": b["start"][:10], "attention": "false", "limit": "1"}
+    call("GET", OPS, 200, headers=key_header, params=day)
+    call("GET", OPS + "/{code}", 200, headers=key_header, path=code_b)
+    call("GET", OPS + "/{code}", 404, headers=key_header, path={"code": "NOPE2345"})
+    call("GET", OPS + "/{code}", 401, path=code_b)
     handshake = call("POST", GRAPH, 200, params={"validationToken": "hello token"})
     assert handshake.text == "hello token"
     call("POST", GRAPH, 202, params={"appointment": a["bookingCode"]}, json={"value": []})

@@ -1,0 +1,1 @@
+"""Timer functions: the retention sweeps."""
