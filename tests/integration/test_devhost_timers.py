@@ -38,7 +38,12 @@ def test_timer_runs_once_per_occurrence_as_the_clock_passes_it(storage_connectio
         assert "Timer        every_minute  [0 */5 * * * *]" in host.output()
         host.wait_idle()
         assert [r["PastDue"] for r in runs(storage_connection_string, f"{key}-startup")] == [False]
-        host.advance(minutes=5)
+        # The frozen clock starts at wall time: move it to 30 s past the next five-minute mark, so
+        # that the one-second step below can never cross the mark after it.
+        start = datetime.fromisoformat(host.now())
+        mark = start.replace(second=0, microsecond=0) + timedelta(minutes=5 - start.minute % 5)
+        r = host.post("/dev/clock/set", json={"now": (mark + timedelta(seconds=30)).isoformat()})
+        assert r.status_code == 200 and r.json()["settled"]
         assert len(runs(storage_connection_string, key)) == 1
         host.advance(seconds=1)
         assert len(runs(storage_connection_string, key)) == 1
