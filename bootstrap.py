@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from appointments.directory import ExpertDirectory
 from appointments.identity_service import IdentityService
 from appointments.lookup_throttle import GuardedLookup, LookupThrottle
 from appointments.ports import AppointmentRepository, Clock, IdentityStore, SystemClock
@@ -26,6 +27,7 @@ class Services:
     repo: AppointmentRepository
     appointments: AppointmentService
     identity: IdentityService
+    directory: ExpertDirectory  # the views' expert names, at most a minute stale
     extras: dict[str, Any] = field(default_factory=dict)  # lazily built adapters (Graph, mail, renderer)
 
 
@@ -40,18 +42,30 @@ def _assemble(settings: Settings, clock: Clock, repo: AppointmentRepository) -> 
     store = _overrides.get("identity_store") or repo  # the Table repository serves this port too
     assert isinstance(store, IdentityStore), "override identity_store with an IdentityStore"
     return Services(
-        settings, clock, repo, appointments, IdentityService(appointments, store, clock, settings)
+        settings,
+        clock,
+        repo,
+        appointments,
+        IdentityService(appointments, store, clock, settings),
+        ExpertDirectory(repo),
     )
 
 
 def _table_service(settings: Settings) -> Any:
+    """The Table client, its connection pool sized to the threads that share it."""
     from azure.data.tables import TableServiceClient
+
+    from adapters.tables.transport import table_transport
 
     if settings.tables_endpoint:
         from azure.identity import DefaultAzureCredential
 
-        return TableServiceClient(settings.tables_endpoint, credential=DefaultAzureCredential())
-    return TableServiceClient.from_connection_string(settings.storage_connection_string.value)
+        return TableServiceClient(
+            settings.tables_endpoint, credential=DefaultAzureCredential(), transport=table_transport()
+        )
+    return TableServiceClient.from_connection_string(
+        settings.storage_connection_string.value, transport=table_transport()
+    )
 
 
 def _build_repo(settings: Settings) -> AppointmentRepository:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
@@ -23,6 +22,7 @@ from azure.data.tables import TableServiceClient  # noqa: E402
 
 from adapters.tables import TableRepository  # noqa: E402
 from appointments.principal import encode_principal  # noqa: E402
+from bench.timing import median_ms  # noqa: E402
 from devhost import azurite  # noqa: E402
 from devhost.seed import DEMO_EXPERTS, seed  # noqa: E402
 from devhost.testing import DevhostProcess  # noqa: E402
@@ -49,21 +49,14 @@ def import_time(module: str) -> float:
     return statistics.median(runs)
 
 
-def median_ms(fn, rounds: int = ROUNDS) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for i in range(rounds):
-        t = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
-
-
 def main() -> None:
     with azurite.running() as az:
         repo = TableRepository.from_connection_string(az.connection_string)
         seed(repo)
         table = TableServiceClient.from_connection_string(az.connection_string).create_table("Baseline")
-        upsert = median_ms(lambda i: table.upsert_entity({"PartitionKey": "p", "RowKey": str(i), "V": i}))
+        upsert = median_ms(
+            lambda i: table.upsert_entity({"PartitionKey": "p", "RowKey": str(i), "V": i}), ROUNDS
+        )
         with DevhostProcess(
             storage=az.connection_string,
             env={"DEV_MODE": "true", "CHANGE_NOTICE_HOURS": "0", "GRAPH_BASE_URL": "http://127.0.0.1:9/v1.0"},
@@ -99,11 +92,11 @@ def main() -> None:
                 assert r.status_code == 201, r.text
                 codes.append(r.json()["bookingCode"])
 
-            topics = median_ms(lambda i: host.get("/api/topics").raise_for_status())
-            booking = median_ms(book)
+            topics = median_ms(lambda i: host.get("/api/topics").raise_for_status(), ROUNDS)
+            booking = median_ms(book, ROUNDS)
             listing = median_ms(lambda i: host.get("/api/appointments", headers=who).raise_for_status(), 20)
             one = median_ms(
-                lambda i: host.get(f"/api/appointments/{codes[i]}", headers=who).raise_for_status()
+                lambda i: host.get(f"/api/appointments/{codes[i]}", headers=who).raise_for_status(), ROUNDS
             )
 
             def lookup(i: int, phone: str, status: int) -> None:

@@ -84,7 +84,7 @@ def appointment_view(a: Appointment, experts: dict[str, Expert] | None = None) -
     """The appointment as the portal shows it. The owner's own contact details are masked."""
     s = bootstrap.services()
     lang = a.language
-    expert = (experts or {}).get(a.expert_id) or s.repo.get_expert(a.expert_id)
+    expert = (experts or {}).get(a.expert_id) or s.directory.get(a.expert_id)
     view: dict[str, Any] = {
         "bookingCode": a.booking_code,
         "channel": a.channel.value,

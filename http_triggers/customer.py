@@ -58,7 +58,7 @@ async def list_appointments(req: func.HttpRequest) -> func.HttpResponse:
     who = customer(req)
     services = bootstrap.services()
     upcoming = await call(services.appointments.upcoming, who.user_id)
-    experts = {x.expert_id: x for x in await call(services.repo.list_experts)}
+    experts = await call(services.directory.all)
     views = [appointment_view(a, experts) for a in upcoming]
     return json_response({"appointments": views})
 

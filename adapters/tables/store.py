@@ -55,6 +55,10 @@ class TableStore:
 
     @classmethod
     def from_connection_string(cls, connection_string: str, **client_options: Any) -> TableStore:
+        """``client_options`` go to the client; the transport is ``table_transport()`` unless given."""
+        from adapters.tables.transport import table_transport
+
+        client_options.setdefault("transport", table_transport())
         return cls(TableServiceClient.from_connection_string(connection_string, **client_options))
 
     def table(self, name: str) -> TableClient:
