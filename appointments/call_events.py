@@ -87,6 +87,10 @@ class CallEventSubscriptions:
                 target.client_state,
                 encryption_certificate=target.encryption_certificate,
                 encryption_certificate_id=target.encryption_certificate_id,
+                # The meeting is stored before its subscription is created: a record without a
+                # meeting id (as read before this attempt) means no attempt got as far as the
+                # create, so there is nothing to look for.
+                look_first=appointment.meeting_id is not None,
             )
         except PermanentGatewayError as exc:
             log.error("Graph refused the call-event subscription for %s: %s", appointment.booking_code, exc)

@@ -89,9 +89,13 @@ class MeetingGateway(Protocol):
         *,
         encryption_certificate: str | None = None,
         encryption_certificate_id: str | None = None,
+        look_first: bool = True,
     ) -> CallEventSubscription:
         """Subscribe to the meeting's call events; rich (encrypted) notifications when given
-        a certificate (base64 DER, public key only) and its id, basic ones otherwise."""
+        a certificate (base64 DER, public key only) and its id, basic ones otherwise.
+
+        ``look_first=False``: the caller knows no earlier attempt can have created one, so the
+        app's subscriptions are not listed before the create (only after a refusal)."""
         ...
 
     async def renew_subscription(

@@ -297,11 +297,25 @@ async def _meet_all(base: str, bookings: list[Booking], clients: int, calls: Cal
         await _workers(bookings, clients, meet)
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (the devhost's worker processes)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
+                found += [int(c) for c in f.read().split()]
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (``/proc/<pid>/stat``)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time the process and its live children have used so far
+    (``/proc/<pid>/stat``; a worker process that exits takes its share with it)."""
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        with contextlib.suppress(OSError), open(f"/proc/{p}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -330,6 +344,7 @@ class Outcome:
     peak_rss_mb: float
     devhost_cpu_s: float
     azurite_cpu_s: float
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -369,12 +384,22 @@ def run_load(s: Stack, n: int, clients: int, *, first: int = 0) -> Outcome:
     assert s.host.process is not None
     devhost_cpu, azurite_cpu = cpu_seconds(s.host.process.pid), cpu_seconds(s.azurite_pid)
     t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def mark(name: str) -> None:
+        phases[name] = time.perf_counter() - t0 - sum(phases.values())
+
     asyncio.run(_book_all(base, bookings, start, clients, calls))
+    mark("book")
     settle(s.host)
+    mark("settle after booking")
     clock_set = set_clock(s.host, start.astimezone(UTC) - timedelta(minutes=15))
+    mark("clock into the join windows")
     asyncio.run(_meet_all(base, bookings, clients, calls))
+    mark("join, code, verify, end")
     settle(s.host)
     completed = wait_completed(s.host, [b.code for b in bookings])
+    mark("settle to Completed")
     seconds = time.perf_counter() - t0
     codes = {b.code for b in bookings}
     per_code: dict[str, int] = {}
@@ -398,6 +423,7 @@ def run_load(s: Stack, n: int, clients: int, *, first: int = 0) -> Outcome:
         peak_rss_mb=peak_rss_mb(s.host.process.pid),
         devhost_cpu_s=cpu_seconds(s.host.process.pid) - devhost_cpu,
         azurite_cpu_s=cpu_seconds(s.azurite_pid) - azurite_cpu,
+        phases=phases,
     )
 
 

@@ -37,12 +37,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--raw", type=Path)
+    parser.add_argument("--workers", default="1", help="FUNCTIONS_WORKER_PROCESS_COUNT of the devhost")
+    parser.add_argument("--gil", action="store_true", help="only the thread holding the GIL: where CPU goes")
     args = parser.parse_args()
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
         raise SystemExit("py-spy is not installed (requirements-dev.txt)")
     raw = args.raw or Path(tempfile.mkstemp(suffix=".txt")[1])
-    with stack(args.n + 1) as s:
+    with stack(args.n + 1, env={"FUNCTIONS_WORKER_PROCESS_COUNT": args.workers}) as s:
         run_load(s, 1, 1)
         assert s.host.process is not None
         recorder = subprocess.Popen(  # noqa: S603 - py-spy from our own venv
@@ -59,6 +61,8 @@ def main() -> None:
                 "50",
                 "--nonblocking",
                 "--threads",
+                "--subprocesses",
+                *(["--gil"] if args.gil else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -19,6 +19,7 @@ from .durable.registry import UnsupportedFunction
 from .host import Host
 from .schedules import ScheduleError
 from .worker import Worker, WorkerRefused, runtime_version
+from .worker_processes import SETTING, WorkerProcesses, process_count
 
 log = logging.getLogger("devhost")
 AZURITE_PORT = 10002
@@ -113,8 +114,16 @@ async def serve(args: argparse.Namespace) -> None:
         demo.emulator.state.event_clock = clock.now  # call events happen on the demo's clock
     sys.path.insert(0, str(Path.cwd()))
     app_dir, script = app_location(args.app)
+    worker = Worker(app_dir, script)
+    try:
+        count = process_count()
+    except ValueError as exc:
+        print(f"devhost: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    if count > 1:
+        worker.processes = WorkerProcesses(app_dir, script, count, clock)
     host = Host(
-        Worker(app_dir, script),
+        worker,
         storage=storage,
         port=args.port,
         clock=clock,
@@ -158,6 +167,9 @@ async def serve(args: argparse.Namespace) -> None:
         )
         where = "loopback only" if args.bind in ("127.0.0.1", "::1", "localhost") else "ALL interfaces"
         print(f"  Listening on {args.bind}:{args.port} ({where})", flush=True)
+        if worker.processes is not None:
+            pids = ", ".join(str(pid) for pid in worker.processes.pids)
+            print(f"  Workers      {count} worker processes ({SETTING}; pids {pids})", flush=True)
         for f in host.functions:
             methods = ",".join(sorted(f.methods)) if f.methods else "*"
             print(f"  {methods:<12} {host.base_url}/api/{f.route}  [{f.auth_level}]", flush=True)

@@ -76,6 +76,24 @@ class Clock:
             raise ClockError(f"the clock only moves forward (now {self.now().isoformat()})")
         return self.advance(delta)
 
+    def snapshot(self) -> dict[str, str]:
+        """What another process needs to keep the same time: the mode and the offset from the
+        wall clock (virtual) or the instant it stands at (frozen)."""
+        with self._lock:
+            return {
+                "mode": self.mode.value,
+                "offset": str(self._offset.total_seconds()),
+                "frozenAt": self._frozen_at.isoformat(),
+            }
+
+    def adopt(self, snapshot: dict[str, str]) -> None:
+        """Take the time of the process that sent ``snapshot`` (a worker process follows the host)."""
+        with self._lock:
+            self.mode = ClockMode(snapshot["mode"])
+            self._offset = timedelta(seconds=float(snapshot["offset"]))
+            self._frozen_at = datetime.fromisoformat(snapshot["frozenAt"])
+        self._notify()
+
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from the thread that moved the clock) after every change."""
         self._listeners.append(listener)

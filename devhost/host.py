@@ -26,7 +26,7 @@ from aiohttp import web
 from .clock import Clock, ClockError, ClockMode, PersistedClock
 from .durable.api import ManagementApi
 from .durable.engine import Engine
-from .durable.registry import FunctionFailed
+from .durable.registry import FunctionFailed, WorkerCrashed
 from .durable.store import TaskHubStore
 from .worker import FunctionInfo, HttpAnswer, Worker
 
@@ -178,7 +178,9 @@ class Host:
         self.web_app.router.add_route(
             # [\s\S]: a decoded %0A is part of the path too (".*" stopped there, and aiohttp's own
             # text/plain 404 answered instead of the function).
-            "*", self._prefix + r"/{tail:[\s\S]*}" if self._prefix else r"/{tail:[\s\S]*}", self._dispatch
+            "*",
+            self._prefix + r"/{tail:[\s\S]*}" if self._prefix else r"/{tail:[\s\S]*}",
+            self._dispatch,
         )
         await self.engine.start()
         self._runner = web.AppRunner(self.web_app, access_log=None)
@@ -190,6 +192,7 @@ class Host:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.engine.stop()
+        await self.worker.stop()
 
     # -- the app's HTTP functions ----------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -223,7 +226,7 @@ class Host:
                     n: self.management.binding_json(self.base_url) for n in target.client_params
                 },
             )
-        except FunctionFailed as exc:
+        except (FunctionFailed, WorkerCrashed) as exc:
             # The host answers a failed invocation with a bare 500 and logs the worker's message
             # (azure-functions-host: WebJobs.Script.WebHost/Middleware/ExceptionMiddleware.cs).
             log.error("function %s failed: %s", target.name, exc)

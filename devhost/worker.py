@@ -38,11 +38,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure_functions_runtime as runtime
 
 from .durable.registry import FunctionFailed
+
+if TYPE_CHECKING:
+    from .worker_processes import WorkerProcesses
 
 PROTOCOL_DIST = "azure-functions-runtime-v1"  # ships the generated FunctionRpc_pb2 module
 PROTOCOL_PACKAGE = "_devhost_function_rpc"  # a private name: the wheel puts it under "tests/protos"
@@ -135,6 +138,9 @@ class Worker:
         # The durable client binding JSON for non-HTTP triggers (the host sets it): the Functions
         # host binds a durableClient input to any trigger, a timer's included.
         self.client_binding: Callable[[], str] | None = None
+        # FUNCTIONS_WORKER_PROCESS_COUNT > 1: invocations run in worker processes of their own
+        # (devhost.worker_processes); this process still indexes the app, as each of them does.
+        self.processes: WorkerProcesses | None = None
 
     # -- loading -----------------------------------------------------------------------------
     async def start(self) -> list[FunctionInfo]:
@@ -190,7 +196,13 @@ class Worker:
             self._by_lower[fm.name.lower()] = fm.name
             self.bindings[fm.name] = bindings
         self._classify()
+        if self.processes is not None:
+            await self.processes.start()
         return list(self.functions.values())
+
+    async def stop(self) -> None:
+        if self.processes is not None:
+            await self.processes.stop()
 
     def _classify(self) -> None:
         kinds: dict[str, set[str]] = {}
@@ -229,7 +241,11 @@ class Worker:
             input_data=[p.ParameterBinding(name=k, data=v) for k, v in inputs.items()],
             trigger_metadata=dict(trigger_metadata or {}),
         )
-        return await runtime.invocation_request(Request(p.StreamingMessage(invocation_request=request)))
+        message = p.StreamingMessage(invocation_request=request)
+        if self.processes is not None:
+            answer = await self.processes.execute(request.invocation_id, message.SerializeToString())
+            return p.StreamingMessage.FromString(answer).invocation_response
+        return await runtime.invocation_request(Request(message))
 
     async def _call(self, name: str, inputs: Mapping[str, Any]) -> Any:
         response = await self.invoke(name, inputs)

@@ -207,8 +207,14 @@ class GraphMeetingGateway:
         *,
         encryption_certificate: str | None = None,
         encryption_certificate_id: str | None = None,
+        look_first: bool = True,
     ) -> CallEventSubscription:
         """Subscribe to the meeting's call events (beta); idempotent for the same meeting.
+
+        Graph has no filter on ``GET /subscriptions``: finding one means listing every live
+        subscription of the app, which grows with the meetings in progress. So the list is read
+        before the create only when an earlier attempt may have created it (``look_first``),
+        and after any refusal.
 
         With ``encryption_certificate`` (base64 DER X.509, public key only) and its
         ``encryption_certificate_id`` the subscription asks for rich notifications
@@ -222,7 +228,7 @@ class GraphMeetingGateway:
             raise ValueError("encryption_certificate and encryption_certificate_id go together")
         resource = meeting_call_events_resource(meeting.join_url)
         expires = datetime.now(UTC) + MAX_SUBSCRIPTION_LIFETIME
-        if (existing := await self._find_subscription(resource)) is not None:
+        if look_first and (existing := await self._find_subscription(resource)) is not None:
             return await self.renew_subscription(existing, expires)
         rich: dict[str, Any] = (
             {

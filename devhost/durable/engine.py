@@ -56,7 +56,7 @@ from .model import (
     StartChild,
     status_of,
 )
-from .registry import FunctionFailed, FunctionRunner, refuse_unsupported
+from .registry import FunctionFailed, FunctionRunner, WorkerCrashed, refuse_unsupported
 from .store import Entity, TaskHubStore
 from .timers import TimerService
 
@@ -805,7 +805,7 @@ class Engine:
                 raise FunctionFailed(
                     f"The function '{name}' doesn't exist, is disabled, or is not an activity function."
                 )
-            result = await self.registry.run_activity(canonical, input_json)
+            result = await self._activity_surely(canonical, input_json)
             msg = Message(
                 Kind.TASK_COMPLETED,
                 {"TaskScheduledId": task_id, "Result": result if result is not None else "null"},
@@ -824,6 +824,17 @@ class Engine:
             )
         msg.message_id = f"task-{execution_id}-{task_id}"
         await self._deliver_surely(instance_id, msg)
+
+    async def _activity_surely(self, name: str, input_json: str | None) -> str | None:
+        """Run an activity; again if its worker process died under it (at least once, as on Azure)."""
+        attempt = 0
+        while True:
+            try:
+                return await self.registry.run_activity(name, input_json)
+            except WorkerCrashed as exc:
+                log.warning("activity %s lost with its worker process (%s); running it again", name, exc)
+                await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+                attempt += 1
 
     # -- sub-orchestrations ----------------------------------------------------------------
     async def _start_child(

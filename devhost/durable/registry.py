@@ -16,6 +16,12 @@ class FunctionFailed(Exception):
     (``"<Type>: <text>"``, as ``azure_functions_runtime.utils.tracing.serialize_exception`` forms it)."""
 
 
+class WorkerCrashed(Exception):
+    """The worker process running an invocation exited before it answered (a platform failure,
+    not the function's): an orchestrator episode is redone from storage and an activity runs
+    again, as the host does after it restarts a language worker."""
+
+
 class UnsupportedFunction(Exception):
     """The app holds a kind of function the devhost cannot run; it refuses to start."""
 

@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+
+from .table_writer import Operation, TableWriter
 
 # The Table service refuses larger transactions; Azurite answers them with garbage (NOTES.md).
 # UploadHistoryBatch sends 99 events and the sentinel row per transaction.
@@ -130,6 +130,9 @@ class TaskHubStore:
         self.instances: TableClient = self._service.get_table_client(f"{hub}Instances")
         self.history: TableClient = self._service.get_table_client(f"{hub}History")
         self.messages: TableClient = self._service.get_table_client(f"{hub}Messages")
+        # The per-episode writes go over the REST API directly (table_writer.py); reads, queries
+        # and the rare writes stay on the SDK.
+        self.writer = TableWriter(connection_string)
         self._blob_service = BlobServiceClient.from_connection_string(connection_string)
         # AzureStorageOrchestrationService: "{TaskHubName.ToLowerInvariant()}-largemessages".
         self.blobs: ContainerClient = self._blob_service.get_container_client(f"{hub.lower()}-largemessages")
@@ -150,6 +153,7 @@ class TaskHubStore:
         for table in (self.instances, self.history, self.messages):
             await table.close()
         await self._service.close()
+        await self.writer.close()
         await self.blobs.close()
         await self._blob_service.close()
 
@@ -223,13 +227,7 @@ class TaskHubStore:
 
     async def replace_instance(self, entity: Entity, etag: str) -> str:
         """Replace the row only if nobody else wrote it since ``etag`` (ResourceModifiedError)."""
-        meta = await self.instances.update_entity(
-            await self._instance_entity(entity),
-            mode=UpdateMode.REPLACE,
-            etag=etag,
-            match_condition=MatchConditions.IfNotModified,
-        )
-        return str(meta["etag"])
+        return await self.writer.replace(self.instances.table_name, await self._instance_entity(entity), etag)
 
     async def delete_instance(self, instance_id: str) -> None:
         await self.instances.delete_entity(escape_key(instance_id), "")
@@ -276,18 +274,18 @@ class TaskHubStore:
             }
             if final:
                 sentinel["CheckpointCompletedTimestamp"] = datetime.now(UTC)
-            ops: list[Any] = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk]
-            ops.append(("upsert", sentinel, {"mode": UpdateMode.MERGE}))
-            await self.history.submit_transaction(ops)
+            ops: list[Operation] = [("upsert-replace", row) for row in chunk]
+            ops.append(("upsert-merge", sentinel))
+            await self.writer.transaction(self.history.table_name, ops)
 
     async def delete_rows(self, table: TableClient, rows: Iterable[Entity]) -> None:
-        ops = [
+        ops: list[Operation] = [
             ("delete", {"PartitionKey": escape_key(r["PartitionKey"]), "RowKey": r["RowKey"]}) for r in rows
         ]
         for start in range(0, len(ops), MAX_BATCH):
             chunk = ops[start : start + MAX_BATCH]
             try:
-                await table.submit_transaction(chunk)
+                await self.writer.transaction(table.table_name, chunk)
             except Exception:
                 for _, key in chunk:
                     with contextlib.suppress(ResourceNotFoundError):
@@ -314,7 +312,7 @@ class TaskHubStore:
     # -- messages ----------------------------------------------------------------------------
     async def add_message(self, entity: Entity) -> None:
         row = await self.compress(clean(entity), MESSAGE_LARGE_PROPERTIES)
-        await self.messages.upsert_entity(row, mode=UpdateMode.REPLACE)
+        await self.writer.upsert(self.messages.table_name, row)
         if "BodyBlobName" in row:
             self._message_blobs[(entity["PartitionKey"], row["RowKey"])] = row["BodyBlobName"]
 

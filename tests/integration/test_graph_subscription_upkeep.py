@@ -208,3 +208,33 @@ def test_a_refused_subscription_is_an_attention_reason_not_a_failure(
 
     assert run(graph, webhook, records, work) == CALL_EVENTS_REFUSED
     assert records.subscriptions == {} and graph.state.subscriptions == {}
+
+
+def test_the_first_attempt_does_not_list_and_a_retry_after_a_lost_answer_finds_its_subscription(
+    graph: GraphEmulator, webhook: WebhookEndpoint
+) -> None:
+    """create_meeting reads the record, stores the meeting, then subscribes. A record read without
+    a meeting id: no attempt got as far as the subscription, so no GET /subscriptions (it lists
+    all of the app's live ones). A retry reads the meeting id its predecessor stored: it lists,
+    finds the subscription whose answer was lost, and renews it — never a second one."""
+    records = Records()
+    code = uuid.uuid4().hex[:6].upper()
+
+    async def first_attempt(use_case: CallEventSubscriptions, meetings: Any) -> tuple[Appointment, Meeting]:
+        meeting = await meetings.create_or_get(meeting_request(code))
+        fresh = Appointment(
+            code, f"c-{code}", ORGANIZER, Channel.ONLINE, "loans.home-loan", NOW + timedelta(minutes=15), 30,
+            "fi", "+358401234567", None, phase=Phase.JOIN_OPEN,
+        )  # fmt: skip
+        assert await use_case.subscribe(fresh, meeting) is None
+        return fresh, meeting
+
+    fresh, meeting = run(graph, webhook, records, first_attempt)
+    assert graph.state.received("GET", r"/subscriptions$") == []
+    created = records.subscriptions.pop(code)  # as if the POST's answer never arrived
+    stored = replace(fresh, meeting_id=meeting.meeting_id, join_url=meeting.join_url)
+
+    assert run(graph, webhook, records, lambda uc, _: uc.subscribe(stored, meeting)) is None
+    assert records.subscriptions[code] == created
+    assert len(graph.state.received("GET", r"/subscriptions$")) == 1
+    assert [r.status for r in graph.state.received("POST", r"/subscriptions$")] == [201]

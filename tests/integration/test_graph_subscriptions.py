@@ -26,13 +26,17 @@ from tests.integration.graph_conftest import (  # noqa: F401 - imported fixtures
 
 
 def subscribe(
-    graph: GraphEmulator, webhook: WebhookEndpoint, code: str = "K7Q2MX"
+    graph: GraphEmulator, webhook: WebhookEndpoint, code: str = "K7Q2MX", *, look_first: bool = True
 ) -> tuple[Meeting, CallEventSubscription]:
     async def scenario() -> tuple[Meeting, CallEventSubscription]:
         async with graph_ports(graph.base_url) as ports:
             meeting = await ports.meetings.create_or_get(meeting_request(code))
             subscription = await ports.meetings.subscribe_call_events(
-                ORGANIZER, meeting, webhook.notification_url(code), client_state_for(WEBHOOK_SECRET, code)
+                ORGANIZER,
+                meeting,
+                webhook.notification_url(code),
+                client_state_for(WEBHOOK_SECRET, code),
+                look_first=look_first,
             )
             return meeting, subscription
 
@@ -93,6 +97,31 @@ def test_subscribing_again_returns_the_existing_subscription(
     assert len(graph.state.subscriptions) == 1
     assert [r.status for r in graph.state.received("POST", r"/subscriptions$")] == [201]
     assert [r.status for r in graph.state.received("PATCH", r"/subscriptions/")] == [200]
+
+
+def test_a_first_attempt_creates_without_listing_every_subscription(
+    graph: GraphEmulator, webhook: WebhookEndpoint
+) -> None:
+    """GET /subscriptions has no filter: it lists all of the app's live subscriptions, so a first
+    attempt (nothing can exist yet) goes straight to the POST."""
+    for code in ("K7Q2MA", "K7Q2MB"):
+        subscribe(graph, webhook, code, look_first=False)
+
+    assert graph.state.received("GET", r"/subscriptions$") == []
+    assert [r.status for r in graph.state.received("POST", r"/subscriptions$")] == [201, 201]
+
+
+def test_a_refused_first_attempt_still_finds_the_existing_one(
+    graph: GraphEmulator, webhook: WebhookEndpoint
+) -> None:
+    """Without the lookup first, a refusal (here a rival's subscription and a 409) is still settled
+    by listing: the existing subscription is renewed, never duplicated."""
+    _, first = subscribe(graph, webhook)
+    graph.state.add_fault(Fault(path=r"/subscriptions$", method="POST", status=409, code="Conflict"))
+    _, second = subscribe(graph, webhook, look_first=False)
+
+    assert second.subscription_id == first.subscription_id
+    assert len(graph.state.subscriptions) == 1
 
 
 class LaggingListing(dict[str, dict[str, Any]]):
