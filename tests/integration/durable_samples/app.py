@@ -82,6 +82,15 @@ def fan_out(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
 
 
 @app.orchestration_trigger(context_name="context")
+def slow_pair(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    """Two activities that take 3 s each: long enough to be caught in flight."""
+    key = context.instance_id
+    tasks = [context.call_activity(record, {"key": key, "step": f"s{i}", "sleep": 3.0}) for i in range(2)]
+    results = yield context.task_all(tasks)
+    return sorted(results)
+
+
+@app.orchestration_trigger(context_name="context")
 def approval(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
     context.set_custom_status("waiting")
     deadline = context.current_utc_datetime + timedelta(hours=1)
