@@ -45,7 +45,7 @@ def test_a_count_outside_one_to_ten_is_refused(raw: str) -> None:
 
 
 def test_the_devhost_refuses_to_start_with_a_bad_count() -> None:
-    r = subprocess.run(  # noqa: S603 - our own interpreter
+    r = subprocess.run(
         [sys.executable, "-m", "devhost", "--port", "1"],
         cwd=PROJECT_ROOT,
         env={**os.environ, "FUNCTIONS_WORKER_PROCESS_COUNT": "12"},
