@@ -70,6 +70,7 @@ log = logging.getLogger("devhost.durable")
 warnings.filterwarnings("ignore", message="Potential duplicate Task completion")
 
 MAX_BATCH_MESSAGES = 200
+MAX_PENDING_DELETES = 50  # applied messages deleted together (one transaction holds 100)
 STATUS_CONTAINER = "azure-webjobs-hosts"
 # Back-off before a failed episode is retried from storage (DurableTask waits for the lease).
 RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -139,6 +140,7 @@ class Runtime:
     failures: int = 0
     replay: bool = False  # run an episode even without messages (after a rewind)
     input_text: str | None = None  # the input itself (the row may hold a blob URL instead)
+    applied: list[str] = field(default_factory=list)  # consumed messages not yet deleted
 
     @property
     def execution_id(self) -> str:
@@ -553,6 +555,11 @@ class Engine:
                 await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
                 attempt += 1
 
+    def _flush_deletes(self, rt: Runtime) -> None:
+        if rt.applied:
+            keys, rt.applied = rt.applied, []
+            self._spawn(self.store.delete_messages(rt.instance_id, keys))
+
     def _kick(self, rt: Runtime) -> None:
         if rt.pump is None and not rt.gone and not self._closed:
             rt.pump = self._spawn(self._pump(rt))
@@ -579,6 +586,7 @@ class Engine:
             while not rt.gone:
                 batch = self._take_batch(rt)
                 if not batch and rt.state.history_count > 0 and not rt.replay:
+                    self._flush_deletes(rt)
                     break
                 rt.replay = False
                 await self._episode(rt, batch)
@@ -758,10 +766,15 @@ class Engine:
         rt.inbox = [m for m in rt.inbox if m.row_key not in consumed and m not in episode.batch]
         if consumed and status is S.ContinuedAsNew:
             # The old history (with the message ids) goes away: delete before anything else.
-            await self.store.delete_messages(rt.instance_id, consumed)
+            await self.store.delete_messages(rt.instance_id, [*rt.applied, *consumed])
+            rt.applied = []
         elif consumed:
-            # Not awaited: an applied message left behind is recognised by its id in the history.
-            self._spawn(self.store.delete_messages(rt.instance_id, consumed))
+            # Deleted in one transaction once the instance has nothing more to do (or after
+            # MAX_PENDING_DELETES), not one request per episode: an applied message left behind
+            # is recognised by its id in the history (``_load_locked``), as after a crash.
+            rt.applied.extend(k for k in consumed if k)
+            if len(rt.applied) >= MAX_PENDING_DELETES or status in TERMINAL:
+                self._flush_deletes(rt)
         if status is S.ContinuedAsNew:
             rt.history, rt.done_ids = [], set()
             rt.armed.clear()
