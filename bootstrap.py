@@ -27,7 +27,7 @@ class Services:
     repo: AppointmentRepository
     appointments: AppointmentService
     identity: IdentityService
-    directory: ExpertDirectory  # the views' expert names, at most a minute stale
+    directory: ExpertDirectory  # the views' expert names and booking's experts, at most a minute stale
     extras: dict[str, Any] = field(default_factory=dict)  # lazily built adapters (Graph, mail, renderer)
 
 
@@ -38,7 +38,10 @@ _overrides: dict[str, Any] = {}
 
 
 def _assemble(settings: Settings, clock: Clock, repo: AppointmentRepository) -> Services:
-    appointments = AppointmentService(repo, clock, settings, outbox=_overrides.get("outbox"))
+    directory = ExpertDirectory(repo)
+    appointments = AppointmentService(
+        repo, clock, settings, outbox=_overrides.get("outbox"), directory=directory
+    )
     store = _overrides.get("identity_store") or repo  # the Table repository serves this port too
     assert isinstance(store, IdentityStore), "override identity_store with an IdentityStore"
     return Services(
@@ -47,7 +50,7 @@ def _assemble(settings: Settings, clock: Clock, repo: AppointmentRepository) -> 
         repo,
         appointments,
         IdentityService(appointments, store, clock, settings),
-        ExpertDirectory(repo),
+        directory,
     )
 
 

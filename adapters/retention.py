@@ -22,13 +22,14 @@ from adapters.tables import TableRepository
 from adapters.tables.mappers import (
     APPOINTMENTS,
     AUDIT,
+    AUDIT_ROW_PREFIX,
     BOOKING_CODES,
     CODE_ROW,
     CUSTOMER_OUTBOX,
     EXPERT_SLOTS,
     FAILURES,
     HOLD_EXPIRES,
-    IDEMPOTENCY,
+    INDEX_ROW,
     MEETING_STATE,
     SLOT_HOLDS,
 )
@@ -40,12 +41,15 @@ from appointments.timerules import iso, parse_utc
 
 OUTBOX = CUSTOMER_OUTBOX  # the notifier's SMS and push rows for the bank's own channels
 
+
 def counter_tables() -> tuple[str, ...]:
     """Verification failures per customer, and the lookup throttle per caller address and code.
     (adapters.lookup_throttle is imported here: at module level it closes an import cycle.)"""
     from adapters.lookup_throttle import TABLE as THROTTLE
 
     return (FAILURES, THROTTLE)
+
+
 # What identifies or describes the customer on an Appointments row. Blanked, not dropped:
 # the repository reads Phone as a required property.
 PERSONAL_PROPERTIES = {"Phone": "", "Email": "", "ExtraInfo": "", "JoinUrl": ""}
@@ -82,12 +86,13 @@ class TableRetentionStore:
             kept.update(PERSONAL_PROPERTIES, PartitionKey=ERASED_PARTITION, RowKey=code)
             with contextlib.suppress(ResourceExistsError):  # an earlier run got this far
                 table.create_entity(kept)
-        # The code index now leads to the erased record, and forgets the phone number's HMAC.
+        # The code index now leads to the erased record, and forgets the phone number's HMAC and
+        # the Idempotency-Key's fingerprint (a digest of the request, phone number included).
         self.repo.table(BOOKING_CODES).upsert_entity(
             # An empty PhoneHmac matches no phone: a lookup by code and phone answers 404.
             {
                 "PartitionKey": code,
-                "RowKey": "",
+                "RowKey": INDEX_ROW,
                 "CustomerId": ERASED_PARTITION,
                 "PhoneHmac": "",
                 "ExpertId": a.expert_id,
@@ -95,9 +100,8 @@ class TableRetentionStore:
             mode=UpdateMode.REPLACE,
         )
         by_code = "PartitionKey eq @pk and BookingCode eq @code"
-        for name in (OUTBOX, IDEMPOTENCY):
-            keys = self._keys(name, by_code, {"pk": customer, "code": code})
-            counts[name] = self._delete_rows(name, customer, keys)
+        keys = self._keys(OUTBOX, by_code, {"pk": customer, "code": code})
+        counts[OUTBOX] = self._delete_rows(OUTBOX, customer, keys)
         # The identification code's hash lives in the appointment's MeetingState partition.
         counts["IdentityCodes"] = self._delete_rows(MEETING_STATE, code, [CODE_ROW])
         if row is not None:
@@ -122,7 +126,9 @@ class TableRetentionStore:
     def audit_partitions_before(self, cutoff: datetime) -> Iterator[tuple[str, list[str]]]:
         grouped: dict[str, list[str]] = defaultdict(list)
         rows = self.repo.table(AUDIT).query_entities(
-            "At lt @cutoff", parameters={"cutoff": iso(cutoff)}, select=["PartitionKey", "RowKey"]
+            "RowKey ge @lo and RowKey lt @hi and At lt @cutoff",
+            parameters={"lo": AUDIT_ROW_PREFIX, "hi": AUDIT_ROW_PREFIX[:-1] + ".", "cutoff": iso(cutoff)},
+            select=["PartitionKey", "RowKey"],
         )
         for row in rows:
             grouped[row["PartitionKey"]].append(row["RowKey"])

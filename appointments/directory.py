@@ -5,8 +5,10 @@ Why a cache and not the expert's name copied onto every appointment: the directo
 renamed), and what a view takes from it is a display name, for which a minute of staleness
 harms no one. A copy on each record would make every directory change a fan-out rewrite of the
 expert's future appointments, a second write path with failure modes of its own, to save one
-query per instance per minute. Decisions that must be current (may this expert be booked?)
-do not go through here: booking reads the expert itself.
+query per instance per minute. Booking trusts it too, for the expert's existence, services and
+hours: no double booking depends on it (the slot claim alone guards the expert's time), and an
+expert removed or re-rostered within the minute can be booked as if the request had come a
+minute earlier, the same race a fresh read has with a change made just after it.
 
 An id the cached directory does not know is read on its own (a new expert is seen at once);
 an unknown one is not remembered, so it is read again next time.

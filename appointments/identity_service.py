@@ -56,9 +56,6 @@ class IdentityService:
         self.clock = clock
         self.settings = settings
 
-    def _audit(self, code: str, actor: str, action: str, detail: str = "") -> None:
-        self.repo.audit(AuditEntry(code, self.clock.now(), actor, action, detail))
-
     # --- expert ------------------------------------------------------------------------------
 
     def issue(self, expert_id: str, booking_code: str) -> IssuedCode:
@@ -78,13 +75,32 @@ class IdentityService:
         event = OutboxEntry.new(
             a.booking_code, EventType.CODE_ISSUED, {"expiresAt": iso(record.expires_at)}, now
         )
-        self.store.put_code(record, event)
-        self._audit(
-            a.booking_code, f"expert:{expert_id}", "code_issued", f"expires {record.expires_at:%H:%M:%S}Z"
+        audit = AuditEntry(
+            a.booking_code,
+            now,
+            f"expert:{expert_id}",
+            "code_issued",
+            f"expires {record.expires_at:%H:%M:%S}Z",
         )
+        self.store.put_code(record, event, audit)  # one transaction: the code, its event, its audit
         return IssuedCode(a, code, record.expires_at, (event,))
 
     # --- customer ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _attempt_audit(a: Appointment, result: identity.Verification, now: datetime) -> AuditEntry | None:
+        """The audit entry of an attempt that writes the code: verified, or a counted failure."""
+        if result.outcome is Outcome.VERIFIED:
+            return AuditEntry(a.booking_code, now, "customer", "identity_verified")
+        if result.outcome in (Outcome.WRONG, Outcome.LOCKED):
+            return AuditEntry(
+                a.booking_code,
+                now,
+                "customer",
+                "code_attempt_failed",
+                f"attempts left {result.attempts_left}" + (", locked" if result.just_locked else ""),
+            )
+        return None
 
     def _check_throttle(self, counter: FailureCounter, now: datetime) -> None:
         wait = identity.retry_after(counter, now, self.settings.max_consecutive_failures)
@@ -129,8 +145,9 @@ class IdentityService:
             if result.record is None:
                 break
             try:
-                # If-Match: parallel guesses cannot overshoot; the event commits with the attempt.
-                self.store.update_code(result.record, event)
+                # If-Match: parallel guesses cannot overshoot; the event and the audit entry
+                # commit with the attempt (one transaction).
+                self.store.update_code(result.record, event, self._attempt_audit(a, result, now))
                 break
             except StaleRecord:
                 continue
@@ -138,9 +155,8 @@ class IdentityService:
             raise Conflict("busy", reason="busy")
         match result.outcome:
             case Outcome.VERIFIED:
-                if counter.etag is not None:
+                if counter.etag is not None:  # the read said a counter exists: only then reset
                     self.store.reset_counter(counter_key)
-                self._audit(a.booking_code, "customer", "identity_verified")
                 return Verified(a, (event,) if event else ())
             case Outcome.REPEATED:
                 return Verified(a, ())
@@ -151,13 +167,6 @@ class IdentityService:
         # a counted wrong attempt (or a code locked already)
         if result.record is not None:
             self._count_failure(counter_key, counter=counter)
-            self._audit(
-                a.booking_code,
-                "customer",
-                "code_attempt_failed",
-                f"attempts left {result.attempts_left}" + (", locked" if result.just_locked else ""),
-            )
         if result.outcome is Outcome.LOCKED:
             raise CodeLocked(committed=(event,) if event else ())
         raise WrongCode(result.attempts_left)
-

@@ -157,6 +157,18 @@ class StaleRecord(Exception):
     """A conditional write lost a race (the ETag no longer matches)."""
 
 
+class CodeTaken(Exception):
+    """The booking code is another booking's: nothing was kept, mint another code."""
+
+
+@dataclass(frozen=True)
+class Created:
+    """What ``create`` stored: the record (with its ETag), and whether this call made it."""
+
+    appointment: Appointment
+    created: bool
+
+
 class IdempotencyMismatch(Exception):
     """An Idempotency-Key was reused with a different request."""
 
@@ -227,18 +239,22 @@ class AppointmentRepository(SlotLedger, Protocol):
         fingerprint: str,
         now: datetime | None = None,
         hold_id: str | None = None,
-    ) -> Appointment:
-        """Claim the cells, then write the code index and the record. Idempotent per key.
+    ) -> Created:
+        """Claim the cells, then write the code index (with the audit entry ``booked``) and the
+        record. Idempotent per key: with an ``idempotency_key`` the booking code is the key's own
+        (``codes.booking_code_for_key``), and a code index there for this customer is the key's
+        record; a retry of a booking that crashed half-way finishes it under the same code.
 
         Cells of a hold that expired before ``now``, and of the hold ``hold_id`` (the
         customer's own, being converted), are taken over with ETag-conditional updates.
         Raises SlotTaken when another booking or live hold has a cell; IdempotencyMismatch when
-        the key was used for a different request (the stored booking is returned otherwise).
+        the key was used for a different request (the stored booking is returned otherwise);
+        CodeTaken when the code is another customer's booking (mint another and try again).
         """
         ...
 
-    def find_by_idempotency_key(self, customer_id: str, key: str) -> tuple[str, str] | None:
-        """(booking code, fingerprint) stored for this key, if any."""
+    def idempotency_fingerprint(self, customer_id: str, booking_code: str) -> str | None:
+        """The request fingerprint stored with ``customer_id``'s keyed booking ``booking_code``."""
         ...
 
     def move(
@@ -346,7 +362,9 @@ class OutboxEntry:
 class LifecycleOutbox(Protocol):
     """Each appointment's committed, not yet acknowledged lifecycle events (commit order)."""
 
-    def add(self, entry: OutboxEntry) -> None: ...
+    def add(self, entry: OutboxEntry, audit: AuditEntry | None = None) -> None:
+        """Commit ``entry``, and ``audit`` (an entry of the same booking's trail) with it."""
+        ...
 
     def pending(self, booking_code: str) -> list[OutboxEntry]: ...
 
@@ -359,14 +377,19 @@ class LifecycleOutbox(Protocol):
 class IdentityStore(Protocol):
     """Identification codes and failure counters; writes are ETag-conditional (StaleRecord on a lost race).
 
-    A code write may carry the outbox entry announcing it: both are committed together, or neither.
+    A code write may carry the outbox entry announcing it and the audit entry recording it: all
+    are committed together, or none.
     """
 
     def get_code(self, booking_code: str) -> CodeRecord | None: ...
 
-    def put_code(self, record: CodeRecord, event: OutboxEntry | None = None) -> None: ...
+    def put_code(
+        self, record: CodeRecord, event: OutboxEntry | None = None, audit: AuditEntry | None = None
+    ) -> None: ...
 
-    def update_code(self, record: CodeRecord, event: OutboxEntry | None = None) -> None: ...
+    def update_code(
+        self, record: CodeRecord, event: OutboxEntry | None = None, audit: AuditEntry | None = None
+    ) -> None: ...
 
     def get_counter(self, key: str) -> FailureCounter: ...
 

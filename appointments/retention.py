@@ -4,12 +4,13 @@ Four sweeps, each run by a timer trigger (``timer_triggers/retention.py``):
 
 - ``erase_personal_data``: ``PERSONAL_DATA_RETENTION_DAYS`` after a finished appointment's end,
   its phone number, e-mail, free text, join link and the customer's id leave Appointments,
-  BookingCodes, Outbox and IdempotencyKeys. The record keeps code, times, phase, channel,
-  topic and expert, so operators and the audit trail still make sense. Failure counters
+  the code index (with the Idempotency-Key's fingerprint) and Outbox. The record keeps code,
+  times, phase, channel, topic and expert, so operators and the audit trail still make sense. Failure counters
   (keyed by customer id or caller address) untouched for as long go too;
 - ``purge_durable_history``: finished orchestrations whose last update is older than
   ``DURABLE_RETENTION_DAYS`` lose their Durable history;
-- ``expire_audit``: the Audit table is append-only; rows older than ``AUDIT_RETENTION_YEARS``
+- ``expire_audit``: the audit trail (``audit-`` rows of each booking's partition) is
+  append-only; rows older than ``AUDIT_RETENTION_YEARS``
   are the only ones ever deleted;
 - ``sweep_slots``: expired slot holds, and expert cells that no live booking or hold owns.
 

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from appointments import booking as rules
 from appointments.availability import works_at
 from appointments.catalogue import TOPICS, Channel
-from appointments.codes import new_booking_code, normalize_booking_code
+from appointments.codes import booking_code_for_key, new_booking_code, normalize_booking_code
+from appointments.directory import ExpertDirectory
 from appointments.errors import (
     Conflict,
     DomainError,
@@ -27,6 +28,7 @@ from appointments.ports import (
     AppointmentRepository,
     AuditEntry,
     Clock,
+    CodeTaken,
     IdempotencyMismatch,
     LifecycleOutbox,
     OutboxEntry,
@@ -69,8 +71,12 @@ class AppointmentService:
         clock: Clock,
         settings: Settings,
         outbox: LifecycleOutbox | None = None,
+        directory: ExpertDirectory | None = None,
     ) -> None:
+        """``directory``: the in-process expert directory (at most a minute stale) that booking
+        may trust for who the experts are; without it every booking reads its expert fresh."""
         self.repo = repo
+        self.directory = directory
         self.clock = clock
         self.settings = settings
         if outbox is None:  # the Table repository serves both ports
@@ -101,9 +107,13 @@ class AppointmentService:
             change_notice=timedelta(hours=self.settings.change_notice_hours),
         )
 
-    def _commit_event(self, a: Appointment, event: EventType, payload: dict[str, Any]) -> OutboxEntry:
-        entry = OutboxEntry.new(a.booking_code, event, payload, self.clock.now())
-        self.outbox.add(entry)
+    def _commit_event(
+        self, a: Appointment, event: EventType, payload: dict[str, Any], actor: str, action: str
+    ) -> OutboxEntry:
+        """The event and its audit entry in one commit (they share the booking's partition)."""
+        now = self.clock.now()
+        entry = OutboxEntry.new(a.booking_code, event, payload, now)
+        self.outbox.add(entry, AuditEntry(a.booking_code, now, actor, action))
         return entry
 
     def advance_phase(self, a: Appointment, event: EventType) -> None:
@@ -139,70 +149,86 @@ class AppointmentService:
     def book(
         self, customer_id: str, payload: Any, idempotency_key: str | None, customer_name: str | None = None
     ) -> Booked:
+        """Book; with an ``Idempotency-Key`` a retry answers what the first attempt did.
+
+        The key costs no round trip of its own: its booking code is derived from it
+        (``booking_code_for_key``), and ``repo.create`` finds an earlier booking under that code
+        when it writes the code index. Only a request that is no longer valid (say, its start
+        has passed since the first attempt) looks the earlier booking up first.
+        """
         if idempotency_key is not None and not is_key(idempotency_key):
             raise ValidationFailed(
                 [FieldError("Idempotency-Key", "key_invalid", {"max": MAX_KEY})], malformed=True
             )
         fp = rules.fingerprint(payload) if isinstance(payload, dict) else ""
-        if idempotency_key is not None:
-            # A replay returns the earlier answer even if, say, the start is no longer in the future.
-            found = self.repo.find_by_idempotency_key(customer_id, idempotency_key)
-            if found is not None:
-                code, stored_fp = found
-                if stored_fp != fp:
-                    raise IdempotencyConflict()
-                existing = self.repo.get(customer_id, code)
-                if existing is not None:
-                    return Booked(existing, created=False)
+        keyed_code = (
+            booking_code_for_key(self.settings.code_pepper.value, customer_id, idempotency_key)
+            if idempotency_key is not None
+            else None
+        )
         now = self.clock.now()
-        req = rules.parse_booking(payload, now, self.settings)
-        if req.hold_id is not None:
-            req = self._with_own_hold(customer_id, req)
-        candidates = self._candidates(req)
+        try:
+            req = rules.parse_booking(payload, now, self.settings)
+            if req.hold_id is not None:
+                req = self._with_own_hold(customer_id, req)
+            candidates = self._candidates(req)
+        except DomainError:
+            earlier = self._earlier_booking(customer_id, keyed_code, fp)
+            if earlier is not None:
+                return earlier
+            raise
         last_taken: SlotTaken | None = None
         for expert in candidates:
-            appointment = Appointment(
-                booking_code=new_booking_code(),
-                customer_id=customer_id,
-                expert_id=expert.expert_id,
-                channel=req.channel,
-                topic_id=req.topic_id,
-                start=req.start,
-                duration_minutes=req.duration_minutes,
-                language=req.language,
-                phone=req.phone,
-                email=req.email,
-                extra_info=req.extra_info,
-                customer_name=customer_name,
-                phase=Phase.BOOKED,
-                phase_since=now,
-                created_at=now,
-            )
-            try:
-                stored = self.repo.create(
-                    appointment,
-                    phone_hmac=rules.phone_hmac(req.phone, self.settings.phone_hmac_key.value),
-                    cells=self.cells(req.start, req.duration_minutes),
-                    idempotency_key=idempotency_key,
-                    fingerprint=fp,
-                    now=now,
-                    hold_id=req.hold_id,
+            code = keyed_code or new_booking_code()
+            for _ in range(3):  # a code that is another booking's: mint another
+                appointment = Appointment(
+                    booking_code=code,
+                    customer_id=customer_id,
+                    expert_id=expert.expert_id,
+                    channel=req.channel,
+                    topic_id=req.topic_id,
+                    start=req.start,
+                    duration_minutes=req.duration_minutes,
+                    language=req.language,
+                    phone=req.phone,
+                    email=req.email,
+                    extra_info=req.extra_info,
+                    customer_name=customer_name,
+                    phase=Phase.BOOKED,
+                    phase_since=now,
+                    created_at=now,
                 )
-            except SlotTaken as exc:
-                last_taken = exc
-                continue
-            except IdempotencyMismatch:
-                raise IdempotencyConflict() from None
-            created = stored.booking_code == appointment.booking_code
-            if created:
-                self._audit(
-                    stored.booking_code,
-                    "customer",
-                    "booked",
-                    f"{stored.channel.value} {iso(stored.start)} {stored.duration_minutes} min",
-                )
-            return Booked(stored, created=created)
+                try:
+                    stored = self.repo.create(
+                        appointment,
+                        phone_hmac=rules.phone_hmac(req.phone, self.settings.phone_hmac_key.value),
+                        cells=self.cells(req.start, req.duration_minutes),
+                        idempotency_key=idempotency_key if code == keyed_code else None,
+                        fingerprint=fp,
+                        now=now,
+                        hold_id=req.hold_id,
+                    )
+                except CodeTaken:
+                    code = new_booking_code()
+                    continue
+                except SlotTaken as exc:
+                    last_taken = exc
+                    break
+                except IdempotencyMismatch:
+                    raise IdempotencyConflict() from None
+                return Booked(stored.appointment, created=stored.created)
+            else:
+                raise Conflict("busy", reason="busy")
         raise Conflict("slot_taken", reason="slot_taken") from last_taken
+
+    def _earlier_booking(self, customer_id: str, code: str | None, fingerprint: str) -> Booked | None:
+        found = self.repo.idempotency_fingerprint(customer_id, code) if code is not None else None
+        if found is None:
+            return None
+        if found != fingerprint:
+            raise IdempotencyConflict()
+        existing = self.repo.get(customer_id, code) if code is not None else None
+        return None if existing is None else Booked(existing, created=False)
 
     def _with_own_hold(self, customer_id: str, req: rules.BookingRequest) -> rules.BookingRequest:
         """Check the hold is the caller's and for this very slot; its expert is the one booked.
@@ -232,7 +258,10 @@ class AppointmentService:
             if not working:
                 raise ValidationFailed([FieldError("start", "no_expert_at_time")])
             return working
-        expert = self.repo.get_expert(req.expert_id)
+        # The directory may be a minute stale: an expert removed or re-rostered within the minute
+        # can still be booked, as if the booking had come a minute earlier. No double booking
+        # depends on it: the slot claim alone guards the expert's time.
+        expert = (self.directory.get if self.directory else self.repo.get_expert)(req.expert_id)
         if expert is None or not expert.active:
             raise ValidationFailed([FieldError("expertId", "expert_unknown")])
         problems = Problems()
@@ -380,8 +409,7 @@ class AppointmentService:
             raise MeetingNotReady()
         if predicted_phase(a.channel, a.phase, EventType.CUSTOMER_JOINED) is None:
             return Committed(a)  # joined before: the lobby, or further
-        entry = self._commit_event(a, EventType.CUSTOMER_JOINED, {})
-        self._audit(a.booking_code, "customer", "joined")
+        entry = self._commit_event(a, EventType.CUSTOMER_JOINED, {}, "customer", "joined")
         return Committed(a, (entry,))
 
     # --- expert ------------------------------------------------------------------------------
@@ -404,8 +432,9 @@ class AppointmentService:
         reason = self.capabilities(a).reasons.get("canEnd")
         if reason is not None:
             raise IllegalTransition(a.phase.value, EventType.MEETING_ENDED.value)
-        entry = self._commit_event(a, EventType.MEETING_ENDED, {"source": "expert"})
-        self._audit(a.booking_code, f"expert:{expert_id}", "ended")
+        entry = self._commit_event(
+            a, EventType.MEETING_ENDED, {"source": "expert"}, f"expert:{expert_id}", "ended"
+        )
         return Committed(a, (entry,))
 
 

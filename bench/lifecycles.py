@@ -32,7 +32,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient
 
 from adapters.tables import TableRepository
-from adapters.tables.mappers import AUDIT
+from adapters.tables.mappers import AUDIT, AUDIT_ROW_PREFIX
 from appointments.model import Expert
 from appointments.principal import encode_principal
 from devhost import azurite
@@ -351,10 +351,11 @@ class Outcome:
         return self.n / self.seconds
 
 
-def count_rows(connection_string: str, table: str) -> int:
+def count_rows(connection_string: str, table: str, prefix: str = "") -> int:
+    """Rows of ``table`` (whose row key starts with ``prefix``)."""
     client = TableServiceClient.from_connection_string(connection_string).get_table_client(table)
     try:
-        return sum(1 for _ in client.list_entities(select=["RowKey"]))
+        return sum(1 for r in client.list_entities(select=["RowKey"]) if r["RowKey"].startswith(prefix))
     except ResourceNotFoundError:  # not created yet
         return 0
 
@@ -379,7 +380,7 @@ def run_load(s: Stack, n: int, clients: int, *, first: int = 0) -> Outcome:
     bookings = [Booking(f"bench-{uuid.uuid4().hex[:10]}", x.expert_id) for x in s.experts[first : first + n]]
     calls = Calls()
     mails_before, requests_before = len(s.graph.state.mail), len(s.graph.state.requests)
-    audit_before = count_rows(s.connection_string, AUDIT)
+    audit_before = count_rows(s.connection_string, AUDIT, AUDIT_ROW_PREFIX)
     base = s.host.base_url
     assert s.host.process is not None
     devhost_cpu, azurite_cpu = cpu_seconds(s.host.process.pid), cpu_seconds(s.azurite_pid)
@@ -417,7 +418,7 @@ def run_load(s: Stack, n: int, clients: int, *, first: int = 0) -> Outcome:
         one_meeting_each=len(per_code) == n and set(per_code.values()) == {1},
         mails=len(s.graph.state.mail) - mails_before,
         duplicate_mails=len(s.graph.state.duplicate_mail()),
-        audit_rows=count_rows(s.connection_string, AUDIT) - audit_before,
+        audit_rows=count_rows(s.connection_string, AUDIT, AUDIT_ROW_PREFIX) - audit_before,
         graph_calls=len(s.graph.state.requests) - requests_before,
         graph_faults=faults,
         peak_rss_mb=peak_rss_mb(s.host.process.pid),

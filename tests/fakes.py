@@ -90,16 +90,22 @@ class FakeIdentityStore:
     def get_code(self, booking_code: str) -> CodeRecord | None:
         return self.codes.get(booking_code)
 
-    def put_code(self, record: CodeRecord, event: OutboxEntry | None = None) -> None:
+    def put_code(
+        self, record: CodeRecord, event: OutboxEntry | None = None, audit: AuditEntry | None = None
+    ) -> None:
         self.codes[record.booking_code] = replace(record, etag=self._etags.next())
         if event is not None:
             self.outbox.add(event)
+        if audit is not None:
+            self.outbox.trail.append(audit)
 
-    def update_code(self, record: CodeRecord, event: OutboxEntry | None = None) -> None:
+    def update_code(
+        self, record: CodeRecord, event: OutboxEntry | None = None, audit: AuditEntry | None = None
+    ) -> None:
         current = self.codes.get(record.booking_code)
         if current is None or current.etag != record.etag:
             raise StaleRecord("the code changed meanwhile")
-        self.put_code(record, event)
+        self.put_code(record, event, audit)
 
     def get_counter(self, key: str) -> FailureCounter:
         return self.counters.get(key) or FailureCounter(key)
@@ -116,14 +122,18 @@ class FakeIdentityStore:
 
 @dataclass
 class FakeOutbox:
-    """``LifecycleOutbox`` in memory, in commit order."""
+    """``LifecycleOutbox`` in memory, in commit order. ``trail`` receives the audit entries
+    committed with an entry (share it with ``FakeAppointments.trail``)."""
 
     entries: dict[str, list[OutboxEntry]] = field(default_factory=dict)
+    trail: list[AuditEntry] = field(default_factory=list)
 
-    def add(self, entry: OutboxEntry) -> None:
+    def add(self, entry: OutboxEntry, audit: AuditEntry | None = None) -> None:
         mine = self.entries.setdefault(entry.booking_code, [])
         if all(e.entry_id != entry.entry_id for e in mine):
             mine.append(entry)
+            if audit is not None:
+                self.trail.append(audit)
 
     def pending(self, booking_code: str) -> list[OutboxEntry]:
         return sorted(self.entries.get(booking_code, []), key=lambda e: e.entry_id)

@@ -17,6 +17,7 @@ from adapters.tables.mappers import (
     CODE_ROW,
     FAILURES,
     MEETING_STATE,
+    audit_entity,
     code_entity,
     code_from,
     counter_entity,
@@ -25,7 +26,7 @@ from adapters.tables.mappers import (
 )
 from adapters.tables.store import TableAdapter, etag_options, if_match
 from appointments.identity import CodeRecord, FailureCounter
-from appointments.ports import OutboxEntry
+from appointments.ports import AuditEntry, OutboxEntry
 
 
 class TableIdentityStore(TableAdapter):
@@ -33,18 +34,24 @@ class TableIdentityStore(TableAdapter):
         e = self.read(MEETING_STATE, booking_code, CODE_ROW)
         return None if e is None else code_from(e)
 
-    def _commit(self, code_op: tuple[Any, ...], event: OutboxEntry | None) -> None:
+    def _commit(self, code_op: tuple[Any, ...], event: OutboxEntry | None, audit: AuditEntry | None) -> None:
+        """The code, its event and its audit row share the booking's partition: one transaction."""
         ops = [code_op] + ([("create", event_entity(event))] if event is not None else [])
+        ops += [("create", audit_entity(audit))] if audit is not None else []
         with if_match("the code"):
             self.table(MEETING_STATE).submit_transaction(ops)
 
-    def put_code(self, record: CodeRecord, event: OutboxEntry | None = None) -> None:
+    def put_code(
+        self, record: CodeRecord, event: OutboxEntry | None = None, audit: AuditEntry | None = None
+    ) -> None:
         """A new code replaces the earlier one, attempts and all."""
-        self._commit(("upsert", code_entity(record), {"mode": UpdateMode.REPLACE}), event)
+        self._commit(("upsert", code_entity(record), {"mode": UpdateMode.REPLACE}), event, audit)
 
-    def update_code(self, record: CodeRecord, event: OutboxEntry | None = None) -> None:
+    def update_code(
+        self, record: CodeRecord, event: OutboxEntry | None = None, audit: AuditEntry | None = None
+    ) -> None:
         """Write an attempt's result only if nobody else wrote since we read (If-Match)."""
-        self._commit(("update", code_entity(record), etag_options(record.etag)), event)
+        self._commit(("update", code_entity(record), etag_options(record.etag)), event, audit)
 
     def get_counter(self, key: str) -> FailureCounter:
         e = self.read(FAILURES, key, "")

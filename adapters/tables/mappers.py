@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from typing import Any
 
 from appointments.catalogue import Channel
@@ -12,15 +14,21 @@ from appointments.ports import AuditEntry, OutboxEntry, SlotHold
 from appointments.timerules import iso, parse_utc
 
 APPOINTMENTS = "Appointments"
-BOOKING_CODES = "BookingCodes"
 EXPERT_SLOTS = "ExpertSlots"
-AUDIT = "Audit"
-IDEMPOTENCY = "IdempotencyKeys"
 EXPERTS = "Experts"
 EXPERTS_PARTITION = "experts"
-# Per booking code: the current identification code (row "code") and the lifecycle outbox (rows
-# "event-<id>"), in one partition so that a code and the event announcing it commit together.
+# Per booking code, one partition of one table, so that what a request writes about a booking
+# commits in one entity-group transaction (one round trip):
+# - row "": the code index (the record's customer, the phone HMAC, the expert and, for a booking
+#   made with an Idempotency-Key, the request's fingerprint: the key's record);
+# - row "code": the current identification code;
+# - rows "event-<id>": the lifecycle outbox;
+# - rows "audit-<time>-<suffix>": the audit trail (append-only; only retention deletes them).
 MEETING_STATE = "MeetingState"
+BOOKING_CODES = MEETING_STATE  # the code index's table
+INDEX_ROW = ""
+AUDIT = MEETING_STATE  # the audit trail's table
+AUDIT_ROW_PREFIX = "audit-"
 CODE_ROW = "code"
 EVENT_ROW_PREFIX = "event-"
 SLOT_HOLDS = "SlotHolds"
@@ -200,6 +208,19 @@ def hold_from(hold_id: str, e: Any) -> SlotHold:
         duration_minutes=int(e["DurationMinutes"]),
         expires_at=parse_utc(e["ExpiresAt"]),
     )
+
+
+def audit_entity(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "PartitionKey": entry.booking_code,
+        # Time to the microsecond, then the writer's nanosecond clock: ordered, and unique.
+        "RowKey": f"{AUDIT_ROW_PREFIX}{entry.at:%Y-%m-%dT%H:%M:%S.%fZ}"
+        f"-{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
+        "At": iso(entry.at),
+        "Actor": entry.actor,
+        "Action": entry.action,
+        "Detail": entry.detail,
+    }
 
 
 def audit_from(booking_code: str, r: Any) -> AuditEntry:

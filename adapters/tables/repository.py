@@ -2,33 +2,48 @@
 
 Every write is idempotent, so an activity or a client may retry it:
 - records are replaced only with ``If-Match`` on their ETag where races are possible;
-- an Idempotency-Key row is written before anything else, so a crashed booking resumes
-  with the same booking code instead of making a second one;
-- the expert's cells are claimed through the slot ledger before the record is written.
+- a booking made with an Idempotency-Key has the key's own booking code
+  (``codes.booking_code_for_key``), so a crashed booking resumes with the same code;
+- the expert's cells are claimed through the slot ledger before anything else is written.
+
+A booking is three round trips, one per partition it must write (an entity-group transaction
+spans one partition of one table): the expert's cells (``ExpertSlots``, one transaction), the
+booking's own partition of ``MeetingState`` (the code index and the audit entry ``booked``, one
+transaction; the index row is also the Idempotency-Key's record: the request's fingerprint),
+and the record (``Appointments``, partition = customer, so that the customer's list is one
+query). In that order: until the record exists nothing is visible (a code index without a
+record answers like an unknown code, and orphaned cells are swept by retention); once it
+exists everything it needs is there.
+
+Where a booking code's record lives (its customer) never changes but for retention's erasure,
+which moves it to ``ERASED_PARTITION``: ``get_by_code`` remembers it (a bounded LRU of what
+storage confirmed), so every later lookup of that code in this process is one point read, not
+two. A remembered location that no longer holds the record is forgotten and read again.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
-import uuid
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from adapters.tables.mappers import (
     APPOINTMENTS,
     AUDIT,
+    AUDIT_ROW_PREFIX,
     BOOKING_CODES,
     EXPERT_SLOTS,
     EXPERTS,
     EXPERTS_PARTITION,
-    IDEMPOTENCY,
+    INDEX_ROW,
     MEETING_SUBSCRIPTIONS,
     appointment_entity,
     appointment_from,
+    audit_entity,
     audit_from,
     expert_entity,
     expert_from,
@@ -36,8 +51,49 @@ from adapters.tables.mappers import (
 from adapters.tables.slots import TableSlotLedger
 from adapters.tables.store import TableAdapter, TableStore
 from appointments.model import Appointment, Expert, Phase, require_object_id
-from appointments.ports import AuditEntry, IdempotencyMismatch, SlotHold, SlotTaken, StaleRecord
+from appointments.ports import (
+    AuditEntry,
+    CodeTaken,
+    Created,
+    IdempotencyMismatch,
+    SlotHold,
+    StaleRecord,
+)
 from appointments.timerules import iso
+
+LOCATIONS_CACHED = 50_000  # booking code -> customer id, ~150 bytes each: a few MB at most
+
+
+class Locations:
+    """A bounded, thread-safe LRU of booking code -> the partition (customer id) of its record."""
+
+    def __init__(self, size: int = LOCATIONS_CACHED) -> None:
+        self._size = size
+        self._items: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, code: str) -> str | None:
+        with self._lock:
+            found = self._items.get(code)
+            if found is not None:
+                self._items.move_to_end(code)
+            return found
+
+    def put(self, code: str, customer_id: str) -> None:
+        with self._lock:
+            self._items[code] = customer_id
+            self._items.move_to_end(code)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def forget(self, code: str) -> None:
+        with self._lock:
+            self._items.pop(code, None)
+
+
+def appointment_from_written(entity: dict[str, Any], answer: Any) -> Appointment:
+    """The record an insert or a REPLACE stored (exactly ``entity``), with the answer's ETag."""
+    return appointment_from(entity).with_changes(etag=(answer or {}).get("etag"))
 
 
 class TableAppointmentRepository(TableAdapter):
@@ -47,6 +103,7 @@ class TableAppointmentRepository(TableAdapter):
     def __init__(self, store: TableStore, slots: TableSlotLedger | None = None) -> None:
         super().__init__(store)
         self.slots = slots or TableSlotLedger(store)
+        self.locations = Locations()
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -55,15 +112,31 @@ class TableAppointmentRepository(TableAdapter):
         return None if row is None else appointment_from(row)
 
     def _code_row(self, booking_code: str) -> Any | None:
-        return self.read(BOOKING_CODES, booking_code, "")
+        return self.read(BOOKING_CODES, booking_code, INDEX_ROW)
 
     def get_by_code(self, booking_code: str) -> Appointment | None:
+        """One point read when this process has seen the code; the index and the record otherwise."""
+        cached = self.locations.get(booking_code)
+        if cached is not None:
+            found = self.get(cached, booking_code)
+            if found is not None:
+                return found
+            self.locations.forget(booking_code)  # moved (erased) or gone: ask the index
         row = self._code_row(booking_code)
-        return None if row is None else self.get(row["CustomerId"], booking_code)
+        found = None if row is None else self.get(row["CustomerId"], booking_code)
+        if found is not None:  # only what storage confirmed
+            self.locations.put(booking_code, found.customer_id)
+        return found
 
     def phone_hmac(self, booking_code: str) -> str | None:
         row = self._code_row(booking_code)
         return None if row is None else str(row["PhoneHmac"])
+
+    def idempotency_fingerprint(self, customer_id: str, booking_code: str) -> str | None:
+        row = self._code_row(booking_code)
+        if row is None or row.get("CustomerId") != customer_id or not row.get("Fingerprint"):
+            return None
+        return str(row["Fingerprint"])
 
     def list_for_customer(self, customer_id: str) -> list[Appointment]:
         rows = self.table(APPOINTMENTS).query_entities("PartitionKey eq @pk", parameters={"pk": customer_id})
@@ -87,12 +160,6 @@ class TableAppointmentRepository(TableAdapter):
             rows = self.table(APPOINTMENTS).query_entities("Phase eq @p", parameters={"p": phase.value})
         return sorted((appointment_from(r) for r in rows), key=lambda a: a.start)
 
-    def find_by_idempotency_key(self, customer_id: str, key: str) -> tuple[str, str] | None:
-        row = self.read(IDEMPOTENCY, customer_id, key)
-        if row is None:
-            return None
-        return str(row["BookingCode"]), str(row["Fingerprint"])
-
     # --- writes -------------------------------------------------------------------------------
 
     def create(
@@ -105,62 +172,80 @@ class TableAppointmentRepository(TableAdapter):
         fingerprint: str,
         now: datetime | None = None,
         hold_id: str | None = None,
-    ) -> Appointment:
+    ) -> Created:
         a = appointment
-        if idempotency_key is not None:
-            try:
-                self.table(IDEMPOTENCY).create_entity(
-                    {
-                        "PartitionKey": a.customer_id,
-                        "RowKey": idempotency_key,
-                        "BookingCode": a.booking_code,
-                        "Fingerprint": fingerprint,
-                        "CreatedAt": iso(a.created_at or datetime.now(UTC)),
-                    }
-                )
-            except ResourceExistsError:
-                found = self.find_by_idempotency_key(a.customer_id, idempotency_key)
-                if found is None:  # pragma: no cover - deleted between the two calls
-                    raise
-                code, stored_fingerprint = found
-                if stored_fingerprint != fingerprint:
-                    raise IdempotencyMismatch("Idempotency-Key was used for a different request") from None
-                existing = self.get(a.customer_id, code)
-                if existing is not None:
-                    return existing
-                a = a.with_changes(booking_code=code)  # an earlier attempt crashed half-way: finish it
-        try:
-            self.slots.claim(a.expert_id, a.booking_code, cells, now=now, hold_id=hold_id)
-        except SlotTaken:
-            if idempotency_key is not None:
-                # Nothing was booked under this key: free it, so the key does not pin a booking
-                # code that never came to be (a retry of the same request gets "slot taken" again).
-                self.table(IDEMPOTENCY).delete_entity(a.customer_id, idempotency_key)
-            raise
-        self.table(BOOKING_CODES).upsert_entity(
-            {
-                "PartitionKey": a.booking_code,
-                "RowKey": "",
-                "CustomerId": a.customer_id,
-                "PhoneHmac": phone_hmac,
-                "ExpertId": a.expert_id,
-            }
+        keyed = idempotency_key is not None
+        claimed = self.slots.claim(a.expert_id, a.booking_code, cells, now=now, hold_id=hold_id)
+        index = {
+            "PartitionKey": a.booking_code,
+            "RowKey": INDEX_ROW,
+            "CustomerId": a.customer_id,
+            "PhoneHmac": phone_hmac,
+            "ExpertId": a.expert_id,
+            "Fingerprint": fingerprint if keyed else "",
+        }
+        booked = AuditEntry(
+            a.booking_code,
+            a.created_at or now or datetime.now(UTC),
+            "customer",
+            "booked",
+            f"{a.channel.value} {iso(a.start)} {a.duration_minutes} min",
         )
-        with contextlib.suppress(ResourceExistsError):  # a retry of this very booking
-            self.table(APPOINTMENTS).create_entity(appointment_entity(a))
+        try:
+            self.table(BOOKING_CODES).submit_transaction(
+                [("create", index), ("create", audit_entity(booked))]
+            )
+        except TableTransactionError as exc:
+            if exc.status_code != 409:
+                raise
+            earlier = self._earlier(a, keyed, fingerprint, claimed)
+            if earlier is not None:
+                return earlier
+        entity = appointment_entity(a)
+        try:
+            written = self.table(APPOINTMENTS).create_entity(entity)
+        except ResourceExistsError:  # a parallel retry of this very booking got here first
+            existing = self.get(a.customer_id, a.booking_code)
+            assert existing is not None
+            return Created(existing, created=False)
+        self.locations.put(a.booking_code, a.customer_id)
         if hold_id is not None:
             self.slots.forget_hold(hold_id)  # its cells are the booking's now
-        stored = self.get(a.customer_id, a.booking_code)
-        assert stored is not None
-        return stored
+        # The record as written, with the ETag from the insert's answer: no read back.
+        return Created(appointment_from_written(entity, written), created=True)
+
+    def _earlier(
+        self, a: Appointment, keyed: bool, fingerprint: str, claimed: list[datetime]
+    ) -> Created | None:
+        """The code index exists. Ours (a keyed retry): the earlier booking, or ``None`` to finish
+        one that crashed before its record. Anyone else's: give back the cells, and refuse."""
+        row = self._code_row(a.booking_code)
+        mine = row is not None and row.get("CustomerId") == a.customer_id
+        if not (keyed and mine):
+            self.slots.release_cells(a.expert_id, a.booking_code, claimed)
+            raise CodeTaken(a.booking_code)
+        assert row is not None
+        if row.get("Fingerprint") != fingerprint:
+            self.slots.release_cells(a.expert_id, a.booking_code, claimed)
+            raise IdempotencyMismatch("Idempotency-Key was used for a different request")
+        existing = self.get(a.customer_id, a.booking_code)
+        if existing is not None:
+            # Cells this retry took are not the booking's (it was cancelled, or another expert
+            # was free first this time): give them back.
+            self.slots.release_cells(a.expert_id, a.booking_code, claimed)
+            return Created(existing, created=False)
+        if row.get("ExpertId") != a.expert_id:  # the retry found another expert free
+            self.table(BOOKING_CODES).update_entity(
+                {"PartitionKey": a.booking_code, "RowKey": INDEX_ROW, "ExpertId": a.expert_id},
+                mode=UpdateMode.MERGE,
+            )
+        return None
 
     def update(self, appointment: Appointment) -> Appointment:
-        self.store.update_if_match(
-            APPOINTMENTS, appointment_entity(appointment), appointment.etag, "the appointment"
-        )
-        stored = self.get(appointment.customer_id, appointment.booking_code)
-        assert stored is not None
-        return stored
+        entity = appointment_entity(appointment)
+        written = self.store.update_if_match(APPOINTMENTS, entity, appointment.etag, "the appointment")
+        # A REPLACE stores exactly ``entity``: the record is that, with the answer's new ETag.
+        return appointment_from_written(entity, written)
 
     def move(
         self, appointment: Appointment, new: Appointment, old_cells: list[datetime], new_cells: list[datetime]
@@ -174,7 +259,7 @@ class TableAppointmentRepository(TableAdapter):
             raise
         if new.expert_id != appointment.expert_id:
             self.table(BOOKING_CODES).update_entity(
-                {"PartitionKey": new.booking_code, "RowKey": "", "ExpertId": new.expert_id},
+                {"PartitionKey": new.booking_code, "RowKey": INDEX_ROW, "ExpertId": new.expert_id},
                 mode=UpdateMode.MERGE,
             )
             self.slots.release_cells(appointment.expert_id, appointment.booking_code, old_cells)
@@ -186,6 +271,15 @@ class TableAppointmentRepository(TableAdapter):
         return stored
 
     def _merge(self, booking_code: str, fields: dict[str, Any]) -> None:
+        cached = self.locations.get(booking_code)
+        if cached is not None:
+            try:
+                self.table(APPOINTMENTS).update_entity(
+                    {"PartitionKey": cached, "RowKey": booking_code, **fields}, mode=UpdateMode.MERGE
+                )
+                return
+            except ResourceNotFoundError:
+                self.locations.forget(booking_code)  # moved (erased): ask the index
         row = self._code_row(booking_code)
         if row is None:
             raise KeyError(booking_code)
@@ -238,20 +332,13 @@ class TableAppointmentRepository(TableAdapter):
         self._merge(booking_code, {"MeetingId": meeting_id, "JoinUrl": join_url})
 
     def audit(self, entry: AuditEntry) -> None:
-        self.table(AUDIT).create_entity(
-            {
-                "PartitionKey": entry.booking_code,
-                # Time to the microsecond, then the writer's nanosecond clock: ordered, and unique.
-                "RowKey": f"{entry.at:%Y-%m-%dT%H:%M:%S.%fZ}-{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
-                "At": iso(entry.at),
-                "Actor": entry.actor,
-                "Action": entry.action,
-                "Detail": entry.detail,
-            }
-        )
+        self.table(AUDIT).create_entity(audit_entity(entry))
 
     def audit_trail(self, booking_code: str) -> list[AuditEntry]:
-        rows = self.table(AUDIT).query_entities("PartitionKey eq @pk", parameters={"pk": booking_code})
+        rows = self.table(AUDIT).query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": booking_code, "lo": AUDIT_ROW_PREFIX, "hi": AUDIT_ROW_PREFIX[:-1] + "."},
+        )
         return [audit_from(booking_code, r) for r in rows]
 
     # --- experts ------------------------------------------------------------------------------

@@ -50,37 +50,54 @@ class TableSlotLedger(TableAdapter):
         now: datetime | None = None,
         hold_id: str | None = None,
         hold_expires_at: datetime | None = None,
-    ) -> None:
+    ) -> list[datetime]:
         """Claim every cell in one transaction; cells this booking (or hold) already has are fine.
+        Returns the cells this call wrote (not those the booking had already), so that a caller
+        who then finds the booking made already can give back exactly those.
 
-        Free cells are inserted. A cell of a hold that expired before ``now``, or of the hold
-        ``hold_id`` (ours, being converted), is taken over with an ETag-conditional replace in
-        the same transaction, so of two claimants racing for it exactly one wins. Without
-        ``now`` every hold counts as live.
+        Free cells, the common case, cost one round trip: all are inserted at once, and only
+        when that fails (the transaction is atomic: nothing was written) are they read, to tell
+        our own retry, an expired hold or our hold from a taken slot. A cell of a hold that
+        expired before ``now``, or of the hold ``hold_id`` (ours, being converted), is taken over
+        with an ETag-conditional replace in one transaction, so of two claimants racing for it
+        exactly one wins. Without ``now`` every hold counts as live.
         """
         table = self.table(EXPERT_SLOTS)
-        keys = [_cell_key(c) for c in cells]
+        wanted = list(cells)
+        keys = [_cell_key(c) for c in wanted]
         if len(keys) > MAX_BATCH:
             raise ValueError(f"an appointment may claim at most {MAX_BATCH} cells")
         extra = {HOLD_EXPIRES: iso(hold_expires_at)} if hold_expires_at is not None else {}
         takeover = {_hold_holder(hold_id)} if hold_id else set()
+
+        def entity(key: str) -> dict[str, Any]:
+            return {"PartitionKey": expert_id, "RowKey": key, "BookingCode": booking_code, **extra}
+
+        if not takeover and keys:
+            try:
+                table.submit_transaction([("create", entity(key)) for key in keys])
+                return wanted
+            except TableTransactionError:
+                pass  # some cell exists: look at each
         ops: list[tuple[Any, ...]] = []
-        for key in keys:
-            entity = {"PartitionKey": expert_id, "RowKey": key, "BookingCode": booking_code, **extra}
+        written: list[datetime] = []
+        for cell, key in zip(wanted, keys, strict=True):
             try:
                 row = table.get_entity(expert_id, key)
             except ResourceNotFoundError:
-                ops.append(("create", entity))
+                ops.append(("create", entity(key)))
+                written.append(cell)
                 continue
             holder = row["BookingCode"]
             if holder == booking_code:
                 continue
             if holder in takeover or _expired_hold(row, now):
-                ops.append(("update", entity, etag_options(row.metadata["etag"])))
+                ops.append(("update", entity(key), etag_options(row.metadata["etag"])))
+                written.append(cell)
                 continue
             raise SlotTaken(f"expert slot {key} is {'held' if row.get(HOLD_EXPIRES) else 'taken'}")
         if not ops:
-            return
+            return []
         try:
             table.submit_transaction(ops)
         except TableTransactionError as exc:
@@ -93,6 +110,8 @@ class TableSlotLedger(TableAdapter):
                     raise SlotTaken("expert slot changed while booking; try again") from exc
                 if holder != booking_code:
                     raise SlotTaken(f"expert slot {key} is taken") from exc
+            return []  # a parallel retry of this booking wrote them
+        return written
 
     def release_cells(self, expert_id: str, booking_code: str, cells: list[datetime]) -> None:
         table = self.table(EXPERT_SLOTS)

@@ -87,12 +87,13 @@ class TableStore:
         etag: str | None,
         what: str,
         mode: UpdateMode = UpdateMode.REPLACE,
-    ) -> None:
-        """Write ``entity`` only if its row still has ``etag``; ``StaleRecord`` otherwise."""
+    ) -> dict[str, Any]:
+        """Write ``entity`` only if its row still has ``etag``; ``StaleRecord`` otherwise.
+        Returns the service's answer (its ``etag`` is the row's new one)."""
         if etag is None:
             raise ValueError(f"updating {what} needs its ETag")
         with if_match(what):
-            self.table(table).update_entity(entity, **etag_options(etag, mode))
+            return dict(self.table(table).update_entity(entity, **etag_options(etag, mode)))
 
 
 class TableAdapter:

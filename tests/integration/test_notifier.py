@@ -51,7 +51,7 @@ def setup(
         email,
         join_url="https://teams.example/join/1",
     )
-    return repo.create(a, phone_hmac="x", cells=[], idempotency_key=None, fingerprint="")
+    return repo.create(a, phone_hmac="x", cells=[], idempotency_key=None, fingerprint="").appointment
 
 
 def notifier(repo: TableRepository) -> tuple[Notifier, RecordingMailer]:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from adapters.tables import EXPERT_SLOTS, TableRepository
+from adapters.tables.mappers import BOOKING_CODES, INDEX_ROW
+from appointments.codes import booking_code_for_key
 from appointments.errors import Conflict, Gone, NotFound, ValidationFailed
 from appointments.model import Expert, Phase
 from appointments.ports import AuditEntry
@@ -126,13 +128,13 @@ def test_idempotency_keys_are_per_customer(service: AppointmentService, expert: 
 def test_a_crashed_booking_resumes_with_the_same_code(
     service: AppointmentService, repo: TableRepository, expert: Expert
 ) -> None:
-    """If the first attempt stopped after claiming the key, the retry finishes that booking."""
+    """If the first attempt stopped after claiming its cells, the retry finishes that booking."""
     who = customer()
     first = service.book(who, body(expert), "key-crash")
     code = first.appointment.booking_code
     # Simulate the crash: the record and the code index never got written.
     repo.table("Appointments").delete_entity(who, code)
-    repo.table("BookingCodes").delete_entity(code, "")
+    repo.table(BOOKING_CODES).delete_entity(code, INDEX_ROW)
     again = service.book(who, body(expert), "key-crash")
     assert again.appointment.booking_code == code
 
@@ -156,7 +158,8 @@ def test_bad_input_stores_nothing(service: AppointmentService, repo: TableReposi
     fields = {e.field for e in err.value.errors}
     assert {"start", "phone", "durationMinutes", "topic", "language"} <= fields
     assert service.upcoming(who) == []
-    assert repo.find_by_idempotency_key(who, "key-bad") is None
+    keyed = booking_code_for_key(service.settings.code_pepper.value, who, "key-bad")
+    assert repo.idempotency_fingerprint(who, keyed) is None
     slots = list(
         repo.table(EXPERT_SLOTS).query_entities("PartitionKey eq @pk", parameters={"pk": expert.expert_id})
     )

@@ -11,29 +11,277 @@ import os
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from adapters.tables import TableRepository
-from adapters.tables.mappers import APPOINTMENTS
+from adapters.tables.mappers import (
+    APPOINTMENTS,
+    BOOKING_CODES,
+    EXPERT_SLOTS,
+    EXPERTS,
+    FAILURES,
+    INDEX_ROW,
+    MEETING_STATE,
+)
 from adapters.tables.transport import client_threads, table_transport
+from appointments.booking import fingerprint
+from appointments.catalogue import Channel
+from appointments.codes import booking_code_for_key, new_booking_code
 from appointments.directory import ExpertDirectory
-from appointments.model import Expert
-from appointments.service import AppointmentService
+from appointments.errors import Conflict
+from appointments.identity_service import IdentityService
+from appointments.lifecycle import EventType
+from appointments.model import Appointment, Expert, Phase
+from appointments.service import AppointmentService, IdempotencyConflict
 from appointments.settings import Settings
 from bench.round_trips import RoundTrips, kind
 from tests.fakes import FakeClock
 
 START = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # a Tuesday, 12.00 in Helsinki
+TOPIC = "loans.home-loan"
+
+
+def new_expert(repo: TableRepository) -> Expert:
+    x = Expert(str(uuid.uuid4()), "Maija Suomalainen", "maija@pankki.example", (TOPIC,), ("fi",))
+    repo.put_expert(x)
+    return x
+
+
+def booking_body(expert: Expert, start: datetime = START, minutes: int = 45) -> dict[str, object]:
+    return {
+        "expertId": expert.expert_id,
+        "topic": TOPIC,
+        "channel": "online",
+        "start": start.isoformat(),
+        "durationMinutes": minutes,
+        "language": "fi",
+        "phone": "+358401234567",
+    }
+
+
+def services(
+    repo: TableRepository, conn: str, clock: FakeClock | None = None
+) -> tuple[AppointmentService, IdentityService]:
+    """As bootstrap wires them: booking trusts the in-process directory, warmed here."""
+    settings = Settings.from_env({"DEV_MODE": "true", "AzureWebJobsStorage": conn})
+    clock = clock or FakeClock()
+    directory = ExpertDirectory(repo)
+    directory.all()
+    svc = AppointmentService(repo, clock, settings, directory=directory)
+    return svc, IdentityService(svc, repo, clock, settings)
+
+
+def customer() -> str:
+    return f"c-{uuid.uuid4().hex[:8]}"
+
+
+def test_a_keyed_booking_is_three_round_trips(
+    counted: tuple[TableRepository, RoundTrips], storage_connection_string: str
+) -> None:
+    """Cells in one transaction; the code index (the key's record) and the audit entry in one
+    transaction of the booking's partition; the record. No expert, key or read-back reads.
+    Before: 11 (3 cell reads, key read and insert, expert read, record read back, audit insert)."""
+    repo, counter = counted
+    expert = new_expert(repo)
+    svc, _ = services(repo, storage_connection_string)
+    who, key = customer(), f"k-{uuid.uuid4().hex}"
+    counter.reset()
+    with kind("book"):
+        booked = svc.book(who, booking_body(expert), key)
+    assert booked.created
+    assert counter.snapshot() == {"book": Counter({"transaction": 2, f"insert {APPOINTMENTS}": 1})}
+    # The ETag came from the insert's answer, yet it is the stored one: an If-Match update works.
+    assert booked.appointment == repo.get(who, booked.appointment.booking_code)
+    repo.update(booked.appointment.with_changes(extra_info="muutettu"))
+    assert [e.action for e in repo.audit_trail(booked.appointment.booking_code)] == ["booked"]
+
+
+def test_a_retry_answers_the_first_booking_and_books_nothing_twice(
+    counted: tuple[TableRepository, RoundTrips], storage_connection_string: str
+) -> None:
+    """The same key again: the same code, one record, one audit entry, the cells unchanged."""
+    repo, _ = counted
+    expert = new_expert(repo)
+    svc, _ = services(repo, storage_connection_string)
+    who, key = customer(), f"k-{uuid.uuid4().hex}"
+    first = svc.book(who, booking_body(expert), key)
+    again = svc.book(who, booking_body(expert), key)
+    assert (again.created, again.appointment) == (False, first.appointment)
+    assert len(repo.list_for_customer(who)) == 1
+    assert [e.action for e in repo.audit_trail(first.appointment.booking_code)] == ["booked"]
+    with pytest.raises(IdempotencyConflict):  # the key for another request: 422, nothing written
+        svc.book(who, booking_body(expert, START + timedelta(hours=2)), key)
+    assert repo.taken_cells(expert.expert_id, START, START + timedelta(hours=4), START) == set(
+        svc.cells(START, 45)
+    )
+
+
+@pytest.mark.parametrize("crash_after", ["cells", "code index"])
+def test_a_booking_that_died_between_writes_is_finished_by_its_retry(
+    counted: tuple[TableRepository, RoundTrips], storage_connection_string: str, crash_after: str
+) -> None:
+    """Until the record exists the booking is invisible; the retry with the key completes it
+    under the same code (the key's own), and the customer's slot is not "taken" by itself."""
+    repo, _ = counted
+    expert = new_expert(repo)
+    svc, _ = services(repo, storage_connection_string)
+    who, key = customer(), f"k-{uuid.uuid4().hex}"
+    code = booking_code_for_key(svc.settings.code_pepper.value, who, key)
+    repo.slots.claim(expert.expert_id, code, svc.cells(START, 45), now=START)
+    if crash_after == "code index":
+        repo.table(BOOKING_CODES).create_entity(
+            {
+                "PartitionKey": code,
+                "RowKey": INDEX_ROW,
+                "CustomerId": who,
+                "PhoneHmac": "x",
+                "ExpertId": expert.expert_id,
+                "Fingerprint": fingerprint(booking_body(expert)),
+            }
+        )
+    assert repo.get_by_code(code) is None and svc.upcoming(who) == []  # nothing half-visible
+    booked = svc.book(who, booking_body(expert), key)
+    assert (booked.created, booked.appointment.booking_code) == (True, code)
+    assert repo.get_by_code(code) == booked.appointment
+    with pytest.raises(Conflict):  # and the slot is the booking's: nobody else gets it
+        svc.book(customer(), booking_body(expert), None)
+
+
+def test_parallel_bookings_of_one_slot_book_it_once(
+    counted: tuple[TableRepository, RoundTrips], storage_connection_string: str
+) -> None:
+    """Ten customers, one slot, no read before the insert: exactly one booking."""
+    repo, _ = counted
+    expert = new_expert(repo)
+    svc, _ = services(repo, storage_connection_string)
+
+    def attempt(i: int) -> str | None:
+        try:
+            return svc.book(customer(), booking_body(expert), f"k-{i}").appointment.booking_code
+        except Conflict:
+            return None
+
+    with ThreadPoolExecutor(10) as pool:
+        won = [c for c in pool.map(attempt, range(10)) if c is not None]
+    assert len(won) == 1
+    assert {repo.get_by_code(won[0]).expert_id} == {expert.expert_id}  # type: ignore[union-attr]
+
+
+def meeting(repo: TableRepository, expert: Expert, phase: Phase) -> Appointment:
+    a = Appointment(
+        booking_code=new_booking_code(),
+        customer_id=customer(),
+        expert_id=expert.expert_id,
+        channel=Channel.ONLINE,
+        topic_id=TOPIC,
+        start=START,
+        duration_minutes=45,
+        language="fi",
+        phone="+358401234567",
+        phase=phase,
+        join_url="https://teams.example/join/1",
+        meeting_id="m-1",
+    )
+    return repo.create(a, phone_hmac="h", cells=[], idempotency_key=None, fingerprint="").appointment
+
+
+def test_the_meeting_requests_are_a_read_a_transaction_and_the_phase_write(
+    counted: tuple[TableRepository, RoundTrips], storage_connection_string: str
+) -> None:
+    """Join, issue a code, verify, end: the record, one transaction (the outbox entry, and the
+    code, with its audit row), the predicted phase. The expert's paths find the record by its
+    code in one point read (the location is remembered). Before: 4, 5, 6 and 5."""
+    repo, counter = counted
+    expert = new_expert(repo)
+    clock = FakeClock(START - timedelta(minutes=5))
+    svc, identity = services(repo, storage_connection_string, clock)
+    a = meeting(repo, expert, Phase.JOIN_OPEN)
+    counter.reset()
+    with kind("join"):
+        joined = svc.join(a.customer_id, a.booking_code)
+        svc.advance_phase(joined.appointment, EventType.CUSTOMER_JOINED)
+    with kind("issue"):
+        issued = identity.issue(expert.expert_id, a.booking_code)
+        svc.advance_phase(issued.appointment, EventType.CODE_ISSUED)
+    with kind("verify"):
+        verified = identity.verify(a.customer_id, a.booking_code, {"code": issued.code})
+        svc.advance_phase(verified.appointment, EventType.CODE_VERIFIED)
+    with kind("end"):
+        ended = svc.end_meeting(expert.expert_id, a.booking_code)
+        svc.advance_phase(ended.appointment, EventType.MEETING_ENDED)
+    read, merge = f"point read {APPOINTMENTS}", f"merge {APPOINTMENTS}"
+    assert counter.snapshot() == {
+        "join": Counter({read: 1, "transaction": 1, merge: 1}),
+        "issue": Counter({read: 1, "transaction": 1, merge: 1}),
+        # the customer's failure counter (none: nothing to reset) and the code are read too
+        "verify": Counter(
+            {
+                read: 1,
+                "point read FailureCounters": 1,
+                "point read MeetingState": 1,
+                "transaction": 1,
+                merge: 1,
+            }
+        ),
+        "end": Counter({read: 1, "transaction": 1, merge: 1}),
+    }
+    assert [e.action for e in repo.audit_trail(a.booking_code)] == [
+        "booked",
+        "joined",
+        "code_issued",
+        "identity_verified",
+        "ended",
+    ]
+
+
+def test_a_code_s_location_is_remembered_once_storage_confirmed_it(
+    counted: tuple[TableRepository, RoundTrips], storage_connection_string: str
+) -> None:
+    """Cold: the index, then the record; warm: the record alone. An unknown code is not
+    remembered, and a record that moved (retention's erasure) is found again by its index."""
+    repo, counter = counted
+    expert = new_expert(repo)
+    a = meeting(repo, expert, Phase.BOOKED)
+    cold = TableRepository(repo.store)  # another process: nothing remembered
+    counter.reset()
+    with kind("cold"):
+        assert cold.get_by_code(a.booking_code) == a
+    with kind("warm"):
+        assert cold.get_by_code(a.booking_code) == a
+    with kind("unknown"):
+        assert cold.get_by_code("ZZZZZZZZ") is None
+        assert cold.get_by_code("ZZZZZZZZ") is None
+    read, index = f"point read {APPOINTMENTS}", f"point read {BOOKING_CODES}"
+    assert counter.snapshot() == {
+        "cold": Counter({index: 1, read: 1}),
+        "warm": Counter({read: 1}),
+        "unknown": Counter({index: 2}),
+    }
+    moved = a.with_changes(customer_id="~moved~", etag=None)
+    repo.table(APPOINTMENTS).create_entity(
+        {**dict(repo.read(APPOINTMENTS, a.customer_id, a.booking_code)), "PartitionKey": "~moved~"}
+    )
+    repo.table(BOOKING_CODES).update_entity(
+        {"PartitionKey": a.booking_code, "RowKey": INDEX_ROW, "CustomerId": "~moved~"}
+    )
+    repo.table(APPOINTMENTS).delete_entity(a.customer_id, a.booking_code)
+    found = cold.get_by_code(a.booking_code)
+    assert found is not None and found.with_changes(etag=None) == moved
+    cold.set_meeting(a.booking_code, "m-2", "https://teams.example/join/2")
+    assert cold.get_by_code(a.booking_code).meeting_id == "m-2"  # type: ignore[union-attr]
 
 
 @pytest.fixture
 def counted(storage_connection_string: str) -> tuple[TableRepository, RoundTrips]:
     counter = table_transport(transport=RoundTrips)
     assert isinstance(counter, RoundTrips)
-    return TableRepository.from_connection_string(storage_connection_string, transport=counter), counter
+    repo = TableRepository.from_connection_string(storage_connection_string, transport=counter)
+    for table in (APPOINTMENTS, MEETING_STATE, EXPERT_SLOTS, EXPERTS, FAILURES):
+        repo.table(table)  # created once per process, not per request
+    return repo, counter
 
 
 def test_portal_reads_are_one_round_trip_each_with_the_directory_warm(

@@ -23,7 +23,7 @@ class Parts:
     def __init__(self, phase: Phase = Phase.JOIN_OPEN) -> None:
         self.clock = FakeClock(START - timedelta(minutes=5))
         self.repo = FakeAppointments()
-        self.outbox = FakeOutbox()
+        self.outbox = FakeOutbox(trail=self.repo.trail)  # one audit trail, as in the tables
         self.store = FakeIdentityStore(self.outbox)
         settings = Settings.from_env({"DEV_MODE": "true"})
         repo: Any = self.repo  # the fake serves the record-keeping part of the port
