@@ -40,12 +40,15 @@ from appointments.timerules import iso, parse_utc
 
 OUTBOX = CUSTOMER_OUTBOX  # the notifier's SMS and push rows for the bank's own channels
 
+
 def counter_tables() -> tuple[str, ...]:
     """Verification failures per customer, and the lookup throttle per caller address and code.
     (adapters.lookup_throttle is imported here: at module level it closes an import cycle.)"""
     from adapters.lookup_throttle import TABLE as THROTTLE
 
     return (FAILURES, THROTTLE)
+
+
 # What identifies or describes the customer on an Appointments row. Blanked, not dropped:
 # the repository reads Phone as a required property.
 PERSONAL_PROPERTIES = {"Phone": "", "Email": "", "ExtraInfo": "", "JoinUrl": ""}

@@ -160,4 +160,3 @@ class IdentityService:
         if result.outcome is Outcome.LOCKED:
             raise CodeLocked(committed=(event,) if event else ())
         raise WrongCode(result.attempts_left)
-
