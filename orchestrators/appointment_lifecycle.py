@@ -2,7 +2,12 @@
 
 The orchestrator is deterministic and thin: it waits for the next event (a timer, an external
 event, an entry of the appointment's outbox, or the outcome of an activity), lets
-``lifecycle.decide`` rule, and carries out the returned actions in order. It decides nothing.
+``lifecycle.decide`` rule, and carries out the returned actions: the meeting steps in order,
+then the phase's record and its notifications in one wait. It decides nothing.
+
+Its name carries a version: a change to what it schedules, or in what order, replays
+non-deterministically on instances of an older build, so it is deployed under a new name
+(docs/ARCHITECTURE.md, "Changing the orchestrator").
 
 Timers: ``create_timer`` on the V3 replay schema (which the host sends) is the SDK's
 ``LongTimerTask``: it cuts a wait longer than the storage provider's maximum into legs itself.
@@ -68,7 +73,7 @@ from appointments.timerules import iso, parse_utc
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle"
+LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle_v2"  # v2: record and notifications in one wait
 INSTANCE_PREFIX = "appt-"
 OUTBOX_ID = "outboxId"  # the key of an external event's payload naming its outbox entry
 OUTBOX_POLL = timedelta(minutes=2)

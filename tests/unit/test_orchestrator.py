@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as T
 
-from orchestrators.appointment_lifecycle import OUTBOX_POLL, RETRY, appointment_lifecycle
+from orchestrators.appointment_lifecycle import (
+    LIFECYCLE_ORCHESTRATOR,
+    OUTBOX_POLL,
+    RETRY,
+    appointment_lifecycle,
+)
 
 HANDLE = appointment_lifecycle.build().get_user_function()
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -111,7 +116,7 @@ class Replay:
     def start(self) -> list[dict[str, Any]]:
         return self.episode(
             self.event(
-                T.EXECUTION_STARTED, Name="appointment_lifecycle", Input=json.dumps(INPUT), Version=None
+                T.EXECUTION_STARTED, Name=LIFECYCLE_ORCHESTRATOR, Input=json.dumps(INPUT), Version=None
             )
         )
 
