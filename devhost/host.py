@@ -178,7 +178,9 @@ class Host:
         self.web_app.router.add_route(
             # [\s\S]: a decoded %0A is part of the path too (".*" stopped there, and aiohttp's own
             # text/plain 404 answered instead of the function).
-            "*", self._prefix + r"/{tail:[\s\S]*}" if self._prefix else r"/{tail:[\s\S]*}", self._dispatch
+            "*",
+            self._prefix + r"/{tail:[\s\S]*}" if self._prefix else r"/{tail:[\s\S]*}",
+            self._dispatch,
         )
         await self.engine.start()
         self._runner = web.AppRunner(self.web_app, access_log=None)

@@ -94,7 +94,6 @@ class TimerService(ClockLoop):
         return fired
 
 
-
 async def wait_for_change(clock: Clock, changed: asyncio.Event, due: datetime | None) -> None:
     """Sleep until ``changed`` is set or ``due`` may have come (a frozen clock moves only when
     told, which sets ``changed``; a moving one is looked at again at least every MAX_SLEEP s)."""
