@@ -178,7 +178,9 @@ def mailer() -> Any:
 def notifier() -> Any:
     from adapters.notifier import Notifier
 
-    return _extra("notifier", lambda s: Notifier(s.repo, mailer(), s.settings, s.clock))
+    return _extra(
+        "notifier", lambda s: Notifier(s.repo, mailer(), s.settings, s.clock, directory=s.directory)
+    )
 
 
 _log = logging.getLogger(__name__)

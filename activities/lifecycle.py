@@ -31,18 +31,28 @@ log = logging.getLogger(__name__)
 @bp.activity_trigger(input_name="payload")
 @traced_activity
 def record_phase(payload: Payload) -> None:
-    """Write the orchestration's phase to the Appointments record (portal reads never ask Durable)."""
-    log.info("phase of %s: %s", payload["bookingCode"], payload["phase"])  # the phase change, for ops
+    """Write the orchestration's phase to the Appointments record (portal reads never ask Durable),
+    and acknowledge the outbox entries (``ack``) whose event led to it.
+
+    One activity for both, so that an applied trigger event costs one activity, not two. They
+    cannot share a Table transaction: the record lives in the customer's ``Appointments``
+    partition, the outbox in the booking's ``MeetingState`` partition. Both writes are
+    idempotent, and a record that already says the phase is not written again.
+    """
+    code = payload["bookingCode"]
+    log.info("phase of %s: %s", code, payload["phase"])  # the phase change, for ops
     try:
         bootstrap.services().repo.set_phase(
-            payload["bookingCode"],
+            code,
             Phase(payload["phase"]),
             parse_utc(payload["since"]),
             revision=payload.get("revision"),
             attention=payload.get("attention"),
         )
     except KeyError:  # the record is gone (erased): nothing to keep in step
-        log.warning("no record for %s; phase %s not written", payload["bookingCode"], payload["phase"])
+        log.warning("no record for %s; phase %s not written", code, payload["phase"])
+    if payload.get("ack"):
+        bootstrap.services().appointments.outbox.ack(code, list(payload["ack"]))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -69,7 +79,8 @@ def load_schedule(payload: Payload) -> dict[str, Any] | None:
 
 @bp.activity_trigger(input_name="payload")
 def ack_events(payload: Payload) -> None:
-    """The orchestration has applied these outbox entries: forget them (idempotent)."""
+    """The orchestration has applied these outbox entries: forget them (idempotent). Only for an
+    event that records no phase; otherwise ``record_phase`` acknowledges it."""
     bootstrap.services().appointments.outbox.ack(payload["bookingCode"], list(payload["ids"]))
 
 

@@ -13,7 +13,8 @@ only what is not there. What is left: Sent Items shows a sent mail a few seconds
 sendMail's 202; a retry inside that lag resends. Durable's first retry comes 5 s after
 the failure (``orchestrators.appointment_lifecycle.RETRY``), so that needs a crash and a
 Sent Items lag over 5 s together. The key also travels as ``X-Idempotency-Key``, so such a
-duplicate is still recognisable downstream.
+duplicate is still recognisable downstream. A notification without mail (a customer who gave
+no address: only the SMS and push rows, which a retry overwrites) needs no ``sending``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from adapters.renderer import Renderer
 from appointments.calendar import appointment_ics
 from appointments.catalogue import CHANNEL_LABELS, Channel, topic_label
+from appointments.directory import ExpertDirectory
 from appointments.localtime import to_local
 from appointments.model import Appointment, Expert
 from appointments.notifications import Notification, NotificationKind, Recipient, Reminder
@@ -53,6 +55,7 @@ class Notifier:
         clock: Clock,
         renderer: Renderer | None = None,
         sent_log: NotificationLog | None = None,
+        directory: ExpertDirectory | None = None,
     ) -> None:
         if sent_log is None:  # the Table repository serves this port too
             assert isinstance(repo, NotificationLog), "pass the NotificationLog"
@@ -63,6 +66,12 @@ class Notifier:
         self.settings = settings
         self.clock = clock
         self.renderer = renderer or Renderer()
+        # The expert comes from the in-process directory (at most ``max_age``, a minute, stale):
+        # a mail takes the expert's name, languages and address from it, all of which change
+        # rarely and none of which a minute's lag makes wrong in a way that matters (a renamed
+        # expert's old name, the old address of the same person's mailbox). Who the expert *is*
+        # comes from the record, read fresh on every send.
+        self.directory = directory or ExpertDirectory(repo)
 
     def portal_url(self, a: Appointment) -> str:
         return f"{self.settings.portal_base_url}/portal/#/appointments/{a.booking_code}"
@@ -145,7 +154,7 @@ class Notifier:
         n, mails, row_key, resumed = prepared
         if resumed:  # an earlier attempt may have sent some of them: Sent Items knows
             mails = [mail for mail in mails if not await self.mailer.was_sent(mail)]
-        else:
+        elif mails:  # the intent, before the first mail leaves; with no mail there is nothing to resume
             await asyncio.to_thread(self._mark, booking_code, row_key, n, "sending")
         for mail in mails:
             await self.mailer.send(mail)
@@ -164,7 +173,9 @@ class Notifier:
     ) -> tuple[Notification, list[MailMessage], str, bool] | None:
         """Blocking part before delivery: de-duplicate, load, render, write the outbox rows.
 
-        The last element says whether an earlier attempt got as far as ``sending``.
+        The last element says whether an earlier attempt got as far as ``sending``. Round trips:
+        the key's row, the record, and for a customer the SMS and push rows (one transaction); the
+        expert comes from the directory.
         """
         row_key = _key_hash(key)
         state = self.sent_log.state(booking_code, row_key)
@@ -176,7 +187,7 @@ class Notifier:
         if a is None:
             log.warning("notification %s for unknown booking %s skipped", kind, booking_code)
             return None
-        expert = self.repo.get_expert(a.expert_id)
+        expert = self.directory.get(a.expert_id)
         n = self.notification(
             a,
             expert,
@@ -241,10 +252,11 @@ class Notifier:
         self.sent_log.mark(booking_code, row_key, state, str(n.kind), str(n.recipient), self.clock.now())
 
     def _outbox(self, a: Appointment, n: Notification, subject: str, text: str, row_key: str) -> None:
-        """SMS and push for the bank's own channels; the row key makes a retry overwrite, not add."""
+        """SMS and push for the bank's own channels, in one write; the row keys make a retry
+        overwrite, not add."""
         now = iso(self.clock.now())
-        for channel, to in (("sms", a.phone), ("push", a.customer_id)):
-            fields: dict[str, Any] = {
+        rows: dict[str, dict[str, Any]] = {
+            f"{row_key}-{channel}": {
                 "Channel": channel,
                 "To": to,
                 "BookingCode": a.booking_code,
@@ -255,4 +267,6 @@ class Notifier:
                 "CreatedAt": now,
                 "State": "pending",
             }
-            self.sent_log.queue_customer_message(a.customer_id, f"{row_key}-{channel}", fields)
+            for channel, to in (("sms", a.phone), ("push", a.customer_id))
+        }
+        self.sent_log.queue_customer_messages(a.customer_id, rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -319,8 +320,9 @@ class NotificationLog(Protocol):
         self, booking_code: str, key_hash: str, state: str, kind: str, recipient: str, at: datetime
     ) -> None: ...
 
-    def queue_customer_message(self, customer_id: str, row_key: str, fields: dict[str, Any]) -> None:
-        """One row for the bank's own SMS or push sender; writing the same row key again overwrites."""
+    def queue_customer_messages(self, customer_id: str, rows: Mapping[str, dict[str, Any]]) -> None:
+        """Rows (by row key) for the bank's own SMS and push senders, written together in one
+        transaction (they share the customer's partition); writing a row key again overwrites."""
         ...
 
 

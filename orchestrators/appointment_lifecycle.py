@@ -2,7 +2,12 @@
 
 The orchestrator is deterministic and thin: it waits for the next event (a timer, an external
 event, an entry of the appointment's outbox, or the outcome of an activity), lets
-``lifecycle.decide`` rule, and carries out the returned actions in order. It decides nothing.
+``lifecycle.decide`` rule, and carries out the returned actions: the meeting steps in order,
+then the phase's record and its notifications in one wait. It decides nothing.
+
+Its name carries a version: a change to what it schedules, or in what order, replays
+non-deterministically on instances of an older build, so it is deployed under a new name
+(docs/ARCHITECTURE.md, "Changing the orchestrator").
 
 Timers: ``create_timer`` on the V3 replay schema (which the host sends) is the SDK's
 ``LongTimerTask``: it cuts a wait longer than the storage provider's maximum into legs itself.
@@ -20,6 +25,7 @@ Cancel and reschedule need no outbox: the record itself says so, and is read bef
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Generator
@@ -28,6 +34,7 @@ from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskState
 
 from activities.lifecycle import (
     ack_events,
@@ -66,7 +73,7 @@ from appointments.timerules import iso, parse_utc
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle"
+LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle_v2"  # v2: record and notifications in one wait
 INSTANCE_PREFIX = "appt-"
 OUTBOX_ID = "outboxId"  # the key of an external event's payload naming its outbox entry
 OUTBOX_POLL = timedelta(minutes=2)
@@ -100,10 +107,26 @@ def _log(context: df.DurableOrchestrationContext, level: int, message: str, *arg
         log.log(level, message, *args)
 
 
-def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, decision: Decision) -> Work:
-    """Run the decision's actions in order; returns the events their outcomes raise."""
+def _carry_out(
+    context: df.DurableOrchestrationContext,
+    before: LifecycleState,
+    decision: Decision,
+    ack: tuple[str, ...] = (),
+    also: tuple[Any, ...] = (),
+) -> Work:
+    """Carry out the decision's actions; returns the events their outcomes raise.
+
+    The meeting steps run first, one after the other, in the decision's order (``decide`` puts
+    them before the phase: the record never says join_open before the join link exists). Then the
+    phase's record, the acknowledgement of the outbox entries that led here (``ack``, folded
+    into ``record_phase``), the notifications and any ``also`` tasks (already scheduled by the
+    caller) are awaited together, so they cost one wait, not one each. A notification that
+    fails past its retries is logged; a failed record or acknowledgement fails the orchestration,
+    as before.
+    """
     code = decision.state.booking_code
     follow_ups: list[Incoming] = []
+    record: RecordPhase | None = None
     notifications = []
     for action in decision.actions:
         match action:
@@ -122,8 +145,7 @@ def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, 
                 elif result.get("attention"):  # it exists, but e.g. Graph refused its call events
                     follow_ups.append(Incoming(MeetingAttention(now, str(result["attention"]))))
             case RecordPhase():
-                context.set_custom_status(decision.state.custom_status())
-                yield context.call_activity_with_retry(record_phase, RETRY, _record_payload(code, action))
+                record = action
             case UpdateMeeting() | DeleteMeeting():
                 yield from _meeting_change(context, code, action)
             case Notify():
@@ -134,28 +156,55 @@ def _carry_out(context: df.DurableOrchestrationContext, before: LifecycleState, 
                 )
             case ContinueAsNew():
                 pass  # the loop's one exit carries it out, after the notifications
-    if notifications:
-        try:
-            yield context.task_all(notifications)
-        except Exception as err:  # a notification that cannot be sent must not stop the appointment
-            _log(
-                context,
-                logging.ERROR,
-                "a notification failed for %s after retries: %s",
-                context.instance_id,
-                err,
-            )
+    required = list(also)
+    if decision.state != before:  # e.g. a new code's expiry, with or without a new phase
+        context.set_custom_status(decision.state.custom_status())
+    if record is not None:
+        required.append(
+            context.call_activity_with_retry(record_phase, RETRY, _record_payload(code, record, ack))
+        )
+    elif ack:
+        required.append(
+            context.call_activity_with_retry(ack_events, RETRY, {"bookingCode": code, "ids": list(ack)})
+        )
+    yield from _settle(context, [*required, *notifications])
+    for task in required:
+        if task.state is TaskState.FAILED:
+            raise task.result
+    failed = [task.result for task in notifications if task.state is TaskState.FAILED]
+    if failed:  # a notification that cannot be sent must not stop the appointment
+        _log(
+            context,
+            logging.ERROR,
+            "%d notification(s) failed for %s after retries: %s",
+            len(failed),
+            context.instance_id,
+            failed[0],
+        )
     return follow_ups
 
 
-def _record_payload(code: str, action: RecordPhase) -> dict[str, Any]:
-    return {
+def _settle(context: df.DurableOrchestrationContext, tasks: list[Any]) -> Work:
+    """Wait until every task has finished, succeeded or failed (``task_all`` stops at the first
+    failure, while the others still run). Replays the same: it only reads the tasks' states."""
+    pending = tasks
+    while pending:
+        with contextlib.suppress(Exception):  # each task's failure is read from its state by the caller
+            yield context.task_all(pending)
+        pending = [task for task in pending if not task.is_completed]
+
+
+def _record_payload(code: str, action: RecordPhase, ack: tuple[str, ...] = ()) -> dict[str, Any]:
+    payload: dict[str, Any] = {
         "bookingCode": code,
         "phase": action.phase.value,
         "since": iso(action.since),
         "revision": action.revision,
         "attention": action.attention,
     }
+    if ack:
+        payload["ack"] = list(ack)
+    return payload
 
 
 def _notify_payload(
@@ -185,14 +234,24 @@ def _meeting_change(context: df.DurableOrchestrationContext, code: str, action: 
         _log(context, logging.ERROR, "%s failed for %s after retries: %s", activity, context.instance_id, err)
 
 
+def _load(context: df.DurableOrchestrationContext, state: LifecycleState) -> Any:
+    """Schedule ``load_schedule``: the record and the outbox's pending entries (see ``_missed``)."""
+    return context.call_activity_with_retry(load_schedule, RETRY, {"bookingCode": state.booking_code})
+
+
 def _reconcile(context: df.DurableOrchestrationContext, state: LifecycleState) -> Work:
-    """Catch up with what the record and the outbox say: the events the lifecycle missed.
+    """Catch up with what the record and the outbox say (``_missed``)."""
+    record = yield _load(context, state)
+    return _missed(context, state, record)
+
+
+def _missed(context: df.DurableOrchestrationContext, state: LifecycleState, record: Any) -> list[Incoming]:
+    """The events the lifecycle missed, from ``load_schedule``'s answer.
 
     The record is the customer's truth for times and cancellation (an event lost by a crashed
     client, or one that arrived while the orchestration continued as new); the outbox holds the
     meeting events a trigger committed but may never have raised.
     """
-    record = yield context.call_activity_with_retry(load_schedule, RETRY, {"bookingCode": state.booking_code})
     now = context.current_utc_datetime
     if record is None:
         return []
@@ -261,9 +320,13 @@ def _next_events(
 def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
     state = LifecycleState.from_input(context.get_input())
     decision = lifecycle.start(state, context.current_utc_datetime)
-    queue: list[Incoming] = yield from _carry_out(context, state, decision)
+    # The first look at the record and the outbox goes along with the first phase and the
+    # confirmations: recording ``booked`` changes nothing that look reads (it never overwrites
+    # a cancellation or a newer revision).
+    load = _load(context, state)
+    queue: list[Incoming] = yield from _carry_out(context, state, decision, also=(load,))
     state = decision.state
-    queue += yield from _reconcile(context, state)
+    queue += _missed(context, state, load.result)
     # One pending wait per event name, kept across iterations and renewed only once consumed:
     # events that arrive in the same batch as the winner stay completed and win next time.
     waits = {name: context.wait_for_external_event(name.value) for name in EXTERNAL_EVENTS}
@@ -283,11 +346,9 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
             # there for the next poll, which applies the entries in commit order.
             if not incoming.polled:
                 incoming = Incoming(incoming.event)
-        if incoming.entry is not None:  # applied (or moot): the outbox need not deliver it again
-            yield context.call_activity_with_retry(
-                ack_events, RETRY, {"bookingCode": state.booking_code, "ids": [incoming.entry]}
-            )
-        queue += yield from _carry_out(context, state, decision)
+        # Applied (or moot): the outbox need not deliver it again; acknowledged with the phase.
+        ack = (incoming.entry,) if incoming.entry is not None else ()
+        queue += yield from _carry_out(context, state, decision, ack)
         state = decision.state
     if decision.continue_as_new is not None:
         context.continue_as_new(state.to_input())

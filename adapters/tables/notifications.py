@@ -4,6 +4,7 @@ push rows for the bank's own channels."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -34,8 +35,16 @@ class TableNotificationLog(TableAdapter):
             mode=UpdateMode.REPLACE,
         )
 
-    def queue_customer_message(self, customer_id: str, row_key: str, fields: dict[str, Any]) -> None:
-        """One row for the bank's SMS or push sender; the row key makes a retry overwrite, not add."""
-        self.table(CUSTOMER_OUTBOX).upsert_entity(
-            {"PartitionKey": customer_id, "RowKey": row_key, **fields}, mode=UpdateMode.REPLACE
-        )
+    def queue_customer_messages(self, customer_id: str, rows: Mapping[str, dict[str, Any]]) -> None:
+        """The bank's SMS and push rows in one entity-group transaction (one customer partition, one
+        round trip); the row keys make a retry overwrite, not add."""
+        operations: list[Any] = [
+            (
+                "upsert",
+                {"PartitionKey": customer_id, "RowKey": row_key, **fields},
+                {"mode": UpdateMode.REPLACE},
+            )
+            for row_key, fields in rows.items()
+        ]
+        if operations:
+            self.table(CUSTOMER_OUTBOX).submit_transaction(operations)

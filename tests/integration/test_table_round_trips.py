@@ -360,3 +360,50 @@ def test_a_netrc_entry_for_the_storage_host_does_not_replace_the_signature(
     table = f"Netrc{uuid.uuid4().hex[:8]}"
     repo.table(table)
     assert repo.read(table, "nobody", "") is None
+
+
+def test_a_notification_reads_its_key_and_the_record_and_writes_as_little_as_it_can(
+    counted: tuple[TableRepository, RoundTrips],
+) -> None:
+    """An expert mail: the key's row, the record (code index + row), ``sending``, ``sent``; the expert
+    comes from the warm directory. A customer without mail: one transaction for SMS and push, and
+    ``sent`` (no ``sending``: there is no mail to resume). A repeat reads the key and stops."""
+    import asyncio
+
+    from adapters.notifier import Notifier
+    from adapters.tables.mappers import BOOKING_CODES, CUSTOMER_OUTBOX, NOTIFICATIONS
+    from tests.fakes import RecordingMailer
+    from tests.integration.test_notifier import setup
+
+    repo, counter = counted
+    a = setup(repo, "fi", email=None)
+    directory = ExpertDirectory(repo)
+    mailer = RecordingMailer()
+    settings = Settings.from_env({"DEV_MODE": "true"})
+    notifier = Notifier(repo, mailer, settings, FakeClock(), directory=directory)
+    directory.all()
+    repo.table(NOTIFICATIONS), repo.table(CUSTOMER_OUTBOX)  # created on first use: not counted
+
+    def send(kind_: str, recipient: str, key: str) -> bool:
+        return asyncio.run(
+            notifier.send(booking_code=a.booking_code, kind=kind_, recipient=recipient, key=key)
+        )
+
+    counter.reset()
+    with kind("expert"):
+        assert send("customer_in_lobby", "expert", "k-expert")
+    with kind("customer"):
+        assert send("identity_verified", "customer", "k-customer")
+    with kind("again"):
+        assert not send("identity_verified", "customer", "k-customer")
+    reads = Counter(
+        {f"point read {NOTIFICATIONS}": 1, f"point read {BOOKING_CODES}": 1, f"point read {APPOINTMENTS}": 1}
+    )
+    assert counter.snapshot() == {
+        "expert": reads + Counter({f"replace/upsert {NOTIFICATIONS}": 2}),
+        "customer": reads + Counter({"transaction": 1, f"replace/upsert {NOTIFICATIONS}": 1}),
+        "again": Counter({f"point read {NOTIFICATIONS}": 1}),
+    }
+    assert len(mailer.sent) == 1
+    rows = repo.table(CUSTOMER_OUTBOX).query_entities("PartitionKey eq @pk", parameters={"pk": a.customer_id})
+    assert sorted(r["Channel"] for r in rows) == ["push", "sms"]

@@ -12,9 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as T
 
-from orchestrators.appointment_lifecycle import OUTBOX_POLL, RETRY, appointment_lifecycle
+from orchestrators.appointment_lifecycle import (
+    LIFECYCLE_ORCHESTRATOR,
+    OUTBOX_POLL,
+    RETRY,
+    appointment_lifecycle,
+)
 
 HANDLE = appointment_lifecycle.build().get_user_function()
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -110,7 +116,7 @@ class Replay:
     def start(self) -> list[dict[str, Any]]:
         return self.episode(
             self.event(
-                T.EXECUTION_STARTED, Name="appointment_lifecycle", Input=json.dumps(INPUT), Version=None
+                T.EXECUTION_STARTED, Name=LIFECYCLE_ORCHESTRATOR, Input=json.dumps(INPUT), Version=None
             )
         )
 
@@ -173,17 +179,20 @@ def in_the_lobby() -> Replay:
     return r
 
 
-def test_first_episode_records_the_phase_then_confirms_the_booking() -> None:
-    """Booked: the record gets the phase, the customer a confirmation; status carries no personal data."""
+def test_first_episode_records_the_phase_confirms_the_booking_and_looks_at_the_record_at_once() -> None:
+    """Booked: the first look at the record, the phase and both confirmations in one episode (one
+    wait); status carries no personal data."""
     r = Replay()
-    assert r.names(r.start()) == ["record_phase"]
+    first = r.start()
+    assert r.names(first) == ["load_schedule", "record_phase", "send_notification", "send_notification"]
     assert r.status["phase"] == "booked" and r.status["joinWindowOpensAt"] == "2026-12-07T10:15:00Z"
-    assert r.names(r.complete_all()) == ["send_notification", "send_notification"]  # fan-out
-    notify = json.loads(r.pending[1]["input"])
+    notify = json.loads(first[2]["input"])
     assert notify["kind"] == "booking_confirmation" and notify["recipient"] == "customer"
-    assert json.loads(r.pending[2]["input"])["kind"] == "new_booking"
+    assert json.loads(first[3]["input"])["kind"] == "new_booking"
     assert set(notify) >= {"bookingCode", "key"} and "phone" not in json.dumps(notify)
-    assert r.names(r.complete_all()) == ["load_schedule"]
+    assert "ack" not in json.loads(first[1]["input"])
+    assert r.names([a for a in r.complete_all() if a["actionType"] in (0, 1)]) == []
+    assert [a["actionType"] for a in r.pending.values()] == [5]  # now it waits for the next deadline
 
 
 def test_a_long_wait_is_cut_into_legs_by_the_sdk_and_reminders_come_first() -> None:
@@ -215,10 +224,10 @@ def test_the_join_window_creates_the_meeting_before_recording_the_phase() -> Non
     new = r.fire_timer()  # the join window
     assert r.names(new) == ["load_schedule"]
     assert r.names(r.complete_all()) == ["create_meeting"]
-    assert r.names(r.complete_all()) == ["record_phase"]
+    new = r.complete_all()  # the phase and its notifications together, once the meeting exists
+    assert r.names(new) == ["record_phase", "send_notification", "send_notification"]
     assert r.status["phase"] == "join_open"
-    sent = r.complete_all()
-    assert sorted(json.loads(a["input"])["recipient"] for a in sent) == ["customer", "expert"]
+    assert sorted(json.loads(a["input"])["recipient"] for a in new[1:]) == ["customer", "expert"]
 
 
 def test_events_drive_the_meeting_to_the_end() -> None:
@@ -262,13 +271,20 @@ def test_reschedule_continues_as_new_with_the_new_times() -> None:
 
 
 def test_an_applied_event_from_the_outbox_is_acknowledged() -> None:
-    """A raised event naming its outbox entry is applied, then acknowledged (so no poll applies it again)."""
+    """A raised event naming its outbox entry is applied and acknowledged by the activity that
+    records its phase (so no poll applies it again); one that changes no phase by ``ack_events``."""
     r = in_the_lobby()
     new = r.raise_event("CodeIssued", {"expiresAt": "2026-12-07T10:25:00Z", "outboxId": "e1"})
-    assert r.names(new) == ["ack_events"]
-    assert json.loads(new[0]["input"]) == {"bookingCode": "2KMEVE6X", "ids": ["e1"]}
+    assert r.names(new) == ["record_phase"]
+    assert json.loads(new[0]["input"])["phase"] == "code_issued"
+    assert json.loads(new[0]["input"])["ack"] == ["e1"]
     r.settle()
     assert r.status["phase"] == "code_issued"
+    new = r.raise_event("CodeIssued", {"expiresAt": "2026-12-07T10:28:00Z", "outboxId": "e2"})  # a new code
+    assert r.names(new) == ["ack_events"]
+    assert json.loads(new[0]["input"]) == {"bookingCode": "2KMEVE6X", "ids": ["e2"]}
+    r.settle()
+    assert r.status["codeExpiresAt"] == "2026-12-07T10:28:00Z"
 
 
 def test_a_committed_event_that_was_never_raised_is_applied_at_the_next_poll() -> None:
@@ -280,7 +296,7 @@ def test_a_committed_event_that_was_never_raised_is_applied_at_the_next_poll() -
     assert r.names(new) == ["load_schedule"]
     pending = [{"id": "e7", "event": "CodeIssued", "payload": {"expiresAt": "2026-12-07T10:25:00Z"}}]
     new = r.complete_all({"load_schedule": {**RECORD, "phase": "lobby", "pending": pending}})
-    assert r.names(new) == ["ack_events"]
+    assert r.names(new) == ["record_phase"] and json.loads(new[0]["input"])["ack"] == ["e7"]
     r.settle()
     assert r.status["phase"] == "code_issued" and r.status["codeExpiresAt"] == "2026-12-07T10:25:00Z"
 
@@ -308,7 +324,7 @@ def test_event_data_that_arrives_as_json_text_is_read_as_the_object() -> None:
     r.pending = {s: a for s, a in r.pending.items() if a["actionType"] != 5}
     text = json.dumps({"expiresAt": "2026-12-07T10:25:00Z", "outboxId": "e3"})
     new = r.episode(r.event(T.EVENT_RAISED, Name="CodeIssued", Input=json.dumps(text)))
-    assert r.names(new) == ["ack_events"] and json.loads(new[0]["input"])["ids"] == ["e3"]
+    assert r.names(new) == ["record_phase"] and json.loads(new[0]["input"])["ack"] == ["e3"]
     r.settle()
     assert r.status["phase"] == "code_issued"
 
@@ -343,3 +359,62 @@ def test_graph_down_past_every_retry_leaves_the_appointment_open_with_a_reason()
     r.settle()
     assert r.status["phase"] == "join_open"
     assert r.status.get("attention") == "meeting_creation_failed"
+
+
+def exhaust(r: Replay, seq: int, name: str) -> None:
+    """Fail activity ``seq`` on every attempt, as the host runs CallActivityWithRetry."""
+    del r.pending[seq]
+    for attempt in range(1, RETRY.max_number_of_attempts + 1):
+        events = [r.event(T.TASK_FAILED, TaskScheduledId=seq, Reason="ODataError: 503", Details="down")]
+        timer = r.seq
+        events += [
+            r.event(T.TIMER_CREATED, EventId=timer, FireAt=ts(r.now)),
+            r.event(T.TIMER_FIRED, TimerId=timer, FireAt=ts(r.now)),
+        ]
+        r.seq += 1
+        if attempt < RETRY.max_number_of_attempts:
+            seq = r.seq
+            events.append(r.event(T.TASK_SCHEDULED, EventId=seq, Name=name))
+            r.seq += 1
+        r.episode(*events)
+
+
+def at_the_join_window() -> tuple[Replay, dict[str, int]]:
+    """The join window has opened and the meeting exists: the phase and both notifications run."""
+    r = Replay(now=START - timedelta(minutes=15))
+    r.start()
+    r.settle()
+    r.fire_timer()
+    assert r.names(r.complete_all()) == ["create_meeting"]
+    r.complete_all()
+    running = {
+        json.loads(a["input"]).get("recipient", a["functionName"]): s for s, a in r.activities().items()
+    }
+    assert set(running) == {"record_phase", "expert", "customer"}
+    return r, running
+
+
+def test_a_notification_that_fails_for_good_does_not_hold_up_the_phase(caplog: Any) -> None:
+    """The expert's mail fails past its retries while the record and the customer's notice still run:
+    the lifecycle waits for those, logs the failure and goes on to wait in join_open."""
+    r, running = at_the_join_window()
+    with caplog.at_level("ERROR"):
+        exhaust(r, running["expert"], "send_notification")
+    assert not r.result.get("isDone") and set(r.activities()) == {
+        running["record_phase"],
+        running["customer"],
+    }
+    r.settle()
+    assert "notification(s) failed" in caplog.text
+    assert r.status["phase"] == "join_open" and not r.result.get("isDone")
+    assert [a["actionType"] for a in r.pending.values()] == [5]  # the next poll, no new activity
+
+
+def test_a_record_that_fails_for_good_fails_the_orchestration_after_the_rest_has_run() -> None:
+    """Table Storage down past every retry of record_phase: as before, the orchestration fails (ops
+    rewind it); it does so once the notifications running beside it have finished."""
+    r, running = at_the_join_window()
+    exhaust(r, running["record_phase"], "record_phase")
+    assert not r.result.get("isDone") and set(r.activities()) == {running["expert"], running["customer"]}
+    with pytest.raises(Exception, match="ODataError: 503"):
+        r.settle()
