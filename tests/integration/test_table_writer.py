@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -14,16 +14,13 @@ from azure.data.tables import TableServiceClient, UpdateMode
 
 from devhost.durable.table_writer import TableWriter
 
-T = TypeVar("T")
-
-
 @pytest.fixture
 def table(storage_connection_string: str) -> Any:
     name = "W" + uuid.uuid4().hex[:12]
     return TableServiceClient.from_connection_string(storage_connection_string).create_table(name)
 
 
-def run(connection: str, work: Callable[[TableWriter], Awaitable[T]]) -> T:
+def run[T](connection: str, work: Callable[[TableWriter], Awaitable[T]]) -> T:
     async def scenario() -> T:
         writer = TableWriter(connection)
         try:
