@@ -14,6 +14,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 
 from devhost.durable.table_writer import TableWriter
 
+
 @pytest.fixture
 def table(storage_connection_string: str) -> Any:
     name = "W" + uuid.uuid4().hex[:12]
