@@ -241,6 +241,15 @@ def _with_middleware(http_client: httpx.AsyncClient, policy: RetryPolicy) -> htt
                 return str(request.url.path).endswith(IDEMPOTENT_POSTS)
             return bool(super()._is_method_retryable(request))
 
+        def should_retry(self, request: Any, options: Any, response: Any) -> bool:
+            if request.method.upper() == "POST" and not str(request.url.path).endswith(IDEMPOTENT_POSTS):
+                # A throttled request is refused before Graph acts on it ("Microsoft Graph
+                # throttling guidance": over a limit, "the requests fail" with 429), so even a
+                # non-idempotent POST (sendMail) can be resent after a 429. A 503/504 may come
+                # after the work was done: those go back to the caller, which checks first.
+                return bool(options.max_retry > 0 and response.status_code == 429)
+            return bool(super().should_retry(request, options, response))
+
     retry = BoundedRetryHandler(RetryHandlerOption(delay=0.0, max_retries=policy.max_retries))
     retry.backoff_factor = policy.backoff
     middleware = [
@@ -259,7 +268,8 @@ def _with_middleware(http_client: httpx.AsyncClient, policy: RetryPolicy) -> htt
 
 
 def no_transport_retry() -> Any:
-    """Request options that switch kiota's retry off for one call (non-idempotent POSTs)."""
+    """Request options that switch kiota's retry off for one call, 429s included (a POST
+    that the caller settles by looking up what exists, such as a subscription's create)."""
     from kiota_abstractions.base_request_configuration import RequestConfiguration
     from kiota_http.middleware.options import RetryHandlerOption
 

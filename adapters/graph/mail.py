@@ -2,7 +2,9 @@
 
 sendMail answers 202 with no id and is not idempotent, so:
 
-* the transport never resends it (``no_transport_retry``; see ``adapters.graph.client``);
+* the transport resends it only after a 429, which Graph answers before it acts on the
+  request; never after a 5xx or a lost answer (``BoundedRetryHandler`` in
+  ``adapters.graph.client``);
 * each mail carries a unique ``internetMessageId`` that the caller derives from its
   idempotency key, and is saved to Sent Items (``saveToSentItems``), so ``was_sent`` can
   ask Sent Items whether an earlier attempt that crashed or lost its answer got through
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adapters.graph.client import load_sdk, no_transport_retry
+from adapters.graph.client import load_sdk
 from adapters.graph.errors import graph_call
 from appointments.ports import MailMessage, PermanentGatewayError
 
@@ -96,7 +98,7 @@ class GraphMailSender:
             )
         action = self._client.users.by_user_id(self._sender).send_mail
         async with graph_call("sendMail"):
-            await action.post(mail_body(message), request_configuration=no_transport_retry())
+            await action.post(mail_body(message))
 
     async def was_sent(self, message: MailMessage) -> bool:
         """Whether the service mailbox's Sent Items holds a mail with this internetMessageId."""

@@ -96,6 +96,24 @@ def test_an_attempt_that_never_sent_sends_on_the_retry(
     assert len(graph.state.mail) == 1
 
 
+def test_a_throttled_send_is_resent_at_once_and_a_503_is_not(
+    repo: TableRepository, graph: GraphEmulator, booking: Appointment
+) -> None:
+    """Graph refuses a throttled request before acting on it, so the transport resends sendMail
+    after a 429 within the same attempt (one mail). After a 503 it does not: the mail may have
+    gone, and only the caller's next attempt, which asks Sent Items first, may send it."""
+    key = f"{booking.booking_code}/mail-429"
+    graph.state.add_fault(Fault(path=r"/sendMail$", status=429, retry_after="1"))
+    assert asyncio.run(send_once(repo, graph, booking.booking_code, key)) is True
+    assert [r.status for r in graph.state.received("POST", r"/sendMail$")] == [429, 202]
+    assert len(graph.state.mail) == 1
+
+    graph.state.add_fault(Fault(path=r"/sendMail$", status=503))
+    with pytest.raises(TransientGatewayError):
+        asyncio.run(send_once(repo, graph, booking.booking_code, f"{booking.booking_code}/mail-503-once"))
+    assert [r.status for r in graph.state.received("POST", r"/sendMail$")] == [429, 202, 503]
+
+
 CHILD = textwrap.dedent(
     """
     import asyncio, os, signal, sys
