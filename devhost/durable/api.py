@@ -284,6 +284,10 @@ class ManagementApi:
         return await self._answer(request, row["PartitionKey"])
 
     async def _current(self, instance_id: str) -> str | None:
+        rt = self.engine.runtimes.get(instance_id)
+        if rt is not None and not rt.gone:
+            # Loaded: its row is the last commit, and this engine is the instance's only writer.
+            return str(rt.row.get("RuntimeStatus"))
         row = await self.engine.store.get_instance(instance_id)
         return None if row is None else str(row.get("RuntimeStatus"))
 
