@@ -134,22 +134,19 @@ class TableWriter:
     # -- single entities ----------------------------------------------------------------------
     async def upsert(self, table: str, entity: Mapping[str, Any]) -> str:
         """Insert or replace; the new ETag."""
-        status, headers, data = await self._send(
-            "PUT",
-            _entity_path(table, entity["PartitionKey"], entity["RowKey"]),
-            json.dumps(_add_entity_properties(entity)).encode(),
-            "application/json",
-        )
-        return _etag_or_raise(status, headers, data)
+        return await self._put(table, entity)
 
     async def replace(self, table: str, entity: Mapping[str, Any], etag: str) -> str:
         """Replace only if the row still has ``etag`` (``ResourceModifiedError`` if not)."""
+        return await self._put(table, entity, **{"If-Match": etag})
+
+    async def _put(self, table: str, entity: Mapping[str, Any], **extra: str) -> str:
         status, headers, data = await self._send(
             "PUT",
             _entity_path(table, entity["PartitionKey"], entity["RowKey"]),
             json.dumps(_add_entity_properties(entity)).encode(),
             "application/json",
-            **{"If-Match": etag},
+            **extra,
         )
         return _etag_or_raise(status, headers, data)
 
