@@ -165,7 +165,7 @@ def the_day(host: DevhostProcess) -> datetime:
     return datetime.combine(day, dtime(8), tzinfo=HELSINKI).astimezone(UTC)
 
 
-def settle(host: DevhostProcess, *, timeout: float = 600) -> float:
+def settle(host: DevhostProcess, *, timeout: float = 3600) -> float:
     """Wait (bounded) until the engine is idle; seconds taken."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
