@@ -261,7 +261,8 @@ class Notify:
 
 @dataclass(frozen=True)
 class ContinueAsNew:
-    """Restart the orchestration with the new times (keeps the history short)."""
+    """Restart the orchestration from the decided state (``LifecycleState.to_input``): new times
+    after a reschedule, or the meeting's phases on a history of their own. Keeps the history short."""
 
     start: datetime
     end: datetime
@@ -284,6 +285,7 @@ class Step(StrEnum):
     SEND_REMINDER = "send the due reminder to the customer"
     SET_ATTENTION = "flag the appointment for attention"
     NEW_TIMES = "take the new times and continue as new"
+    CONTINUE_AS_NEW = "continue as new in this phase (the meeting's own, short history)"
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,10 @@ _ROWS: tuple[tuple[tuple[Channel, ...], Phase, EventType, Transition], ...] = (
         _ONLINE,
         P.BOOKED,
         E.JOIN_WINDOW_OPENED,
-        Transition(P.JOIN_OPEN, (Step.CREATE_MEETING, *_tell_both(NotificationKind.JOIN_OPEN))),
+        Transition(
+            P.JOIN_OPEN,
+            (Step.CREATE_MEETING, *_tell_both(NotificationKind.JOIN_OPEN), Step.CONTINUE_AS_NEW),
+        ),
     ),
     (_OFFLINE, P.BOOKED, E.END_TIMEOUT, _ENDED),
     # join_open: the meeting exists; the customer may join until the scheduled end
@@ -500,8 +505,10 @@ class LifecycleState:
         return self.end + timedelta(minutes=self.policy.end_grace_minutes)
 
     def to_input(self) -> dict[str, Any]:
-        """The orchestration input: identifiers and times only, nothing personal."""
-        return {
+        """The orchestration input: identifiers, times and the lifecycle's own state (phase,
+        since, code expiry, attention reason, reminders done), so that a continued execution
+        resumes the phase (``start``). Nothing personal."""
+        data: dict[str, Any] = {
             "bookingCode": self.booking_code,
             "channel": self.channel.value,
             "expertId": self.expert_id,
@@ -509,7 +516,17 @@ class LifecycleState:
             "end": iso(self.end),
             "revision": self.revision,
             "policy": self.policy.to_json(),
+            "phase": self.phase.value,
         }
+        if self.since is not None:
+            data["since"] = iso(self.since)
+        if self.code_expires_at is not None:
+            data["codeExpiresAt"] = iso(self.code_expires_at)
+        if self.attention:
+            data["attention"] = self.attention
+        if self.reminders_done:
+            data["remindersDone"] = sorted(r.value for r in self.reminders_done)
+        return data
 
     @classmethod
     def from_input(cls, data: dict[str, Any]) -> LifecycleState:
@@ -521,6 +538,11 @@ class LifecycleState:
             end=parse_utc(data["end"]),
             revision=int(data.get("revision", 0)),
             policy=Policy.from_json(data["policy"]),
+            phase=Phase(data.get("phase", Phase.BOOKED.value)),
+            since=parse_utc(data["since"]) if data.get("since") else None,
+            code_expires_at=parse_utc(data["codeExpiresAt"]) if data.get("codeExpiresAt") else None,
+            attention=str(data["attention"]) if data.get("attention") else None,
+            reminders_done=frozenset(Reminder(r) for r in data.get("remindersDone", ())),
         )
 
     def custom_status(self) -> dict[str, Any]:
@@ -562,10 +584,16 @@ def _record(state: LifecycleState) -> RecordPhase:
 
 
 def start(state: LifecycleState, at: datetime) -> Decision:
-    """What happens when an orchestration (or a rescheduled one) starts.
+    """What happens when an execution starts: a new booking, a rescheduled one, or one that
+    continued as new in a later phase.
 
-    Reminders whose time has already passed (a booking made less than a day ahead) are skipped.
+    In ``booked`` (new or rescheduled) the phase is recorded, and a new booking (revision 0) is
+    confirmed; reminders whose time has already passed (a booking made less than a day ahead)
+    are skipped. In any other phase the execution resumes what the previous one decided, which
+    recorded that phase and sent its notifications: nothing is recorded or sent again.
     """
+    if state.phase is not Phase.BOOKED:
+        return Decision(state)
     late = frozenset(r for due, r in state.reminders_due() if due <= at)
     new = replace(state, phase=Phase.BOOKED, since=at, reminders_done=state.reminders_done | late)
     actions: tuple[Action, ...] = (_record(new),)
@@ -683,8 +711,11 @@ def decide(state: LifecycleState, event: Event) -> Decision:
                     since=event.at,
                     code_expires_at=None,
                     attention=None,
+                    reminders_done=frozenset(),  # the new times get their own reminders
                 )
                 actions.append(ContinueAsNew(event.start, event.end))
+            case Step.CONTINUE_AS_NEW:
+                actions.append(ContinueAsNew(new.start, new.end))
     if (new.phase, new.attention) != (state.phase, state.attention):
         # The meeting first: once the record says join_open, the join link must exist.
         at = 1 if actions and isinstance(actions[0], CreateMeeting | DeleteMeeting | UpdateMeeting) else 0

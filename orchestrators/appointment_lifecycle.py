@@ -21,6 +21,14 @@ Table transaction as their own write, then raise it. The orchestration acknowled
 applied; in the phases that take trigger events it looks at the outbox every ``OUTBOX_POLL`` and
 applies, in commit order, what never arrived (a trigger that died between its write and the raise).
 Cancel and reschedule need no outbox: the record itself says so, and is read before every deadline.
+
+Continue-as-new: after a reschedule (new times) and when the join window has opened (the
+meeting's phases then replay only their own history, not the booking's weeks of timers). The
+input carries the state (``LifecycleState.to_input``) and ``lifecycle.start`` resumes its phase
+without recording or notifying again. Activity outcomes still queued (a failed meeting
+creation) are decided before leaving, since no store holds them; anything else still queued,
+and any event raised meanwhile, which the restart discards (the SDK cannot preserve unprocessed
+events), is in the outbox or the record, which the new execution reads at its first episode.
 """
 
 from __future__ import annotations
@@ -73,10 +81,17 @@ from appointments.timerules import iso, parse_utc
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle_v2"  # v2: record and notifications in one wait
+# v2: record and notifications in one wait; v3: continue-as-new when the join window opens.
+LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle_v3"
 INSTANCE_PREFIX = "appt-"
 OUTBOX_ID = "outboxId"  # the key of an external event's payload naming its outbox entry
 OUTBOX_POLL = timedelta(minutes=2)
+# The input's count of the executions before this one (each continue-as-new adds one). It is part
+# of every notification key: ``new_guid`` derives a GUID from the instance id, the episode's time
+# and a counter that starts again in each execution, so two executions whose episodes share a
+# timestamp (a frozen or virtual clock) would derive the same keys, and the notifier would take
+# the later execution's notifications for sent.
+EXECUTION = "execution"
 # Phases in which the triggers raise events (and so may have left one in the outbox).
 POLLED_PHASES = frozenset().union(*(lifecycle.phases_accepting(e) for e in lifecycle.PREDICTABLE_EVENTS)) - {
     Phase.BOOKED
@@ -96,6 +111,7 @@ class Incoming:
     event: Event
     entry: str | None = None
     polled: bool = False  # read from the outbox, not raised: acknowledged even if illegal now
+    follow_up: bool = False  # an activity's outcome: held by no store, so decided before a restart
 
 
 def instance_id(booking_code: str) -> str:
@@ -113,6 +129,8 @@ def _carry_out(
     decision: Decision,
     ack: tuple[str, ...] = (),
     also: tuple[Any, ...] = (),
+    *,
+    execution: int,
 ) -> Work:
     """Carry out the decision's actions; returns the events their outcomes raise.
 
@@ -141,9 +159,10 @@ def _carry_out(
                 now = context.current_utc_datetime
                 if not result.get("ok"):
                     reason = str(result.get("reason") or "meeting_creation_failed")
-                    follow_ups.append(Incoming(MeetingFailed(now, reason)))
+                    follow_ups.append(Incoming(MeetingFailed(now, reason), follow_up=True))
                 elif result.get("attention"):  # it exists, but e.g. Graph refused its call events
-                    follow_ups.append(Incoming(MeetingAttention(now, str(result["attention"]))))
+                    attention = MeetingAttention(now, str(result["attention"]))
+                    follow_ups.append(Incoming(attention, follow_up=True))
             case RecordPhase():
                 record = action
             case UpdateMeeting() | DeleteMeeting():
@@ -151,7 +170,7 @@ def _carry_out(
             case Notify():
                 notifications.append(
                     context.call_activity_with_retry(
-                        send_notification, RETRY, _notify_payload(context, code, before, action)
+                        send_notification, RETRY, _notify_payload(context, code, before, action, execution)
                     )
                 )
             case ContinueAsNew():
@@ -208,14 +227,18 @@ def _record_payload(code: str, action: RecordPhase, ack: tuple[str, ...] = ()) -
 
 
 def _notify_payload(
-    context: df.DurableOrchestrationContext, code: str, before: LifecycleState, action: Notify
+    context: df.DurableOrchestrationContext,
+    code: str,
+    before: LifecycleState,
+    action: Notify,
+    execution: int,
 ) -> dict[str, Any]:
     return {
         "bookingCode": code,
         "kind": action.kind.value,
         "recipient": action.recipient.value,
-        # Replay-safe and unique per notification: the activity sends each key once.
-        "key": f"{code}/{context.new_guid()}",
+        # Replay-safe and unique per notification (and execution): the activity sends each key once.
+        "key": f"{code}/{execution}/{context.new_guid()}",
         "previousStart": iso(before.start),
         "previousEnd": iso(before.end),
         "reminder": action.reminder.value if action.reminder else None,
@@ -318,20 +341,32 @@ def _next_events(
 @bp.function_name(LIFECYCLE_ORCHESTRATOR)
 @bp.orchestration_trigger(context_name="context")
 def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
-    state = LifecycleState.from_input(context.get_input())
+    data = context.get_input()
+    execution = int(data.get(EXECUTION, 0))
+    state = LifecycleState.from_input(data)
     decision = lifecycle.start(state, context.current_utc_datetime)
+    # A new execution has no custom status of its own yet, also when it resumes a phase.
+    context.set_custom_status(decision.state.custom_status())
     # The first look at the record and the outbox goes along with the first phase and the
     # confirmations: recording ``booked`` changes nothing that look reads (it never overwrites
-    # a cancellation or a newer revision).
+    # a cancellation or a newer revision). An execution that continued as new finds there
+    # whatever the previous one left undone or was raised while it restarted.
     load = _load(context, state)
-    queue: list[Incoming] = yield from _carry_out(context, state, decision, also=(load,))
+    queue: list[Incoming] = yield from _carry_out(context, state, decision, also=(load,), execution=execution)
     state = decision.state
     queue += _missed(context, state, load.result)
     # One pending wait per event name, kept across iterations and renewed only once consumed:
     # events that arrive in the same batch as the winner stay completed and win next time.
     waits = {name: context.wait_for_external_event(name.value) for name in EXTERNAL_EVENTS}
-    while not decision.is_done:
-        if not queue:
+    restart: ContinueAsNew | None = None
+    while not state.phase.is_terminal:
+        if restart is not None:
+            # Before leaving, the activity outcomes that no store holds (MeetingFailed,
+            # MeetingAttention); the rest is in the outbox or the record for the new execution.
+            queue = [incoming for incoming in queue if incoming.follow_up]
+            if not queue:
+                break
+        elif not queue:
             queue += yield from _next_events(context, state, waits)
             continue
         incoming = queue.pop(0)
@@ -348,9 +383,10 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
                 incoming = Incoming(incoming.event)
         # Applied (or moot): the outbox need not deliver it again; acknowledged with the phase.
         ack = (incoming.entry,) if incoming.entry is not None else ()
-        queue += yield from _carry_out(context, state, decision, ack)
+        queue += yield from _carry_out(context, state, decision, ack, execution=execution)
         state = decision.state
-    if decision.continue_as_new is not None:
-        context.continue_as_new(state.to_input())
+        restart = restart or decision.continue_as_new
+    if restart is not None and not state.phase.is_terminal:
+        context.continue_as_new({**state.to_input(), EXECUTION: execution + 1})
         return None
     return {"phase": state.phase.value}

@@ -88,8 +88,13 @@ def test_the_whole_story_from_booking_to_end(stack: Stack) -> None:
     meetings = [m for m in stack.graph.state.meetings.values() if m.get("externalId") == code]
     assert len(meetings) == 1
     assert meetings[0]["lobbyBypassSettings"]["scope"] == "organizer" and meetings[0]["recordAutomatically"]
-    # Each expert notification went out exactly once.
+    # Each expert notification went out exactly once: new booking, join open (before the
+    # lifecycle continued as new), customer in the lobby and identity verified (after it).
     assert stack.graph.state.duplicate_mail() == {}
+    with stack.graph.state.lock:
+        keys = [m.get("idempotencyKey") or "" for m in stack.graph.state.mail]
+    assert len([k for k in keys if k.startswith(f"{code}/")]) == 4
+    assert stack.host.status(f"appt-{code}")["input"]["phase"] == "join_open"
     # The code never reached the Durable history.
     history = stack.host.status(f"appt-{code}", show_history=True)
     assert secret not in str(history)
@@ -220,15 +225,23 @@ def test_a_booking_thirty_days_ahead_waits_through_long_timers(stack: Stack) -> 
     for _ in range(9):
         stack.host.advance(days=3)
         assert stack.phase(code) == "booked"
+
+    def timers() -> list[dict[str, object]]:
+        history = stack.host.status(f"appt-{code}", show_history=True)["historyEvents"]
+        return [
+            e
+            for e in history
+            if e.get("EventType") in ("TimerCreated", 10) or e.get("eventType") == "TimerCreated"
+        ]
+
+    assert len(timers()) >= 10
     to_window(stack, booked["start"])
     assert stack.phase(code) == "join_open"
-    history = stack.host.status(f"appt-{code}", show_history=True)["historyEvents"]
-    timers = [
-        e
-        for e in history
-        if e.get("EventType") in ("TimerCreated", 10) or e.get("eventType") == "TimerCreated"
-    ]
-    assert len(timers) >= 10
+    # The window opened: the lifecycle continued as new, and the meeting's history starts short,
+    # with the phase in its input.
+    status = stack.host.status(f"appt-{code}")
+    assert status["input"]["phase"] == "join_open" and status["customStatus"]["phase"] == "join_open"
+    assert len(timers()) <= 1  # the outbox poll
 
 
 def test_phone_appointment_has_no_meeting_and_ends_after_its_time(stack: Stack) -> None:

@@ -145,14 +145,45 @@ def test_a_new_booking_confirms_to_the_customer_but_a_rescheduled_one_does_not()
 
 
 def test_join_window_creates_the_meeting_then_tells_both() -> None:
-    """Opening the window creates the Teams meeting and notifies expert and customer."""
+    """Opening the window creates the Teams meeting, records join_open, notifies expert and
+    customer, and then continues as new: the meeting's phases get a short history of their own."""
     d = decide(state(), event(EventType.JOIN_WINDOW_OPENED))
     assert d.state.phase is Phase.JOIN_OPEN and d.state.since == T0
+    assert isinstance(d.actions[0], CreateMeeting) and isinstance(d.actions[1], RecordPhase)
     assert kinds(d.actions) == [
         ("CreateMeeting", None, None),
         ("notify", "join_open", "expert"),
         ("notify", "join_open", "customer"),
+        ("ContinueAsNew", None, None),
     ]
+    assert d.is_done and d.continue_as_new == ContinueAsNew(T0, T0 + timedelta(minutes=45))
+
+
+def test_an_execution_continued_in_the_join_window_resumes_it_without_recording_or_telling() -> None:
+    """The input carries the phase and what the state needs in it; ``start`` resumes it as it is:
+    no record (already written), no notification (already sent), the same deadline."""
+    opened = decide(
+        replace(start(state(), NOW).state, reminders_done=frozenset(Reminder)),
+        event(EventType.JOIN_WINDOW_OPENED, at=T0 - timedelta(minutes=15)),
+    ).state
+    failed = decide(opened, MeetingFailed(T0 - timedelta(minutes=14), reason="meeting_creation_failed")).state
+    for s in (opened, failed):
+        data = s.to_input()
+        assert data["phase"] == "join_open" and data["since"] == "2026-12-07T10:15:00Z"
+        back = LifecycleState.from_input(data)
+        assert back == s
+        d = start(back, T0 - timedelta(minutes=14))
+        assert d.actions == () and d.state == s and not d.is_done
+        assert next_deadline(d.state) == (T0 + timedelta(minutes=45), EventType.NO_SHOW_TIMEOUT)
+    assert LifecycleState.from_input(failed.to_input()).attention == "meeting_creation_failed"
+
+
+@pytest.mark.parametrize("phase", [Phase.LOBBY, Phase.CODE_ISSUED, Phase.VERIFIED])
+def test_every_later_phase_round_trips_through_the_input(phase: Phase) -> None:
+    """Whatever the state holds that decides later (since, the code's expiry) survives the input."""
+    s = state(phase, code_expires_at=T0 + timedelta(minutes=5), attention="call_events_refused")
+    assert LifecycleState.from_input(s.to_input()) == s
+    assert start(s, T0).actions == ()
 
 
 def test_customer_joining_puts_them_in_the_lobby_and_tells_the_expert() -> None:
@@ -300,11 +331,27 @@ def test_deadlines_per_phase() -> None:
 
 
 def test_input_round_trips_and_carries_nothing_personal() -> None:
-    """The orchestration input holds identifiers and times only."""
-    s = state(revision=2)
+    """The orchestration input holds identifiers, times and the lifecycle's state only."""
+    s = state(revision=2, reminders_done=frozenset({Reminder.DAY_BEFORE}))
     data = s.to_input()
-    assert set(data) == {"bookingCode", "channel", "expertId", "start", "end", "revision", "policy"}
+    assert set(data) == {
+        "bookingCode",
+        "channel",
+        "expertId",
+        "start",
+        "end",
+        "revision",
+        "policy",
+        "phase",
+        "since",
+        "remindersDone",
+    }
+    assert data["remindersDone"] == ["day_before"]
+    # The old input's shape (a v2 start: no phase) still reads as a new booking.
+    v2 = {k: v for k, v in data.items() if k not in ("phase", "since", "remindersDone")}
+    assert LifecycleState.from_input(v2).phase is Phase.BOOKED
     back = LifecycleState.from_input(data)
+    assert back == s
     assert (back.booking_code, back.start, back.end, back.revision, back.policy) == (
         s.booking_code,
         s.start,

@@ -3,6 +3,8 @@
 A small driver plays the host: it runs ``Orchestrator.handle`` on the history, turns the new
 actions into TaskScheduled / TimerCreated events (sequence numbers in yield order, as the host
 does), and lets the test complete activities, fire timers and raise events between episodes.
+An episode that continues as new ends the execution; ``next_execution`` starts the next one on
+a fresh history with the new input, as the host does (``settle`` does so by itself).
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class Replay:
     seq: int = 0
     pending: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> action (activities, timers)
     result: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=lambda: dict(INPUT))
+    continued: dict[str, Any] | None = None  # the input the last episode continued as new with
+    executions: list[list[dict[str, Any]]] = field(default_factory=list)  # finished histories
+    scheduled: list[dict[str, Any]] = field(default_factory=list)  # every activity action, all executions
 
     def event(self, kind: T, **fields: Any) -> dict[str, Any]:
         return {
@@ -82,6 +88,7 @@ class Replay:
 
     def episode(self, *new_events: dict[str, Any]) -> list[dict[str, Any]]:
         """Run one episode with ``new_events``; returns the new actions."""
+        assert self.continued is None, "the execution continued as new: next_execution() first"
         for e in self.history:
             e["IsPlayed"] = True
         self.history += [self.event(T.ORCHESTRATOR_STARTED), *new_events]
@@ -90,7 +97,7 @@ class Replay:
             "instanceId": "appt-2KMEVE6X",
             "isReplaying": False,
             "parentInstanceId": None,
-            "input": json.dumps(INPUT),
+            "input": json.dumps(self.input),
             **SCHEMA,
         }
         self.result = json.loads(HANDLE(json.dumps(context)))
@@ -103,6 +110,7 @@ class Replay:
                     self.event(T.TASK_SCHEDULED, EventId=self.seq, Name=action["functionName"])
                 )
                 self.pending[self.seq] = action
+                self.scheduled.append(action)
                 self.seq += 1
             elif kind == 5:
                 self.history.append(self.event(T.TIMER_CREATED, EventId=self.seq, FireAt=action["fireAt"]))
@@ -111,14 +119,26 @@ class Replay:
             elif kind == 4:
                 self.seq += 1
         self.history.append(self.event(T.ORCHESTRATOR_COMPLETED))
+        can = [a for a in new if a["actionType"] == 4]
+        if can:
+            assert self.result["isDone"]
+            self.continued = json.loads(can[0]["input"])
         return new
 
     def start(self) -> list[dict[str, Any]]:
         return self.episode(
             self.event(
-                T.EXECUTION_STARTED, Name=LIFECYCLE_ORCHESTRATOR, Input=json.dumps(INPUT), Version=None
+                T.EXECUTION_STARTED, Name=LIFECYCLE_ORCHESTRATOR, Input=json.dumps(self.input), Version=None
             )
         )
+
+    def next_execution(self) -> list[dict[str, Any]]:
+        """Start the execution the last one continued as new into (fresh history, its input)."""
+        assert self.continued is not None
+        self.executions.append(self.history)
+        self.input, self.continued = self.continued, None
+        self.history, self.seen, self.seq, self.pending = [], 0, 0, {}
+        return self.start()
 
     def activities(self) -> dict[int, dict[str, Any]]:
         return {s: a for s, a in self.pending.items() if a["actionType"] in (0, 1)}
@@ -139,9 +159,13 @@ class Replay:
         return self.episode(*events)
 
     def settle(self, results: dict[str, Any] | None = None) -> None:
-        """Complete activities until the orchestration only waits for timers or events."""
-        while self.activities():
-            self.complete_all(results)
+        """Complete activities (and start a continued execution) until the orchestration only
+        waits for timers or events."""
+        while self.activities() or self.continued is not None:
+            if self.continued is not None:
+                self.next_execution()
+            else:
+                self.complete_all(results)
 
     def timer(self) -> tuple[int, datetime]:
         [(seq, action)] = [(s, a) for s, a in self.pending.items() if a["actionType"] == 5]
@@ -418,3 +442,172 @@ def test_a_record_that_fails_for_good_fails_the_orchestration_after_the_rest_has
     assert not r.result.get("isDone") and set(r.activities()) == {running["expert"], running["customer"]}
     with pytest.raises(Exception, match="ODataError: 503"):
         r.settle()
+
+
+# --- continue-as-new when the join window opens ------------------------------------------------
+
+
+def sent(r: Replay, name: str) -> list[dict[str, Any]]:
+    """The inputs of every ``name`` activity any execution of ``r`` scheduled, in order."""
+    return [json.loads(a["input"]) for a in r.scheduled if a["functionName"] == name]
+
+
+def opening_the_window(create_meeting: dict[str, Any] | None = None) -> Replay:
+    """Booked 15 minutes before the start: the window opens and the meeting is created (with
+    ``create_meeting``'s answer); join_open's record and notifications are running."""
+    r = Replay(now=START - timedelta(minutes=15))
+    r.start()
+    r.settle()
+    assert r.names(r.fire_timer()) == ["load_schedule"]
+    assert r.names(r.complete_all()) == ["create_meeting"]
+    results = {"create_meeting": create_meeting} if create_meeting else None
+    assert r.names(r.complete_all(results)) == ["record_phase", "send_notification", "send_notification"]
+    return r
+
+
+def test_the_join_window_continues_as_new_with_its_phase_in_the_input() -> None:
+    """Once the meeting exists, join_open is recorded and both are told, the execution continues
+    as new; the input carries the phase and its state (nothing personal), and the new execution
+    resumes it: its first episode only looks at the record and the outbox."""
+    r = opening_the_window()
+    opened = "2026-12-07T10:15:00Z"
+    assert r.complete_all() == [next(a for a in leaves(r.result["actions"]) if a["actionType"] == 4)]
+    assert r.result["isDone"] and r.continued is not None
+    can = r.continued
+    assert can["phase"] == "join_open" and can["since"] == opened
+    assert {k: can[k] for k in INPUT} == INPUT  # the same identifiers, times, revision and policy
+    assert set(can) - set(INPUT) <= {
+        "phase",
+        "since",
+        "remindersDone",
+        "attention",
+        "codeExpiresAt",
+        "execution",
+    }
+    assert can["execution"] == 1  # part of the new execution's notification keys
+    first = r.next_execution()
+    assert r.names(first) == ["load_schedule"]  # no record, no notification, no meeting again
+    assert r.status["phase"] == "join_open" and r.status["since"] == opened
+    r.complete_all({"load_schedule": {**RECORD, "phase": "join_open"}})
+    assert [a["actionType"] for a in r.pending.values()] == [5]  # the next outbox poll
+    assert not r.result.get("isDone")
+
+
+def test_a_meeting_after_the_restart_is_created_once_and_nobody_is_told_twice() -> None:
+    """The whole meeting, join window to end, over both executions: one create_meeting, one
+    record of each phase, each notification once (with its own key)."""
+    r = opening_the_window()
+    r.settle({"load_schedule": {**RECORD, "phase": "join_open"}})
+    assert len(r.executions) == 1 and r.status["phase"] == "join_open"
+    r.raise_event("CustomerJoined", {"outboxId": "e1"})
+    r.settle()
+    r.raise_event("CodeIssued", {"expiresAt": "2026-12-07T10:25:00Z", "outboxId": "e2"})
+    r.settle()
+    r.raise_event("CodeVerified", {"outboxId": "e3"})
+    r.settle()
+    r.raise_event("MeetingEnded", {"source": "expert", "outboxId": "e4"})
+    r.settle()
+    assert r.result["isDone"] and r.result["output"] == {"phase": "ended"}
+    assert len(sent(r, "create_meeting")) == 1
+    phases = [p["phase"] for p in sent(r, "record_phase")]
+    assert phases == ["booked", "join_open", "lobby", "code_issued", "verified", "ended"]
+    told = [(n["kind"], n["recipient"]) for n in sent(r, "send_notification")]
+    assert len(told) == len(set(told))
+    assert told.count(("join_open", "customer")) == told.count(("join_open", "expert")) == 1
+    # Unique keys, although this driver's clock never moves: ``new_guid`` alone would repeat the
+    # first execution's GUIDs in the second, and the notifier would take those mails for sent.
+    keys = [n["key"] for n in sent(r, "send_notification")]
+    assert len(keys) == len(set(keys))
+    # The meeting's episodes replay only the meeting's events.
+    meeting = [e.get("Name") for e in r.history if e["EventType"] == T.TASK_SCHEDULED.value]
+    assert "create_meeting" not in meeting and meeting[0] == "load_schedule"
+
+
+@pytest.mark.parametrize(
+    ("answer", "attention", "expert_told"),
+    [
+        ({"ok": False, "reason": "meeting_creation_failed"}, "meeting_creation_failed", ["meeting_failed"]),
+        ({"ok": True, "meetingId": "m1", "attention": "call_events_refused"}, "call_events_refused", []),
+    ],
+)
+def test_what_creating_the_meeting_reported_is_decided_before_the_restart(
+    answer: dict[str, Any], attention: str, expert_told: list[str]
+) -> None:
+    """A MeetingFailed / MeetingAttention that create_meeting's answer raised is held by no store:
+    the execution decides it (records the attention, tells the expert) before it continues as new,
+    and the input carries the attention."""
+    r = opening_the_window(answer)
+    new = r.complete_all()
+    assert r.continued is None and not r.result.get("isDone")
+    assert r.names(new) == ["record_phase"] + ["send_notification"] * len(expert_told)
+    assert json.loads(new[0]["input"])["attention"] == attention
+    assert [json.loads(a["input"])["kind"] for a in new[1:]] == expert_told
+    r.complete_all()
+    assert r.continued is not None and r.continued["attention"] == attention
+    assert r.names(r.next_execution()) == ["load_schedule"]
+    assert r.status["attention"] == attention and r.status["phase"] == "join_open"
+
+
+@pytest.mark.parametrize("when", ["with the meeting", "with the notifications"])
+def test_an_event_raised_while_the_execution_restarts_is_applied_from_the_outbox(when: str) -> None:
+    """CustomerJoined arrives in the episode that continues as new (or the one before): the old
+    execution leaves without deciding it, and the restart discards it; its outbox entry is still
+    pending, so the new execution's first look applies it (and acknowledges it). Raised again to
+    the new execution, it is moot: nobody is told twice."""
+    r = Replay(now=START - timedelta(minutes=15))
+    r.start()
+    r.settle()
+    r.fire_timer()
+    r.complete_all()  # load_schedule -> create_meeting
+    joined = r.event(T.EVENT_RAISED, Name="CustomerJoined", Input=json.dumps({"outboxId": "e1"}))
+    if when == "with the meeting":
+        events = [
+            r.event(T.TASK_COMPLETED, TaskScheduledId=s, Result=json.dumps({"ok": True}))
+            for s in r.activities()
+        ]
+        r.pending = {}
+        r.episode(*events, joined)
+        events = [r.event(T.TASK_COMPLETED, TaskScheduledId=s, Result="null") for s in r.activities()]
+    else:
+        r.complete_all()  # create_meeting -> record_phase, both notifications
+        events = [r.event(T.TASK_COMPLETED, TaskScheduledId=s, Result="null") for s in r.activities()]
+    r.pending = {}
+    r.episode(*events, *([joined] if when == "with the notifications" else []))
+    assert r.continued is not None and r.continued["phase"] == "join_open"  # left undecided
+    assert r.names(r.next_execution()) == ["load_schedule"]
+    pending = [{"id": "e1", "event": "CustomerJoined", "payload": {}}]
+    new = r.complete_all({"load_schedule": {**RECORD, "phase": "lobby", "pending": pending}})
+    assert r.names(new) == ["record_phase", "send_notification"]
+    assert json.loads(new[0]["input"])["phase"] == "lobby" and json.loads(new[0]["input"])["ack"] == ["e1"]
+    assert json.loads(new[1]["input"])["kind"] == "customer_in_lobby"
+    r.settle()
+    assert r.status["phase"] == "lobby"
+    new = r.raise_event("CustomerJoined", {"outboxId": "e1"})  # the same event, delivered as well
+    assert r.names(new) == ["record_phase"]  # refused: the phase recorded again, nothing sent
+    r.settle()
+    assert [n["kind"] for n in sent(r, "send_notification")].count("customer_in_lobby") == 1
+
+
+def test_a_reschedule_in_the_join_window_after_the_restart_starts_afresh_with_the_new_times() -> None:
+    """Rescheduled in the continued execution: the meeting moves, both are told, and it continues
+    as new in booked with the new times and revision; that execution records booked, confirms
+    nothing, and waits for the new times' reminders (none carried over)."""
+    r = opening_the_window()
+    r.settle({"load_schedule": {**RECORD, "phase": "join_open"}})
+    moved = {"start": "2026-12-09T10:00:00Z", "end": "2026-12-09T10:45:00Z", "revision": 1}
+    new = r.raise_event("Rescheduled", moved)
+    assert r.names(new) == ["update_meeting"]
+    new = r.complete_all()
+    assert r.names(new) == ["record_phase", "send_notification", "send_notification"]
+    assert {json.loads(a["input"])["kind"] for a in new[1:]} == {"rescheduled"}
+    r.complete_all()
+    assert r.result["isDone"] and r.continued is not None
+    can = r.continued
+    assert (can["phase"], can["start"], can["end"], can["revision"]) == ("booked", *moved.values())
+    assert "remindersDone" not in can and "attention" not in can
+    first = r.next_execution()
+    assert r.names(first) == ["load_schedule", "record_phase"]  # no booking confirmation again
+    assert json.loads(first[1]["input"])["phase"] == "booked"
+    r.complete_all({"load_schedule": {**RECORD, **moved, "phase": "booked"}})
+    assert r.timer()[1] == datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # the new day-before reminder
+    assert len(sent(r, "create_meeting")) == 1
