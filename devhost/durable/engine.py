@@ -680,15 +680,12 @@ class Engine:
         elif batch and batch[0].kind in CONTROL:
             episode = ep.control_episode(rt.instance(), rt.state, batch, current, now)
         else:
+            # The whole batch is one episode. If it continues as new, what it did not consume
+            # is dropped with it: the extension's out-of-process shim calls
+            # ContinueAsNew(action.Input), and IDurableOrchestrationContext.ContinueAsNew's
+            # preserveUnprocessedEvents defaults to false ("any unprocessed external events will
+            # be discarded"). Events that arrive after the episode reach the new execution.
             episode = await self._run(rt, batch, now)
-            if episode.continue_as_new and len(batch) > 1:
-                # Deliver only up to the message that made it continue as new; the rest go to
-                # the new execution, as if each message had had its own episode.
-                for k in range(1, len(batch)):
-                    shorter = await self._run(rt, batch[:k], now)
-                    if shorter.continue_as_new:
-                        episode = shorter
-                        break
         await self._commit(rt, episode, now)
 
     async def _run(self, rt: Runtime, batch: list[Message], now: datetime) -> ep.Episode:

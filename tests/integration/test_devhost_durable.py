@@ -105,12 +105,31 @@ def test_continue_as_new_carries_input_and_resets_history(devhost: DevhostProces
 
 
 def test_events_after_continue_as_new_go_to_the_new_execution(devhost: DevhostProcess) -> None:
-    """Two events sent back to back: the second reaches the next execution, not the bin."""
+    """Each event in an episode of its own: every one reaches the execution then current."""
     instance = start_via_app(devhost, "counter", {"total": 0, "rounds": 0})
+    devhost.wait_idle()
     for n in (10, 20, 30):
         devhost.raise_event(instance, "Add", n)
-    devhost.wait_idle()
+        devhost.wait_idle()
     assert devhost.status(instance)["output"] == {"total": 60, "rounds": 3}
+
+
+def test_events_in_the_episode_that_continues_as_new_are_dropped(devhost: DevhostProcess) -> None:
+    """Three events delivered together (held while suspended): the orchestrator consumes one and
+    continues as new; the other two are discarded with the old execution, as the extension's
+    ContinueAsNew does (preserveUnprocessedEvents false)."""
+    instance = start_via_app(devhost, "counter", {"total": 0, "rounds": 0})
+    devhost.wait_idle()
+    api = f"/runtime/webhooks/durabletask/instances/{instance}"
+    assert devhost.post(f"{api}/suspend").status_code == 202
+    devhost.wait_idle()
+    for n in (10, 20, 30):
+        devhost.raise_event(instance, "Add", n)
+    assert devhost.post(f"{api}/resume").status_code == 202
+    devhost.wait_idle()
+    status = devhost.status(instance)
+    assert status["runtimeStatus"] == "Running"
+    assert status["input"] == {"total": 10, "rounds": 1}
 
 
 def test_activity_retry_until_success_and_until_exhausted(
