@@ -363,30 +363,17 @@ def test_graph_down_past_every_retry_leaves_the_appointment_open_with_a_reason()
     r.fire_timer()  # the join window
     assert r.names(r.complete_all()) == ["create_meeting"]
     [seq] = list(r.activities())
-    del r.pending[seq]
-    # The host runs CallActivityWithRetry: each failure is followed by the retry interval's timer
-    # and, while attempts remain, the task scheduled again (the SDK waits for the last timer too).
-    for attempt in range(1, RETRY.max_number_of_attempts + 1):
-        events = [r.event(T.TASK_FAILED, TaskScheduledId=seq, Reason="ODataError: 503", Details="down")]
-        timer = r.seq
-        events += [
-            r.event(T.TIMER_CREATED, EventId=timer, FireAt=ts(r.now)),
-            r.event(T.TIMER_FIRED, TimerId=timer, FireAt=ts(r.now)),
-        ]
-        r.seq += 1
-        if attempt < RETRY.max_number_of_attempts:
-            seq = r.seq
-            events.append(r.event(T.TASK_SCHEDULED, EventId=seq, Name="create_meeting"))
-            r.seq += 1
-        r.episode(*events)
-        assert not r.result.get("isDone"), r.result
+    exhaust(r, seq, "create_meeting")
+    assert not r.result.get("isDone"), r.result
     r.settle()
     assert r.status["phase"] == "join_open"
     assert r.status.get("attention") == "meeting_creation_failed"
 
 
 def exhaust(r: Replay, seq: int, name: str) -> None:
-    """Fail activity ``seq`` on every attempt, as the host runs CallActivityWithRetry."""
+    """Fail activity ``seq`` on every attempt, as the host runs CallActivityWithRetry: each failure
+    is followed by the retry interval's timer and, while attempts remain, the task scheduled again
+    (the SDK waits for the last timer too). The orchestration goes on throughout."""
     del r.pending[seq]
     for attempt in range(1, RETRY.max_number_of_attempts + 1):
         events = [r.event(T.TASK_FAILED, TaskScheduledId=seq, Reason="ODataError: 503", Details="down")]
@@ -401,6 +388,7 @@ def exhaust(r: Replay, seq: int, name: str) -> None:
             events.append(r.event(T.TASK_SCHEDULED, EventId=seq, Name=name))
             r.seq += 1
         r.episode(*events)
+        assert not r.result.get("isDone"), r.result
 
 
 def at_the_join_window() -> tuple[Replay, dict[str, int]]:
