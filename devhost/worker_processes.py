@@ -106,6 +106,8 @@ class WorkerProcesses:
 
     async def _spawn(self, p: _Process) -> None:
         assert self._loop is not None
+        if p.ready is None or p.ready.done():
+            p.ready = self._loop.create_future()
         p.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -117,7 +119,6 @@ class WorkerProcesses:
             stdout=asyncio.subprocess.PIPE,
             limit=2**31 - 1,
         )
-        p.ready = self._loop.create_future()
         p.reader = self._loop.create_task(self._read(p, p.proc))
         await p.ready
         log.info("worker process %s started (pid %s)", p.index, p.pid)
@@ -152,6 +153,9 @@ class WorkerProcesses:
             return
         log.error("%s; starting it again", error)
         assert self._loop is not None
+        # Calls that come meanwhile wait for the new process, not write to the dead one's pipe.
+        p.ready = self._loop.create_future()
+        p.ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "never retrieved"
         self._loop.create_task(self._spawn(p))
 
     async def execute(self, invocation_id: str, message: bytes) -> bytes:
@@ -160,7 +164,8 @@ class WorkerProcesses:
         p = self._pick()
         if p.ready is not None and not p.ready.done():
             await asyncio.shield(p.ready)
-        assert p.proc is not None and p.proc.stdin is not None
+        if p.proc is None or p.proc.stdin is None or p.proc.returncode is not None:
+            raise WorkerCrashed(f"worker process {p.index} is not running")
         future: asyncio.Future[bytes] = self._loop.create_future()
         p.pending[invocation_id] = future
         p.proc.stdin.write(frame(INVOKE, message))
