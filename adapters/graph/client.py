@@ -16,7 +16,10 @@ resend after a 503/504 that Graph had already accepted would deliver the mail tw
 
 Concurrency: Outlook allows 4 concurrent requests per app and mailbox
 (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits);
-``call_slot`` keeps one process at that many Graph calls in flight.
+``call_slot`` keeps one process at that many Graph requests in flight. The slot is taken by the
+innermost middleware, around each HTTP attempt, so a request that waits out a ``Retry-After``
+or a backoff between attempts holds none: a waiting request is not in flight at Graph, and
+holding the slot through the wait would stall every other call of the process behind it.
 """
 
 from __future__ import annotations
@@ -119,6 +122,19 @@ async def call_slot() -> AsyncIterator[None]:
             semaphore = _slots[loop] = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
     async with semaphore:
         yield
+
+
+def _slot_middleware() -> Any:
+    from kiota_http.middleware.middleware import BaseMiddleware
+
+    class CallSlotHandler(BaseMiddleware):
+        """The last middleware before the transport: one ``call_slot`` per HTTP attempt."""
+
+        async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+            async with call_slot():
+                return await super().send(request, transport)
+
+    return CallSlotHandler()
 
 
 # --- client -------------------------------------------------------------------------------
@@ -257,6 +273,7 @@ def _with_middleware(http_client: httpx.AsyncClient, policy: RetryPolicy) -> htt
         for handler in KiotaClientFactory.get_default_middleware(None)
     ]
     middleware.append(GraphTelemetryHandler())
+    middleware.append(_slot_middleware())  # innermost: retries wait outside the slot
     client: Any = GraphClientFactory.create_with_custom_middleware(middleware, client=http_client)
     # msgraph-core's AsyncGraphTransport has no aclose(), so closing the httpx client would
     # leave the real connection pool (and its sockets) open. Hand aclose through.

@@ -2,8 +2,9 @@
 
 5xx, 429, 408, timeouts and connection errors are transient (Durable's retry policy tries
 again); any other 4xx is permanent and carries the status and Graph's error code, never
-Graph's message text (it can echo user names and addresses). Every call also passes the
-process-wide concurrency limit (``adapters.graph.client.call_slot``).
+Graph's message text (it can echo user names and addresses). The process-wide concurrency
+limit (``adapters.graph.client.call_slot``) is taken per HTTP attempt by the client's innermost
+middleware, not here, so a call waiting between retries holds no slot.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from adapters.graph.client import call_slot
 from appointments.ports import GatewayError, PermanentGatewayError, TransientGatewayError
 
 if TYPE_CHECKING:  # pragma: no cover - names for annotations only
@@ -33,7 +33,7 @@ def gateway_error(
 
 @asynccontextmanager
 async def graph_call(operation: str, *, missing_ok: bool = False) -> AsyncIterator[SimpleNamespace]:
-    """One Graph call: inside the concurrency limit, its httpx and kiota failures mapped to the ports'.
+    """One Graph call: its httpx and kiota failures mapped to the ports'.
 
     With ``missing_ok`` a 404 is swallowed and ``outcome.missing`` set instead.
     """
@@ -41,22 +41,21 @@ async def graph_call(operation: str, *, missing_ok: bool = False) -> AsyncIterat
     from kiota_abstractions.api_error import APIError
 
     outcome = SimpleNamespace(missing=False)
-    async with call_slot():
-        try:
-            yield outcome
-        except GatewayError:
-            raise
-        except httpx.TransportError as exc:  # timeouts, refused and reset connections
-            raise TransientGatewayError(f"Graph {operation} failed: {type(exc).__name__}") from exc
-        except APIError as exc:
-            status = exc.response_status_code
-            if missing_ok and status == 404:
-                outcome.missing = True
-                return
-            error = getattr(exc, "error", None)
-            code = getattr(error, "code", None)
-            headers = exc.response_headers or {}
-            raise gateway_error(operation, status, code, header(headers, "retry-after")) from exc
+    try:
+        yield outcome
+    except GatewayError:
+        raise
+    except httpx.TransportError as exc:  # timeouts, refused and reset connections
+        raise TransientGatewayError(f"Graph {operation} failed: {type(exc).__name__}") from exc
+    except APIError as exc:
+        status = exc.response_status_code
+        if missing_ok and status == 404:
+            outcome.missing = True
+            return
+        error = getattr(exc, "error", None)
+        code = getattr(error, "code", None)
+        headers = exc.response_headers or {}
+        raise gateway_error(operation, status, code, header(headers, "retry-after")) from exc
 
 
 def header(headers: Any, name: str) -> str | None:

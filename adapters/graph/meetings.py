@@ -28,8 +28,17 @@ after any refusal of the create; found, it is renewed and returned.
 
 Status codes: createOrGet answers 201 when it created the meeting and 200 when the
 externalId already existed. The SDK's ``post`` returns only the model, so that call asks
-kiota for the native ``httpx.Response`` (``ResponseHandlerOption(NativeResponseHandler())``),
-reads ``status_code`` and deserialises the body with the SDK's own JSON parse node.
+kiota for the native ``httpx.Response`` (``ResponseHandlerOption(NativeResponseHandler())``)
+and reads ``status_code``.
+
+Answers read natively: on the lifecycle's path (createOrGet, the settings PATCH, the
+subscription's create) the request is built and sent by msgraph-sdk as always, but the answer
+is taken as the native response and only the few fields used are read from its JSON (``_Answer``).
+Deserialising an ``onlineMeeting`` or ``subscription`` into the SDK's model runs msgraph's
+generated ``Entity.get_field_deserializers``, which executes over a thousand import statements
+for its discriminator on every object: under load that was 7% of the app's CPU, for fields
+never read (a PATCH's answer was not read at all). Failures map as the model path does
+(``raise_for_native``: the same status, Graph error code and Retry-After).
 
 createOrGet takes only subject, times, externalId, participants and chatInfo; the lobby,
 recording and presenter settings are applied with a PATCH afterwards, and only when the
@@ -85,29 +94,66 @@ def meeting_settings_patch(subject: str | None, start: datetime | None, end: dat
     )
 
 
-def enum_value(value: Any) -> Any:
-    return getattr(value, "value", value)
+class _Answer:
+    """The JSON object of a native Graph answer, read by the camelCase names Graph sends."""
+
+    def __init__(self, operation: str, response: Any) -> None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise TransientGatewayError(
+                f"Graph {operation} answered {response.status_code} without a JSON object"
+            )
+        self.body: dict[str, Any] = body
+
+    def text(self, *path: str) -> str | None:
+        value: Any = self.body
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+        return value if isinstance(value, str) else None
+
+    def flag(self, *path: str) -> bool | None:
+        value: Any = self.body
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+        return value if isinstance(value, bool) else None
+
+    def instant(self, name: str) -> datetime | None:
+        """A Graph timestamp (``2030-03-04T10:30:00Z``, or 7 fraction digits, or naive = UTC)."""
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _needs_patch(meeting: Any, request: MeetingRequest) -> bool:
-    lobby = meeting.lobby_bypass_settings
-    return not (
-        lobby is not None
-        and enum_value(lobby.scope) == "organizer"
-        and not lobby.is_dial_in_bypass_enabled
-        and meeting.record_automatically is True
-        and enum_value(meeting.allowed_presenters) == "organizer"
-        and meeting.subject == request.subject
-        and _same_instant(meeting.start_date_time, request.start)
-        and _same_instant(meeting.end_date_time, request.end)
+def native() -> Any:
+    """Request options that hand back the native ``httpx.Response`` instead of a model."""
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from kiota_abstractions.native_response_handler import NativeResponseHandler
+    from kiota_http.middleware.options import ResponseHandlerOption
+
+    config: RequestConfiguration[Any] = RequestConfiguration(
+        options=[ResponseHandlerOption(NativeResponseHandler())]
     )
+    return config
 
 
-def _same_instant(a: datetime | None, b: datetime) -> bool:
-    if a is None:
-        return False
-    a = a if a.tzinfo else a.replace(tzinfo=UTC)
-    return a == b
+def _needs_patch(meeting: _Answer, request: MeetingRequest) -> bool:
+    return not (
+        meeting.text("lobbyBypassSettings", "scope") == "organizer"
+        and meeting.flag("lobbyBypassSettings", "isDialInBypassEnabled") is not True
+        and meeting.flag("recordAutomatically") is True
+        and meeting.text("allowedPresenters") == "organizer"
+        and meeting.text("subject") == request.subject
+        and meeting.instant("startDateTime") == request.start
+        and meeting.instant("endDateTime") == request.end
+    )
 
 
 def require_aware(*values: datetime) -> None:
@@ -137,11 +183,6 @@ class GraphMeetingGateway:
 
     async def create_or_get(self, request: MeetingRequest) -> Meeting:
         load_sdk()
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from kiota_abstractions.native_response_handler import NativeResponseHandler
-        from kiota_http.middleware.options import ResponseHandlerOption
-        from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
-        from msgraph.generated.models.online_meeting import OnlineMeeting
         from msgraph.generated.users.item.online_meetings.create_or_get import (
             create_or_get_post_request_body as create_or_get,
         )
@@ -154,24 +195,22 @@ class GraphMeetingGateway:
             end_date_time=request.end,
         )
         # The native response is the only place the SDK exposes 201 (created) vs 200 (existed).
-        config: RequestConfiguration[Any] = RequestConfiguration(
-            options=[ResponseHandlerOption(NativeResponseHandler())]
-        )
         meetings = self._client.users.by_user_id(request.organizer_id).online_meetings
         async with graph_call("createOrGet"):
-            response: Any = await meetings.create_or_get.post(body, request_configuration=config)
+            response: Any = await meetings.create_or_get.post(body, request_configuration=native())
         raise_for_native("createOrGet", response)
-        node = JsonParseNodeFactory().get_root_parse_node("application/json", response.content)
-        meeting = node.get_object_value(OnlineMeeting)
-        if not meeting.id or not meeting.join_web_url:
+        meeting = _Answer("createOrGet", response)
+        meeting_id, join_url = meeting.text("id"), meeting.text("joinWebUrl")
+        if not meeting_id or not join_url:
             raise TransientGatewayError("Graph createOrGet answered without a meeting id or join URL")
         if _needs_patch(meeting, request):
             patch = meeting_settings_patch(request.subject, request.start, request.end)
             async with graph_call("update meeting settings"):
-                await meetings.by_online_meeting_id(meeting.id).patch(patch)
-        return Meeting(
-            meeting_id=meeting.id, join_url=meeting.join_web_url, created=response.status_code == 201
-        )
+                patched: Any = await meetings.by_online_meeting_id(meeting_id).patch(
+                    patch, request_configuration=native()
+                )
+            raise_for_native("update meeting settings", patched)
+        return Meeting(meeting_id=meeting_id, join_url=join_url, created=response.status_code == 201)
 
     async def update_times(self, organizer_id: str, meeting_id: str, start: datetime, end: datetime) -> None:
         load_sdk()
@@ -182,7 +221,8 @@ class GraphMeetingGateway:
         body = OnlineMeeting(start_date_time=start, end_date_time=end)
         item = self._client.users.by_user_id(organizer_id).online_meetings.by_online_meeting_id(meeting_id)
         async with graph_call("update meeting times"):
-            await item.patch(body)
+            response: Any = await item.patch(body, request_configuration=native())
+        raise_for_native("update meeting times", response)
 
     async def delete(self, organizer_id: str, meeting_id: str) -> None:
         load_sdk()
@@ -249,16 +289,28 @@ class GraphMeetingGateway:
             **rich,
         )
         subscriptions = self._client.subscriptions.with_url(f"{self._beta}/subscriptions")
+        # Not resent by the transport: a lost answer is settled by the lookup below.
+        config = no_transport_retry()
+        config.options += native().options
         try:
             async with graph_call("subscribe to call events"):
-                # Not resent by the transport: a lost answer is settled by the lookup below.
-                created = await subscriptions.post(body, request_configuration=no_transport_retry())
+                response: Any = await subscriptions.post(body, request_configuration=config)
+            raise_for_native("subscribe to call events", response)
         except PermanentGatewayError:
             existing = await self._find_subscription(resource)
             if existing is None:
                 raise
             return await self.renew_subscription(existing, expires)
-        return _subscription(created, resource)
+        created = _Answer("subscribe to call events", response)
+        subscription_id, expires_at = created.text("id"), created.instant("expirationDateTime")
+        if not subscription_id or expires_at is None:
+            raise TransientGatewayError("Graph answered a subscription call without id or expiry")
+        return CallEventSubscription(
+            subscription_id=subscription_id,
+            resource=created.text("resource") or resource,
+            expires_at=expires_at,
+            notification_url=created.text("notificationUrl") or "",
+        )
 
     async def renew_subscription(self, subscription_id: str, expires_at: datetime) -> CallEventSubscription:
         """Move the expiry (capped at Graph's 3-day maximum from now)."""

@@ -40,6 +40,53 @@ def test_throttled_request_waits_for_retry_after_then_succeeds(graph: GraphEmula
     assert [r.status for r in graph.state.received("POST", CREATE)] == [429, 201]
 
 
+def test_a_call_waiting_out_retry_after_holds_no_concurrency_slot(graph: GraphEmulator) -> None:
+    """The process keeps 4 Graph requests in flight, and a throttled call waiting out its
+    Retry-After is not in flight: four other calls go to Graph during the wait. (Were the slot
+    held through the wait, the fourth would reach Graph only after the throttled one's retry.)"""
+    throttled = "kiireinen.asiantuntija@pankki.example"
+    graph.state.add_fault(Fault(path=f"/users/{throttled}/onlineMeetings/createOrGet$", status=429, retry_after="1"))
+    graph.state.add_fault(Fault(path=f"/users/{ORGANIZER}/onlineMeetings/createOrGet$", delay=1.5, count=4))
+
+    async def scenario() -> None:
+        async with graph_ports(graph.base_url) as ports:
+            first = asyncio.create_task(ports.meetings.create_or_get(meeting_request("THROTT1", organizer=throttled)))
+            while not graph.state.received("POST", CREATE):
+                await asyncio.sleep(0.01)
+            others = [ports.meetings.create_or_get(meeting_request(f"OTHER{i}")) for i in range(4)]
+            await asyncio.gather(first, *others)
+
+    asyncio.run(scenario())
+    order = [(r.path.split("/")[3], r.status) for r in graph.state.received("POST", CREATE)]
+    assert order[0] == (throttled, 429)
+    assert order[-1] == (throttled, 201), order
+    assert sorted(order[1:-1]) == [(ORGANIZER, 201)] * 4
+
+
+def test_a_process_has_at_most_four_requests_in_flight(graph: GraphEmulator) -> None:
+    """Ten mails at once from one mailbox: Outlook allows 4 concurrent requests per app and
+    mailbox and answers a fifth 429 (the emulator counts each while it holds the answer 0.3 s),
+    so none may be refused: the process itself keeps to 4."""
+    from appointments.ports import MailMessage
+
+    graph.state.add_fault(Fault(path=r"/sendMail$", delay=0.3, after=True, count=10))
+
+    async def scenario() -> None:
+        async with graph_ports(graph.base_url) as ports:
+            await asyncio.gather(
+                *(
+                    ports.mail.send(MailMessage(ORGANIZER, "s", "t", "<p>h</p>", f"k{i}", internet_message_id=f"<k{i}@x>"))
+                    for i in range(10)
+                )
+            )
+
+    began = time.monotonic()
+    asyncio.run(scenario())
+    assert [r.status for r in graph.state.received("POST", r"/sendMail$")] == [202] * 10
+    assert len(graph.state.mail) == 10
+    assert time.monotonic() - began >= 0.9, "10 calls of 0.3 s, 4 at a time, take 3 rounds"
+
+
 def test_long_retry_after_is_handed_to_durable_instead_of_slept_on(graph: GraphEmulator) -> None:
     """A Retry-After above the policy's limit fails fast as transient, saying how long to wait."""
     graph.state.add_fault(Fault(path=CREATE, status=429, retry_after="120"))
