@@ -799,7 +799,8 @@ class Engine:
                 await self._start_child(rt, work.id, work.name, work.instance_id, work.input)
 
     async def _delete_old_executions(self, instance_id: str, execution_id: str) -> None:
-        rows = [r for r in await self.store.read_history(instance_id) if r.get("ExecutionId") != execution_id]
+        keys = await self.store.history_keys(instance_id)
+        rows = [r for r in keys if r["ExecutionId"] != execution_id]
         await self.store.delete_rows(self.store.history, rows)
 
     # -- activities ------------------------------------------------------------------------
