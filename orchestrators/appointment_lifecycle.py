@@ -16,6 +16,17 @@ Events: every phase waits for *every* external event, with one wait per name tha
 its event is consumed. Two events delivered in one batch therefore both count (the second wins
 the next round), and an event that is illegal in the current phase is consumed and ignored.
 
+The orchestrator listens for every event name whenever it waits for anything (``Ears``): an
+activity, the phase's work, a look at the outbox. What it hears meanwhile is queued, in arrival
+order, and decided once the work is done. This is not only for order: the SDK keeps an event
+raised while no wait of its name is open as a deferred completion and runs it again for every
+wait of that name opened later, without ever removing it (``TaskOrchestrationExecutor.
+set_task_value`` stores ``deferred_tasks[name]``, ``DurableOrchestrationContext._add_to_open_tasks``
+runs it; azure-functions-durable-python issue #507, open). Each new wait would get the same event
+at once, and the orchestration would loop on it forever; under load that happened to an
+appointment whose customer joined while its execution was continuing as new. With a wait of
+every name open at every yield, no event is ever deferred.
+
 No lost events: the triggers commit each meeting event to the appointment's outbox in the same
 Table transaction as their own write, then raise it. The orchestration acknowledges an event it
 applied; in the phases that take trigger events it looks at the outbox every ``OUTBOX_POLL`` and
@@ -81,8 +92,10 @@ from appointments.timerules import iso, parse_utc
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-# v2: record and notifications in one wait; v3: continue-as-new when the join window opens.
-LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle_v3"
+# v2: record and notifications in one wait; v3: continue-as-new when the join window opens;
+# v4: listens for events while it waits for activities (events heard meanwhile are decided in
+# arrival order after the work, where v3 took them in name order at its next wait).
+LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle_v4"
 INSTANCE_PREFIX = "appt-"
 OUTBOX_ID = "outboxId"  # the key of an external event's payload naming its outbox entry
 OUTBOX_POLL = timedelta(minutes=2)
@@ -123,8 +136,56 @@ def _log(context: df.DurableOrchestrationContext, level: int, message: str, *arg
         log.log(level, message, *args)
 
 
+class Ears:
+    """One open wait per external event name, and the events heard while waiting for other work."""
+
+    def __init__(self, context: df.DurableOrchestrationContext) -> None:
+        self.context = context
+        self.waits: dict[EventType, Any] = {
+            name: context.wait_for_external_event(name.value) for name in EXTERNAL_EVENTS
+        }
+        self.heard: list[Incoming] = []
+
+    def take(self, winner: Any) -> list[Incoming]:
+        """The event of the completed wait ``winner``; a new wait of its name takes its place."""
+        name = next(n for n, task in self.waits.items() if task is winner)
+        self.waits[name] = self.context.wait_for_external_event(name.value)
+        payload = _event_data(winner.result)
+        try:
+            event = event_from_payload(name.value, payload, self.context.current_utc_datetime)
+        except (KeyError, ValueError, TypeError):
+            _log(
+                self.context,
+                logging.WARNING,
+                "ignoring malformed %s event for %s",
+                name.value,
+                self.context.instance_id,
+            )
+            return []
+        entry = payload.get(OUTBOX_ID) if isinstance(payload, dict) else None
+        return [Incoming(event, str(entry) if entry else None)]
+
+    def drain(self) -> list[Incoming]:
+        heard, self.heard = self.heard, []
+        return heard
+
+
+def _listening(context: df.DurableOrchestrationContext, task: Any, ears: Ears) -> Work:
+    """``yield task``, with every event name's wait open meanwhile (see the module: an event must
+    never arrive while no wait of its name is open). Returns the task's result or raises its error."""
+    while True:
+        winner = yield context.task_any([task, *ears.waits.values()])
+        if winner is task:
+            break
+        ears.heard += ears.take(winner)
+    if task.state is TaskState.FAILED:
+        raise task.result
+    return task.result
+
+
 def _carry_out(
     context: df.DurableOrchestrationContext,
+    ears: Ears,
     before: LifecycleState,
     decision: Decision,
     ack: tuple[str, ...] = (),
@@ -150,8 +211,10 @@ def _carry_out(
         match action:
             case CreateMeeting():
                 try:
-                    result = yield context.call_activity_with_retry(
-                        create_meeting, RETRY, {"bookingCode": code}
+                    result = yield from _listening(
+                        context,
+                        context.call_activity_with_retry(create_meeting, RETRY, {"bookingCode": code}),
+                        ears,
                     )
                 except Exception as err:  # Graph down past every retry: the appointment goes on
                     _log(context, logging.ERROR, "create_meeting failed for %s: %s", context.instance_id, err)
@@ -166,7 +229,7 @@ def _carry_out(
             case RecordPhase():
                 record = action
             case UpdateMeeting() | DeleteMeeting():
-                yield from _meeting_change(context, code, action)
+                yield from _meeting_change(context, ears, code, action)
             case Notify():
                 notifications.append(
                     context.call_activity_with_retry(
@@ -186,7 +249,7 @@ def _carry_out(
         required.append(
             context.call_activity_with_retry(ack_events, RETRY, {"bookingCode": code, "ids": list(ack)})
         )
-    yield from _settle(context, [*required, *notifications])
+    yield from _settle(context, ears, [*required, *notifications])
     for task in required:
         if task.state is TaskState.FAILED:
             raise task.result
@@ -203,13 +266,13 @@ def _carry_out(
     return follow_ups
 
 
-def _settle(context: df.DurableOrchestrationContext, tasks: list[Any]) -> Work:
+def _settle(context: df.DurableOrchestrationContext, ears: Ears, tasks: list[Any]) -> Work:
     """Wait until every task has finished, succeeded or failed (``task_all`` stops at the first
     failure, while the others still run). Replays the same: it only reads the tasks' states."""
     pending = tasks
     while pending:
         with contextlib.suppress(Exception):  # each task's failure is read from its state by the caller
-            yield context.task_all(pending)
+            yield from _listening(context, context.task_all(pending), ears)
         pending = [task for task in pending if not task.is_completed]
 
 
@@ -245,14 +308,14 @@ def _notify_payload(
     }
 
 
-def _meeting_change(context: df.DurableOrchestrationContext, code: str, action: Action) -> Work:
+def _meeting_change(context: df.DurableOrchestrationContext, ears: Ears, code: str, action: Action) -> Work:
     payload: dict[str, Any] = {"bookingCode": code}
     activity = delete_meeting
     if isinstance(action, UpdateMeeting):
         activity = update_meeting
         payload |= {"start": iso(action.start), "end": iso(action.end)}
     try:
-        yield context.call_activity_with_retry(activity, RETRY, payload)
+        yield from _listening(context, context.call_activity_with_retry(activity, RETRY, payload), ears)
     except Exception as err:  # retries exhausted: the appointment goes on; ops see the log
         _log(context, logging.ERROR, "%s failed for %s after retries: %s", activity, context.instance_id, err)
 
@@ -262,9 +325,9 @@ def _load(context: df.DurableOrchestrationContext, state: LifecycleState) -> Any
     return context.call_activity_with_retry(load_schedule, RETRY, {"bookingCode": state.booking_code})
 
 
-def _reconcile(context: df.DurableOrchestrationContext, state: LifecycleState) -> Work:
+def _reconcile(context: df.DurableOrchestrationContext, ears: Ears, state: LifecycleState) -> Work:
     """Catch up with what the record and the outbox say (``_missed``)."""
-    record = yield _load(context, state)
+    record = yield from _listening(context, _load(context, state), ears)
     return _missed(context, state, record)
 
 
@@ -304,21 +367,21 @@ def _event_data(raw: Any) -> Any:
     return raw
 
 
-def _next_events(
-    context: df.DurableOrchestrationContext, state: LifecycleState, waits: dict[EventType, Any]
-) -> Work:
-    """Wait for the next timer or external event; returns the events it brings."""
+def _next_events(context: df.DurableOrchestrationContext, state: LifecycleState, ears: Ears) -> Work:
+    """Wait for the next timer or external event; returns the events it brings (with any heard
+    meanwhile)."""
     deadline = lifecycle.next_deadline(state)
     now = context.current_utc_datetime
     wake = deadline[0] if deadline else None
     if state.phase in POLLED_PHASES:
         wake = min(wake, now + OUTBOX_POLL) if wake else now + OUTBOX_POLL
     timer = context.create_timer(wake) if wake is not None else None
-    winner = yield context.task_any([*waits.values(), *([timer] if timer is not None else [])])
+    winner = yield context.task_any([*ears.waits.values(), *([timer] if timer is not None else [])])
     now = context.current_utc_datetime
     if timer is not None and winner is timer:
         # Before acting on a deadline (or on a poll), make sure nothing was missed.
-        missed: list[Incoming] = yield from _reconcile(context, state)
+        missed: list[Incoming] = yield from _reconcile(context, ears, state)
+        missed += ears.drain()
         if missed or deadline is None or now < deadline[0]:
             return missed
         # The deadline has come, whether this was its timer or a poll that woke late: act on it
@@ -326,16 +389,7 @@ def _next_events(
         return [Incoming(TIMER_EVENTS[deadline[1]](now))]
     if timer is not None and not timer.is_completed:
         timer.cancel()
-    name = next(n for n, task in waits.items() if task is winner)
-    waits[name] = context.wait_for_external_event(name.value)
-    payload = _event_data(winner.result)
-    try:
-        event = event_from_payload(name.value, payload, now)
-    except (KeyError, ValueError, TypeError):
-        _log(context, logging.WARNING, "ignoring malformed %s event for %s", name.value, context.instance_id)
-        return []
-    entry = payload.get(OUTBOX_ID) if isinstance(payload, dict) else None
-    return [Incoming(event, str(entry) if entry else None)]
+    return ears.take(winner)
 
 
 @bp.function_name(LIFECYCLE_ORCHESTRATOR)
@@ -351,13 +405,17 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
     # confirmations: recording ``booked`` changes nothing that look reads (it never overwrites
     # a cancellation or a newer revision). An execution that continued as new finds there
     # whatever the previous one left undone or was raised while it restarted.
+    # One pending wait per event name, open from the first yield on, kept across iterations and
+    # renewed only once consumed: events that arrive in the same batch as the winner stay
+    # completed and win next time.
+    ears = Ears(context)
     load = _load(context, state)
-    queue: list[Incoming] = yield from _carry_out(context, state, decision, also=(load,), execution=execution)
+    queue: list[Incoming] = yield from _carry_out(
+        context, ears, state, decision, also=(load,), execution=execution
+    )
     state = decision.state
     queue += _missed(context, state, load.result)
-    # One pending wait per event name, kept across iterations and renewed only once consumed:
-    # events that arrive in the same batch as the winner stay completed and win next time.
-    waits = {name: context.wait_for_external_event(name.value) for name in EXTERNAL_EVENTS}
+    queue += ears.drain()
     restart: ContinueAsNew | None = None
     while not state.phase.is_terminal:
         if restart is not None:
@@ -367,7 +425,7 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
             if not queue:
                 break
         elif not queue:
-            queue += yield from _next_events(context, state, waits)
+            queue += yield from _next_events(context, state, ears)
             continue
         incoming = queue.pop(0)
         try:
@@ -383,7 +441,8 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
                 incoming = Incoming(incoming.event)
         # Applied (or moot): the outbox need not deliver it again; acknowledged with the phase.
         ack = (incoming.entry,) if incoming.entry is not None else ()
-        queue += yield from _carry_out(context, state, decision, ack, execution=execution)
+        queue += yield from _carry_out(context, ears, state, decision, ack, execution=execution)
+        queue += ears.drain()
         state = decision.state
         restart = restart or decision.continue_as_new
     if restart is not None and not state.phase.is_terminal:

@@ -87,7 +87,9 @@ class Replay:
         }
 
     def episode(self, *new_events: dict[str, Any]) -> list[dict[str, Any]]:
-        """Run one episode with ``new_events``; returns the new actions."""
+        """Run one episode with ``new_events``; returns the new actions, without the waits for
+        external events (the orchestrator opens them at every yield; the host records nothing
+        for them)."""
         assert self.continued is None, "the execution continued as new: next_execution() first"
         for e in self.history:
             e["IsPlayed"] = True
@@ -123,7 +125,7 @@ class Replay:
         if can:
             assert self.result["isDone"]
             self.continued = json.loads(can[0]["input"])
-        return new
+        return [a for a in new if a["actionType"] != 6]
 
     def start(self) -> list[dict[str, Any]]:
         return self.episode(
@@ -599,3 +601,77 @@ def test_a_reschedule_in_the_join_window_after_the_restart_starts_afresh_with_th
     r.complete_all({"load_schedule": {**RECORD, **moved, "phase": "booked"}})
     assert r.timer()[1] == datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # the new day-before reminder
     assert len(sent(r, "create_meeting")) == 1
+
+
+# --- events raised while the orchestrator is not listening --------------------------------------
+# The SDK keeps an event raised before any wait of its name is open as a deferred completion
+# (``TaskOrchestrationExecutor.set_task_value``: ``deferred_tasks[name]``) and runs it each time a
+# wait of that name is opened afterwards, without removing it (``_add_to_open_tasks``). Every later
+# wait of that name would get the same event again, at once: the orchestration loops forever
+# (azure-functions-durable-python issue #507). The lifecycle listens for every event name
+# whenever it waits for anything, so no event is ever deferred.
+
+
+def bounded_settle(r: Replay, rounds: int = 12) -> None:
+    """``settle``, but an orchestration that keeps scheduling work fails the test instead of hanging it."""
+    for _ in range(rounds):
+        if not r.activities() and r.continued is None:
+            return
+        if r.continued is not None:
+            r.next_execution()
+        else:
+            r.complete_all()
+    raise AssertionError(
+        f"still scheduling work after {rounds} rounds: {r.names(list(r.activities().values()))}"
+    )
+
+
+def test_the_meeting_raised_while_the_new_execution_starts_is_applied_once_each_and_ends() -> None:
+    """The load test's case: the customer joins, gets a code, verifies and the expert ends while the
+    execution that continued as new at the join window still runs its first look at the record.
+    Each event is applied once, in order, and the appointment ends."""
+    r = opening_the_window()
+    r.complete_all()
+    assert r.names(r.next_execution()) == ["load_schedule"]
+    for name, data in (
+        ("CustomerJoined", {"outboxId": "e1"}),
+        ("CodeIssued", {"expiresAt": "2026-12-07T10:25:00Z", "outboxId": "e2"}),
+        ("CodeVerified", {"outboxId": "e3"}),
+        ("MeetingEnded", {"source": "expert", "outboxId": "e4"}),
+    ):
+        r.episode(r.event(T.EVENT_RAISED, Name=name, Input=json.dumps(data)))
+    r.complete_all({"load_schedule": {**RECORD, "phase": "join_open"}})
+    bounded_settle(r)
+    assert r.result["isDone"] and r.result["output"] == {"phase": "ended"}
+    phases = [p["phase"] for p in sent(r, "record_phase")]
+    assert phases[-4:] == ["lobby", "code_issued", "verified", "ended"]
+    acked = [i for p in sent(r, "record_phase") for i in p.get("ack", [])]
+    assert acked + [i for p in sent(r, "ack_events") for i in p["ids"]] == ["e1", "e2", "e3", "e4"]
+
+
+def test_an_event_raised_before_the_first_wait_is_applied_once() -> None:
+    """An event raised while the first episode's work still runs (no wait opened yet): applied
+    once; a second wait of its name does not get it again."""
+    r = Replay()
+    r.start()
+    r.episode(r.event(T.EVENT_RAISED, Name="CodeVerified", Input=json.dumps({"outboxId": "e5"})))
+    bounded_settle(r)
+    assert r.status["phase"] == "booked" and not r.result.get("isDone")
+    refused = [p for p in sent(r, "record_phase") if p["phase"] == "booked"]
+    assert len(refused) == 2, refused  # the first phase, and once more for the refused event
+
+
+def test_a_second_event_of_a_name_raised_while_the_first_is_applied_comes_once() -> None:
+    """A new code issued while the first code's phase is being recorded: both applied, each once."""
+    r = in_the_lobby()
+    r.raise_event("CodeIssued", {"expiresAt": "2026-12-07T10:25:00Z", "outboxId": "e1"})
+    r.episode(
+        r.event(
+            T.EVENT_RAISED,
+            Name="CodeIssued",
+            Input=json.dumps({"expiresAt": "2026-12-07T10:28:00Z", "outboxId": "e2"}),
+        )
+    )
+    bounded_settle(r)
+    assert r.status["phase"] == "code_issued" and r.status["codeExpiresAt"] == "2026-12-07T10:28:00Z"
+    assert [p["ids"] for p in sent(r, "ack_events")] == [["e2"]]
