@@ -97,15 +97,15 @@ def meeting_settings_patch(subject: str | None, start: datetime | None, end: dat
 class _Answer:
     """The JSON object of a native Graph answer, read by the camelCase names Graph sends."""
 
-    def __init__(self, operation: str, response: Any) -> None:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+    def __init__(self, operation: str, response: Any = None, *, body: Any = None) -> None:
+        if response is not None:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
         if not isinstance(body, dict):
-            raise TransientGatewayError(
-                f"Graph {operation} answered {response.status_code} without a JSON object"
-            )
+            status = response.status_code if response is not None else "an item"
+            raise TransientGatewayError(f"Graph {operation} answered {status} without a JSON object")
         self.body: dict[str, Any] = body
 
     def text(self, *path: str) -> str | None:
@@ -301,16 +301,7 @@ class GraphMeetingGateway:
             if existing is None:
                 raise
             return await self.renew_subscription(existing, expires)
-        created = _Answer("subscribe to call events", response)
-        subscription_id, expires_at = created.text("id"), created.instant("expirationDateTime")
-        if not subscription_id or expires_at is None:
-            raise TransientGatewayError("Graph answered a subscription call without id or expiry")
-        return CallEventSubscription(
-            subscription_id=subscription_id,
-            resource=created.text("resource") or resource,
-            expires_at=expires_at,
-            notification_url=created.text("notificationUrl") or "",
-        )
+        return _native_subscription(_Answer("subscribe to call events", response), resource)
 
     async def renew_subscription(self, subscription_id: str, expires_at: datetime) -> CallEventSubscription:
         """Move the expiry (capped at Graph's 3-day maximum from now)."""
@@ -350,15 +341,23 @@ class GraphMeetingGateway:
         return _subscription(found, None)
 
     async def list_subscriptions(self) -> list[CallEventSubscription]:
-        """The app's live subscriptions (app-only GET /subscriptions lists the app's own)."""
+        """The app's live subscriptions (app-only GET /subscriptions lists the app's own).
+
+        Read natively (see the module): the list grows with the meetings in progress, and a model
+        per subscription made a retried create cost milliseconds per live meeting."""
         load_sdk()
         result: list[CallEventSubscription] = []
         builder: Any = self._client.subscriptions.with_url(f"{self._beta}/subscriptions")
         for _page in range(50):  # bounded: never page forever
             async with graph_call("list subscriptions"):
-                page = await builder.get()
-            result += [_subscription(sub, None) for sub in (page.value if page else None) or [] if sub.id]
-            next_link = page.odata_next_link if page else None
+                response: Any = await builder.get(request_configuration=native())
+            raise_for_native("list subscriptions", response)
+            page = _Answer("list subscriptions", response)
+            items = page.body.get("value")
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+                    result.append(_native_subscription(_Answer("list subscriptions", body=item), None))
+            next_link = page.text("@odata.nextLink")
             if not next_link:
                 break
             builder = self._client.subscriptions.with_url(next_link)
@@ -380,6 +379,18 @@ class GraphMeetingGateway:
             if sub.resource.lstrip("/") == resource:
                 return sub.subscription_id
         return None
+
+
+def _native_subscription(sub: _Answer, resource: str | None) -> CallEventSubscription:
+    subscription_id, expires_at = sub.text("id"), sub.instant("expirationDateTime")
+    if not subscription_id or expires_at is None:
+        raise TransientGatewayError("Graph answered a subscription call without id or expiry")
+    return CallEventSubscription(
+        subscription_id=subscription_id,
+        resource=sub.text("resource") or resource or "",
+        expires_at=expires_at,
+        notification_url=sub.text("notificationUrl") or "",
+    )
 
 
 def _subscription(sub: Any, resource: str | None) -> CallEventSubscription:

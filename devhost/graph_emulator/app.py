@@ -650,11 +650,24 @@ async def reauthorize_subscription(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+# Graph pages collections server-side: a default number of items per page and an
+# ``@odata.nextLink`` to the rest ("Paging Microsoft Graph data in your app"; GET /users gives
+# 100 a page). The subscriptions page does not state its size; 100 keeps a client honest.
+SUBSCRIPTIONS_PAGE = 100
+
+
 async def list_subscriptions(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     with state.lock:
         values = list(state.subscriptions.values())
-    return odata(_context(request, "subscriptions"), {"value": values})
+    try:
+        skip = max(0, int(request.query.get("$skiptoken", "0")))
+    except ValueError:
+        return graph_error(400, "BadRequest", "Invalid $skiptoken.")
+    body: dict[str, Any] = {"value": values[skip : skip + SUBSCRIPTIONS_PAGE]}
+    if skip + SUBSCRIPTIONS_PAGE < len(values):
+        body["@odata.nextLink"] = str(request.url.with_query({"$skiptoken": str(skip + SUBSCRIPTIONS_PAGE)}))
+    return odata(_context(request, "subscriptions"), body)
 
 
 async def delete_subscription(request: web.Request) -> web.Response:

@@ -45,13 +45,17 @@ def test_a_call_waiting_out_retry_after_holds_no_concurrency_slot(graph: GraphEm
     Retry-After is not in flight: four other calls go to Graph during the wait. (Were the slot
     held through the wait, the fourth would reach Graph only after the throttled one's retry.)"""
     throttled = "kiireinen.asiantuntija@pankki.example"
-    graph.state.add_fault(Fault(path=f"/users/{throttled}/onlineMeetings/createOrGet$", status=429, retry_after="1"))
+    graph.state.add_fault(
+        Fault(path=f"/users/{throttled}/onlineMeetings/createOrGet$", status=429, retry_after="1")
+    )
     graph.state.add_fault(Fault(path=f"/users/{ORGANIZER}/onlineMeetings/createOrGet$", delay=1.5, count=4))
 
     async def scenario() -> None:
         async with graph_ports(graph.base_url) as ports:
-            first = asyncio.create_task(ports.meetings.create_or_get(meeting_request("THROTT1", organizer=throttled)))
-            while not graph.state.received("POST", CREATE):
+            first = asyncio.create_task(
+                ports.meetings.create_or_get(meeting_request("THROTT1", organizer=throttled))
+            )
+            while not graph.state.received("POST", CREATE):  # noqa: ASYNC110 - recorded by the emulator thread
                 await asyncio.sleep(0.01)
             others = [ports.meetings.create_or_get(meeting_request(f"OTHER{i}")) for i in range(4)]
             await asyncio.gather(first, *others)
@@ -75,7 +79,9 @@ def test_a_process_has_at_most_four_requests_in_flight(graph: GraphEmulator) -> 
         async with graph_ports(graph.base_url) as ports:
             await asyncio.gather(
                 *(
-                    ports.mail.send(MailMessage(ORGANIZER, "s", "t", "<p>h</p>", f"k{i}", internet_message_id=f"<k{i}@x>"))
+                    ports.mail.send(
+                        MailMessage(ORGANIZER, "s", "t", "<p>h</p>", f"k{i}", internet_message_id=f"<k{i}@x>")
+                    )
                     for i in range(10)
                 )
             )

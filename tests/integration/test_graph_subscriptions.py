@@ -231,3 +231,30 @@ def test_one_appointments_client_state_cannot_end_another(
     [batch] = webhook.batches
     assert batch.call_ended == []
     assert len(batch.forged) == 1
+
+
+def test_a_subscription_beyond_the_first_page_is_found(
+    graph: GraphEmulator, webhook: WebhookEndpoint
+) -> None:
+    """Graph pages GET /subscriptions (``@odata.nextLink``): with 250 other meetings' subscriptions
+    live, a retried subscribe still finds its own on the third page and creates no second one."""
+    _, first = subscribe(graph, webhook)
+    mine = graph.state.subscriptions.pop(first.subscription_id)
+    for n in range(250):
+        graph.state.subscriptions[f"other-{n}"] = {
+            **mine,
+            "id": f"other-{n}",
+            "resource": f"{mine['resource']}-{n}",
+        }
+    graph.state.subscriptions[mine["id"]] = mine  # listed last
+
+    async def listed() -> list[CallEventSubscription]:
+        async with graph_ports(graph.base_url) as ports:
+            return await ports.meetings.list_subscriptions()
+
+    before = len(graph.state.received("GET", r"/subscriptions$"))
+    assert len(asyncio.run(listed())) == 251
+    assert len(graph.state.received("GET", r"/subscriptions$")) - before == 3  # pages of 100, 100, 51
+    _, second = subscribe(graph, webhook)
+    assert second.subscription_id == first.subscription_id
+    assert [r.status for r in graph.state.received("POST", r"/subscriptions$")] == [201]
