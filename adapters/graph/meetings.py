@@ -31,8 +31,8 @@ externalId already existed. The SDK's ``post`` returns only the model, so that c
 kiota for the native ``httpx.Response`` (``ResponseHandlerOption(NativeResponseHandler())``)
 and reads ``status_code``.
 
-Answers read natively: on the lifecycle's path (createOrGet, the settings PATCH, the
-subscription's create) the request is built and sent by msgraph-sdk as always, but the answer
+Answers read natively: for createOrGet, the settings PATCH and every subscription call the
+request is built and sent by msgraph-sdk as always, but the answer
 is taken as the native response and only the few fields used are read from its JSON (``_Answer``).
 Deserialising an ``onlineMeeting`` or ``subscription`` into the SDK's model runs msgraph's
 generated ``Entity.get_field_deserializers``, which executes over a thousand import statements
@@ -313,8 +313,9 @@ class GraphMeetingGateway:
             expiration_date_time=min(expires_at, datetime.now(UTC) + MAX_SUBSCRIPTION_LIFETIME)
         )
         async with graph_call("renew subscription"):
-            renewed = await self._item(subscription_id).patch(body)
-        return _subscription(renewed, None)
+            renewed: Any = await self._item(subscription_id).patch(body, request_configuration=native())
+        raise_for_native("renew subscription", renewed)
+        return _native_subscription(_Answer("renew subscription", renewed), None)
 
     async def reauthorize_subscription(self, subscription_id: str) -> None:
         """Answer ``reauthorizationRequired``: POST /subscriptions/{id}/reauthorize (204).
@@ -334,11 +335,12 @@ class GraphMeetingGateway:
     async def get_subscription(self, subscription_id: str) -> CallEventSubscription | None:
         """The subscription as Graph has it, or None when Graph no longer has it."""
         load_sdk()
-        async with graph_call("get subscription", missing_ok=True) as outcome:
-            found = await self._item(subscription_id).get()
-        if outcome.missing or found is None:
+        async with graph_call("get subscription"):
+            found: Any = await self._item(subscription_id).get(request_configuration=native())
+        if found.status_code == 404:
             return None
-        return _subscription(found, None)
+        raise_for_native("get subscription", found)
+        return _native_subscription(_Answer("get subscription", found), None)
 
     async def list_subscriptions(self) -> list[CallEventSubscription]:
         """The app's live subscriptions (app-only GET /subscriptions lists the app's own).
@@ -390,16 +392,4 @@ def _native_subscription(sub: _Answer, resource: str | None) -> CallEventSubscri
         resource=sub.text("resource") or resource or "",
         expires_at=expires_at,
         notification_url=sub.text("notificationUrl") or "",
-    )
-
-
-def _subscription(sub: Any, resource: str | None) -> CallEventSubscription:
-    if sub is None or not sub.id or sub.expiration_date_time is None:
-        raise TransientGatewayError("Graph answered a subscription call without id or expiry")
-    expires = sub.expiration_date_time
-    return CallEventSubscription(
-        subscription_id=sub.id,
-        resource=sub.resource or resource or "",
-        expires_at=expires if expires.tzinfo else expires.replace(tzinfo=UTC),
-        notification_url=sub.notification_url or "",
     )
