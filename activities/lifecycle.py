@@ -13,9 +13,10 @@ from typing import Any
 import azure.durable_functions as df
 
 import bootstrap
+from adapters.notifier import Request
 from adapters.telemetry import traced_activity
 from appointments.catalogue import topic_label
-from appointments.model import Phase
+from appointments.model import Appointment, Phase
 from appointments.ports import MeetingRequest, PermanentGatewayError
 from appointments.timerules import iso, parse_utc
 
@@ -30,43 +31,69 @@ log = logging.getLogger(__name__)
 
 @bp.activity_trigger(input_name="payload")
 @traced_activity
-def record_phase(payload: Payload) -> None:
-    """Write the orchestration's phase to the Appointments record (portal reads never ask Durable),
-    and acknowledge the outbox entries (``ack``) whose event led to it.
+async def apply_phase(payload: Payload) -> dict[str, Any]:
+    """What one decision leaves to do on storage, in one activity: write the orchestration's phase
+    to the Appointments record (``record``: portal reads never ask Durable), acknowledge the outbox
+    entries whose event led to it (``ack``), send its notifications (``notifications``, each once
+    per key), and with ``look`` return what ``load_schedule`` returns.
 
-    One activity for both, so that an applied trigger event costs one activity, not two. They
-    cannot share a Table transaction: the record lives in the customer's ``Appointments``
-    partition, the outbox in the booking's ``MeetingState`` partition. Both writes are
-    idempotent, and a record that already says the phase is not written again.
+    One activity instead of one per part: each activity costs the orchestration an episode and a
+    replay of its history, and the parts share one read of the record. Every part is idempotent,
+    so Durable may run it all again: the record is not written again when it already says the
+    phase, and a notification whose key was sent is skipped. A failed storage write raises (and
+    Durable retries); a failed mail does not stop the others and is returned in ``failed`` (its
+    key), for the orchestration to retry on its own.
     """
-    code = payload["bookingCode"]
-    log.info("phase of %s: %s", code, payload["phase"])  # the phase change, for ops
-    try:
-        bootstrap.services().repo.set_phase(
-            code,
-            Phase(payload["phase"]),
-            parse_utc(payload["since"]),
-            revision=payload.get("revision"),
-            attention=payload.get("attention"),
-        )
-    except KeyError:  # the record is gone (erased): nothing to keep in step
-        log.warning("no record for %s; phase %s not written", code, payload["phase"])
-    if payload.get("ack"):
-        bootstrap.services().appointments.outbox.ack(code, list(payload["ack"]))
-
-
-@bp.activity_trigger(input_name="payload")
-@traced_activity
-def load_schedule(payload: Payload) -> dict[str, Any] | None:
-    """The record's times, revision and phase, and the outbox's pending events (commit order):
-    lets the lifecycle heal from an event that never came."""
     services = bootstrap.services()
-    a = services.repo.get_by_code(payload["bookingCode"])
-    if a is None:
-        return None
+    code = payload["bookingCode"]
+    a = await asyncio.to_thread(services.repo.get_by_code, code)
+    record = payload.get("record")
+    if record is not None:
+        log.info("phase of %s: %s", code, record["phase"])  # the phase change, for ops
+        if a is None:  # the record is gone (erased): nothing to keep in step
+            log.warning("no record for %s; phase %s not written", code, record["phase"])
+        else:
+            a = await asyncio.to_thread(
+                services.repo.set_phase,
+                code,
+                Phase(record["phase"]),
+                parse_utc(record["since"]),
+                revision=record.get("revision"),
+                attention=record.get("attention"),
+                current=a,
+            )
+    if payload.get("ack"):
+        await asyncio.to_thread(services.appointments.outbox.ack, code, list(payload["ack"]))
+    failed: list[str] = []
+    requests = [_notify_request(n) for n in payload.get("notifications") or ()]
+    if requests and a is not None:
+        outcomes = await bootstrap.notifier().deliver(code, requests, a)
+        for key, outcome in outcomes.items():
+            if isinstance(outcome, Exception):
+                log.warning("notification %s for %s failed: %s", key, code, outcome)
+                failed.append(key)
+    result: dict[str, Any] = {"failed": failed}
+    if payload.get("look"):
+        result["schedule"] = None if a is None else await asyncio.to_thread(_schedule, a)
+    return result
+
+
+def _notify_request(payload: Payload) -> Request:
+    return Request(
+        kind=payload["kind"],
+        recipient=payload["recipient"],
+        key=payload["key"],
+        previous_start=parse_utc(payload["previousStart"]) if payload.get("previousStart") else None,
+        previous_end=parse_utc(payload["previousEnd"]) if payload.get("previousEnd") else None,
+        reminder=payload.get("reminder"),
+    )
+
+
+def _schedule(a: Appointment) -> dict[str, Any]:
+    """The record's times, revision and phase, and the outbox's pending events (commit order)."""
     pending = [
         {"id": e.entry_id, "event": e.event, "payload": e.payload}
-        for e in services.appointments.outbox.pending(a.booking_code)
+        for e in bootstrap.services().appointments.outbox.pending(a.booking_code)
     ]
     return {
         "start": iso(a.start),
@@ -78,10 +105,12 @@ def load_schedule(payload: Payload) -> dict[str, Any] | None:
 
 
 @bp.activity_trigger(input_name="payload")
-def ack_events(payload: Payload) -> None:
-    """The orchestration has applied these outbox entries: forget them (idempotent). Only for an
-    event that records no phase; otherwise ``record_phase`` acknowledges it."""
-    bootstrap.services().appointments.outbox.ack(payload["bookingCode"], list(payload["ids"]))
+@traced_activity
+def load_schedule(payload: Payload) -> dict[str, Any] | None:
+    """The record's times, revision and phase, and the outbox's pending events (commit order):
+    lets the lifecycle heal from an event that never came."""
+    a = bootstrap.services().repo.get_by_code(payload["bookingCode"])
+    return None if a is None else _schedule(a)
 
 
 @bp.activity_trigger(input_name="payload")
@@ -165,16 +194,16 @@ async def delete_meeting(payload: Payload) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 @traced_activity
 async def send_notification(payload: Payload) -> dict[str, Any]:
-    """Render and send one notification, once per key (a retried activity sends nothing twice)."""
-    previous = parse_utc(payload["previousStart"]) if payload.get("previousStart") else None
-    previous_end = parse_utc(payload["previousEnd"]) if payload.get("previousEnd") else None
+    """Send one notification, once per key: the retry of one that ``apply_phase`` reported failed
+    (a failed mail raises, and Durable retries)."""
+    r = _notify_request(payload)
     sent = await bootstrap.notifier().send(
         booking_code=payload["bookingCode"],
-        kind=payload["kind"],
-        recipient=payload["recipient"],
-        key=payload["key"],
-        previous_start=previous,
-        previous_end=previous_end,
-        reminder=payload.get("reminder"),
+        kind=r.kind,
+        recipient=r.recipient,
+        key=r.key,
+        previous_start=r.previous_start,
+        previous_end=r.previous_end,
+        reminder=r.reminder,
     )
     return {"sent": sent}

@@ -20,12 +20,15 @@ no address: only the SMS and push rows, which a retry overwrites) needs no ``sen
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from adapters.renderer import Renderer
+from adapters.renderer import RenderedNotification, Renderer
 from appointments.calendar import appointment_ics
 from appointments.catalogue import CHANNEL_LABELS, Channel, topic_label
 from appointments.directory import ExpertDirectory
@@ -40,6 +43,36 @@ log = logging.getLogger(__name__)
 CALENDAR_KINDS = frozenset(
     {NotificationKind.NEW_BOOKING, NotificationKind.RESCHEDULED, NotificationKind.CANCELLED}
 )
+
+
+class _Outcome(enum.Enum):
+    SENT = "sent"
+    SKIPPED = "skipped"
+
+
+SENT, SKIPPED = _Outcome.SENT, _Outcome.SKIPPED
+Outcome = _Outcome | Exception
+
+
+@dataclass(frozen=True)
+class Request:
+    """One notification to deliver once, as the orchestration asks for it (by kind and key)."""
+
+    kind: str
+    recipient: str
+    key: str
+    previous_start: datetime | None = None
+    previous_end: datetime | None = None
+    reminder: str | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    key: str
+    row_key: str
+    notification: Notification
+    mails: list[MailMessage]
+    resumed: bool  # an earlier attempt got as far as ``sending``
 
 
 def _key_hash(key: str) -> str:
@@ -145,80 +178,119 @@ class Notifier:
         previous_end: datetime | None = None,
         reminder: str | None = None,
     ) -> bool:
-        """Deliver the notification unless this key was delivered before. True if sent now."""
-        prepared = await asyncio.to_thread(
-            self._prepare, booking_code, kind, recipient, key, previous_start, previous_end, reminder
-        )
-        if prepared is None:
-            return False
-        n, mails, row_key, resumed = prepared
-        if resumed:  # an earlier attempt may have sent some of them: Sent Items knows
+        """Deliver the notification unless this key was delivered before. True if sent now; a
+        failed mail raises (the caller retries: the key makes the retry send only what is missing)."""
+        request = Request(kind, recipient, key, previous_start, previous_end, reminder)
+        outcome = (await self.deliver(booking_code, [request]))[key]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome is SENT
+
+    async def deliver(
+        self, booking_code: str, requests: Sequence[Request], appointment: Appointment | None = None
+    ) -> dict[str, Outcome]:
+        """Deliver each request unless its key was delivered before: ``SENT``, ``SKIPPED`` (done
+        before, or nothing to send) or the exception its mail raised, by key.
+
+        The requests of one decision share their reads and writes: one read of their keys' states,
+        one of the record (none if the caller passes ``appointment``, just read), one transaction
+        of the customer's SMS and push rows, one write of ``sending`` and one of ``sent``. A mail
+        that fails leaves its key at ``sending`` for a retry (``send``) and does not stop the
+        others; a failed storage write raises."""
+        outcomes: dict[str, Outcome] = dict.fromkeys((r.key for r in requests), SKIPPED)
+        prepared = await asyncio.to_thread(self._prepare, booking_code, requests, appointment)
+        if not prepared:
+            return outcomes
+        fresh = [p for p in prepared if p.mails and not p.resumed]
+        if fresh:  # the intent, before the first mail leaves; with no mail there is nothing to resume
+            await asyncio.to_thread(self._mark, booking_code, fresh, "sending")
+        results = await asyncio.gather(*(self._send_mails(p) for p in prepared), return_exceptions=True)
+        done = []
+        for p, result in zip(prepared, results, strict=True):
+            if isinstance(result, Exception):
+                outcomes[p.key] = result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                done.append(p)
+                outcomes[p.key] = SENT
+        if done:
+            await asyncio.to_thread(self._mark, booking_code, done, "sent")
+        return outcomes
+
+    async def _send_mails(self, p: _Prepared) -> None:
+        mails = p.mails
+        if p.resumed:  # an earlier attempt may have sent some of them: Sent Items knows
             mails = [mail for mail in mails if not await self.mailer.was_sent(mail)]
-        elif mails:  # the intent, before the first mail leaves; with no mail there is nothing to resume
-            await asyncio.to_thread(self._mark, booking_code, row_key, n, "sending")
         for mail in mails:
             await self.mailer.send(mail)
-        await asyncio.to_thread(self._mark, booking_code, row_key, n, "sent")
-        return True
 
     def _prepare(
-        self,
-        booking_code: str,
-        kind: str,
-        recipient: str,
-        key: str,
-        previous_start: datetime | None,
-        previous_end: datetime | None,
-        reminder: str | None = None,
-    ) -> tuple[Notification, list[MailMessage], str, bool] | None:
+        self, booking_code: str, requests: Sequence[Request], appointment: Appointment | None
+    ) -> list[_Prepared]:
         """Blocking part before delivery: de-duplicate, load, render, write the outbox rows.
 
-        The last element says whether an earlier attempt got as far as ``sending``. Round trips:
-        the key's row, the record, and for a customer the SMS and push rows (one transaction); the
-        expert comes from the directory.
+        Round trips: the keys' states, the record (unless passed), and for customers the SMS and
+        push rows (one transaction); the expert comes from the directory.
         """
-        row_key = _key_hash(key)
-        state = self.sent_log.state(booking_code, row_key)
-        if state == "sent":
-            return None
-        resumed = state == "sending"
-        domain = self.settings.graph_sender_mailbox.rpartition("@")[2] or "localhost"
-        a = self.repo.get_by_code(booking_code)
+        hashes = {r.key: _key_hash(r.key) for r in requests}
+        states = self.sent_log.states(booking_code, list(dict.fromkeys(hashes.values())))
+        todo = [r for r in requests if states.get(hashes[r.key]) != "sent"]
+        if not todo:
+            return []
+        a = appointment or self.repo.get_by_code(booking_code)
         if a is None:
-            log.warning("notification %s for unknown booking %s skipped", kind, booking_code)
-            return None
+            log.warning("notifications for unknown booking %s skipped", booking_code)
+            return []
         expert = self.directory.get(a.expert_id)
-        n = self.notification(
-            a,
-            expert,
-            NotificationKind(kind),
-            Recipient(recipient),
-            previous_start,
-            previous_end,
-            Reminder(reminder) if reminder else None,
-        )
-        if n is None:
-            return None
-        rendered = self.renderer.render_notification(n)
-
-        def mail(to: str, attachments: tuple[tuple[str, str, bytes], ...] = ()) -> MailMessage:
-            return MailMessage(
-                internet_message_id=f"<{row_key}.{_key_hash(to.lower())[:12]}@{domain}>",
-                to=to,
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                idempotency_key=key,
-                attachments=attachments,
+        domain = self.settings.graph_sender_mailbox.rpartition("@")[2] or "localhost"
+        prepared: list[_Prepared] = []
+        customer_rows: dict[str, dict[str, Any]] = {}
+        for r in todo:
+            n = self.notification(
+                a,
+                expert,
+                NotificationKind(r.kind),
+                Recipient(r.recipient),
+                r.previous_start,
+                r.previous_end,
+                Reminder(r.reminder) if r.reminder else None,
             )
+            if n is None:
+                continue
+            row_key = hashes[r.key]
+            rendered = self.renderer.render_notification(n)
 
-        if n.recipient is Recipient.EXPERT:
-            if expert is None or not expert.email:
-                log.warning("expert of %s has no mail address; %s not sent", booking_code, kind)
-                return None
-            return n, [mail(expert.email, self._calendar(a, n, expert.email))], row_key, resumed
-        self._outbox(a, n, rendered.subject, rendered.text, row_key)
-        return n, [mail(a.email)] if a.email else [], row_key, resumed
+            def mail(
+                to: str,
+                attachments: tuple[tuple[str, str, bytes], ...] = (),
+                row_key: str = row_key,
+                rendered: RenderedNotification = rendered,
+                key: str = r.key,
+            ) -> MailMessage:
+                return MailMessage(
+                    internet_message_id=f"<{row_key}.{_key_hash(to.lower())[:12]}@{domain}>",
+                    to=to,
+                    subject=rendered.subject,
+                    text=rendered.text,
+                    html=rendered.html,
+                    idempotency_key=key,
+                    attachments=attachments,
+                )
+
+            resumed = states.get(row_key) == "sending"
+            if n.recipient is Recipient.EXPERT:
+                if expert is None or not expert.email:
+                    log.warning("expert of %s has no mail address; %s not sent", booking_code, r.kind)
+                    continue
+                mails = [mail(expert.email, self._calendar(a, n, expert.email))]
+            else:
+                customer_rows |= self._outbox(a, n, rendered.subject, rendered.text, row_key)
+                mails = [mail(a.email)] if a.email else []
+            prepared.append(_Prepared(r.key, row_key, n, mails, resumed))
+        if customer_rows:  # SMS and push for the bank's own channels, in one write
+            self.sent_log.queue_customer_messages(a.customer_id, customer_rows)
+        return prepared
 
     def _calendar(self, a: Appointment, n: Notification, attendee: str) -> tuple[tuple[str, str, bytes], ...]:
         """The expert's calendar entry: booked and moved update it, cancelled removes it."""
@@ -247,15 +319,17 @@ class Notifier:
             ),
         )
 
-    def _mark(self, booking_code: str, row_key: str, n: Notification, state: str) -> None:
+    def _mark(self, booking_code: str, prepared: Sequence[_Prepared], state: str) -> None:
         """``sending`` before the first mail leaves (the intent), ``sent`` after the last."""
-        self.sent_log.mark(booking_code, row_key, state, str(n.kind), str(n.recipient), self.clock.now())
+        marks = [(p.row_key, str(p.notification.kind), str(p.notification.recipient)) for p in prepared]
+        self.sent_log.mark_all(booking_code, marks, state, self.clock.now())
 
-    def _outbox(self, a: Appointment, n: Notification, subject: str, text: str, row_key: str) -> None:
-        """SMS and push for the bank's own channels, in one write; the row keys make a retry
-        overwrite, not add."""
+    def _outbox(
+        self, a: Appointment, n: Notification, subject: str, text: str, row_key: str
+    ) -> dict[str, dict[str, Any]]:
+        """The customer's SMS and push rows; the row keys make a retry overwrite, not add."""
         now = iso(self.clock.now())
-        rows: dict[str, dict[str, Any]] = {
+        return {
             f"{row_key}-{channel}": {
                 "Channel": channel,
                 "To": to,
@@ -269,4 +343,3 @@ class Notifier:
             }
             for channel, to in (("sms", a.phone), ("push", a.customer_id))
         }
-        self.sent_log.queue_customer_messages(a.customer_id, rows)

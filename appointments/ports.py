@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -276,7 +276,12 @@ class AppointmentRepository(SlotLedger, Protocol):
         *,
         revision: int | None = None,
         attention: str | None = None,
-    ) -> None: ...
+        current: Appointment | None = None,
+    ) -> Appointment:
+        """Record the orchestration's phase (idempotent; never over a terminal phase or a newer
+        revision). ``current``: the record as just read, saving a read. Returns the record as it
+        now stands; KeyError if there is none."""
+        ...
 
     def advance_phase(self, appointment: Appointment, phase: Phase, since: datetime) -> bool:
         """Move the record to ``phase`` if it is unchanged since ``appointment`` was read (If-Match).
@@ -312,13 +317,16 @@ class AppointmentRepository(SlotLedger, Protocol):
 class NotificationLog(Protocol):
     """What the notifier remembers: how far each notification key got; the customer's SMS/push rows."""
 
-    def state(self, booking_code: str, key_hash: str) -> str | None:
-        """``"sending"`` (an attempt began), ``"sent"``, or None (never tried)."""
+    def states(self, booking_code: str, key_hashes: Sequence[str]) -> dict[str, str]:
+        """Each key's ``"sending"`` (an attempt began) or ``"sent"``; a key never tried is absent.
+        One round trip."""
         ...
 
-    def mark(
-        self, booking_code: str, key_hash: str, state: str, kind: str, recipient: str, at: datetime
-    ) -> None: ...
+    def mark_all(
+        self, booking_code: str, marks: Sequence[tuple[str, str, str]], state: str, at: datetime
+    ) -> None:
+        """Set ``(key hash, kind, recipient)`` rows to ``state`` in one write."""
+        ...
 
     def queue_customer_messages(self, customer_id: str, rows: Mapping[str, dict[str, Any]]) -> None:
         """Rows (by row key) for the bank's own SMS and push senders, written together in one

@@ -56,11 +56,10 @@ import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskState
 
 from activities.lifecycle import (
-    ack_events,
+    apply_phase,
     create_meeting,
     delete_meeting,
     load_schedule,
-    record_phase,
     send_notification,
     update_meeting,
 )
@@ -94,8 +93,9 @@ log = logging.getLogger(__name__)
 
 # v2: record and notifications in one wait; v3: continue-as-new when the join window opens;
 # v4: listens for events while it waits for activities (events heard meanwhile are decided in
-# arrival order after the work, where v3 took them in name order at its next wait).
-LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle_v4"
+# arrival order after the work, where v3 took them in name order at its next wait); v5: one
+# ``apply_phase`` per decision (record, acknowledgement, notifications and look together).
+LIFECYCLE_ORCHESTRATOR = "appointment_lifecycle_v5"
 INSTANCE_PREFIX = "appt-"
 OUTBOX_ID = "outboxId"  # the key of an external event's payload naming its outbox entry
 OUTBOX_POLL = timedelta(minutes=2)
@@ -189,24 +189,24 @@ def _carry_out(
     before: LifecycleState,
     decision: Decision,
     ack: tuple[str, ...] = (),
-    also: tuple[Any, ...] = (),
     *,
     execution: int,
-) -> Work:
-    """Carry out the decision's actions; returns the events their outcomes raise.
+    look: bool = False,
+) -> Generator[Any, Any, tuple[list[Incoming], Any]]:
+    """Carry out the decision's actions; returns the events their outcomes raise, and with
+    ``look`` what ``load_schedule`` returns (read in the same activity).
 
     The meeting steps run first, one after the other, in the decision's order (``decide`` puts
-    them before the phase: the record never says join_open before the join link exists). Then the
-    phase's record, the acknowledgement of the outbox entries that led here (``ack``, folded
-    into ``record_phase``), the notifications and any ``also`` tasks (already scheduled by the
-    caller) are awaited together, so they cost one wait, not one each. A notification that
-    fails past its retries is logged; a failed record or acknowledgement fails the orchestration,
-    as before.
+    them before the phase: the record never says join_open before the join link exists). Then one
+    ``apply_phase`` does the rest: the phase's record, the acknowledgement of the outbox entries
+    that led here (``ack``), the notifications and the look. A record that fails past its retries
+    fails the orchestration (ops rewind it), as before; a notification whose mail failed is retried
+    on its own (``_retry_notifications``) and, failing past its retries, logged.
     """
     code = decision.state.booking_code
     follow_ups: list[Incoming] = []
     record: RecordPhase | None = None
-    notifications = []
+    notifications: list[dict[str, Any]] = []
     for action in decision.actions:
         match action:
             case CreateMeeting():
@@ -231,30 +231,45 @@ def _carry_out(
             case UpdateMeeting() | DeleteMeeting():
                 yield from _meeting_change(context, ears, code, action)
             case Notify():
-                notifications.append(
-                    context.call_activity_with_retry(
-                        send_notification, RETRY, _notify_payload(context, code, before, action, execution)
-                    )
-                )
+                notifications.append(_notify_payload(context, code, before, action, execution))
             case ContinueAsNew():
                 pass  # the loop's one exit carries it out, after the notifications
-    required = list(also)
     if decision.state != before:  # e.g. a new code's expiry, with or without a new phase
         context.set_custom_status(decision.state.custom_status())
+    payload: dict[str, Any] = {"bookingCode": code}
     if record is not None:
-        required.append(
-            context.call_activity_with_retry(record_phase, RETRY, _record_payload(code, record, ack))
-        )
-    elif ack:
-        required.append(
-            context.call_activity_with_retry(ack_events, RETRY, {"bookingCode": code, "ids": list(ack)})
-        )
-    yield from _settle(context, ears, [*required, *notifications])
-    for task in required:
-        if task.state is TaskState.FAILED:
-            raise task.result
-    failed = [task.result for task in notifications if task.state is TaskState.FAILED]
-    if failed:  # a notification that cannot be sent must not stop the appointment
+        payload["record"] = _record_payload(record)
+    if ack:
+        payload["ack"] = list(ack)
+    if notifications:
+        payload["notifications"] = notifications
+    if len(payload) == 1:  # nothing to apply: at most a look
+        schedule = (yield from _listening(context, _load(context, before), ears)) if look else None
+        return follow_ups, schedule
+    if look:
+        payload["look"] = True
+    applied = yield from _listening(
+        context, context.call_activity_with_retry(apply_phase, RETRY, payload), ears
+    )
+    failed = set(applied.get("failed") or ())
+    if failed:
+        yield from _retry_notifications(context, ears, [n for n in notifications if n["key"] in failed])
+    return follow_ups, applied.get("schedule")
+
+
+def _retry_notifications(
+    context: df.DurableOrchestrationContext, ears: Ears, notifications: list[dict[str, Any]]
+) -> Work:
+    """Send again, each on its own with Durable's retries, the notifications whose mail failed in
+    ``apply_phase``: after the retry interval (the notifier's Sent Items check on a retry counts on
+    a few seconds having passed), all at once, waiting for every one. One that still fails is
+    logged: a notification that cannot be sent must not stop the appointment."""
+    pause = timedelta(milliseconds=RETRY.first_retry_interval_in_milliseconds)
+    yield from _listening(context, context.create_timer(context.current_utc_datetime + pause), ears)
+    tasks = [context.call_activity_with_retry(send_notification, RETRY, n) for n in notifications]
+    yield from _settle(context, ears, tasks)
+    failed = [task.result for task in tasks if task.state is TaskState.FAILED]
+    if failed:
         _log(
             context,
             logging.ERROR,
@@ -263,7 +278,6 @@ def _carry_out(
             context.instance_id,
             failed[0],
         )
-    return follow_ups
 
 
 def _settle(context: df.DurableOrchestrationContext, ears: Ears, tasks: list[Any]) -> Work:
@@ -276,17 +290,13 @@ def _settle(context: df.DurableOrchestrationContext, ears: Ears, tasks: list[Any
         pending = [task for task in pending if not task.is_completed]
 
 
-def _record_payload(code: str, action: RecordPhase, ack: tuple[str, ...] = ()) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "bookingCode": code,
+def _record_payload(action: RecordPhase) -> dict[str, Any]:
+    return {
         "phase": action.phase.value,
         "since": iso(action.since),
         "revision": action.revision,
         "attention": action.attention,
     }
-    if ack:
-        payload["ack"] = list(ack)
-    return payload
 
 
 def _notify_payload(
@@ -409,12 +419,9 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
     # renewed only once consumed: events that arrive in the same batch as the winner stay
     # completed and win next time.
     ears = Ears(context)
-    load = _load(context, state)
-    queue: list[Incoming] = yield from _carry_out(
-        context, ears, state, decision, also=(load,), execution=execution
-    )
+    queue, schedule = yield from _carry_out(context, ears, state, decision, execution=execution, look=True)
     state = decision.state
-    queue += _missed(context, state, load.result)
+    queue += _missed(context, state, schedule)
     queue += ears.drain()
     restart: ContinueAsNew | None = None
     while not state.phase.is_terminal:
@@ -441,7 +448,8 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
                 incoming = Incoming(incoming.event)
         # Applied (or moot): the outbox need not deliver it again; acknowledged with the phase.
         ack = (incoming.entry,) if incoming.entry is not None else ()
-        queue += yield from _carry_out(context, ears, state, decision, ack, execution=execution)
+        follow_ups, _ = yield from _carry_out(context, ears, state, decision, ack, execution=execution)
+        queue += follow_ups
         queue += ears.drain()
         state = decision.state
         restart = restart or decision.continue_as_new

@@ -4,7 +4,7 @@ push rows for the bank's own channels."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,14 +16,32 @@ from appointments.timerules import iso
 
 
 class TableNotificationLog(TableAdapter):
-    def state(self, booking_code: str, key_hash: str) -> str | None:
-        marker = self.read(NOTIFICATIONS, booking_code, key_hash)
-        return None if marker is None else str(marker.get("State") or "") or None
+    def states(self, booking_code: str, key_hashes: Sequence[str]) -> dict[str, str]:
+        """How far each of these keys got: one round trip (a point read for one key, a query of the
+        booking's partition for more)."""
+        if not key_hashes:
+            return {}
+        if len(key_hashes) == 1:
+            marker = self.read(NOTIFICATIONS, booking_code, key_hashes[0])
+            rows = [] if marker is None else [marker]
+        else:
+            names = [f"k{n}" for n in range(len(key_hashes))]
+            rows = list(
+                self.table(NOTIFICATIONS).query_entities(
+                    # Spaced parentheses: the SDK substitutes ``@name`` only in a space-delimited word.
+                    "PartitionKey eq @pk and ( " + " or ".join(f"RowKey eq @{name}" for name in names) + " )",
+                    parameters={"pk": booking_code, **dict(zip(names, key_hashes, strict=True))},
+                    select=["RowKey", "State"],
+                )
+            )
+        return {str(r["RowKey"]): str(r.get("State") or "") for r in rows if r.get("State")}
 
-    def mark(
-        self, booking_code: str, key_hash: str, state: str, kind: str, recipient: str, at: datetime
+    def mark_all(
+        self, booking_code: str, marks: Sequence[tuple[str, str, str]], state: str, at: datetime
     ) -> None:
-        self.table(NOTIFICATIONS).upsert_entity(
+        """``(key hash, kind, recipient)`` rows to ``state``: one upsert, or one transaction for more
+        (they share the booking's partition)."""
+        entities = [
             {
                 "PartitionKey": booking_code,
                 "RowKey": key_hash,
@@ -31,9 +49,15 @@ class TableNotificationLog(TableAdapter):
                 "Kind": kind,
                 "Recipient": recipient,
                 ("SentAt" if state == "sent" else "SendingAt"): iso(at),
-            },
-            mode=UpdateMode.REPLACE,
-        )
+            }
+            for key_hash, kind, recipient in marks
+        ]
+        if len(entities) == 1:
+            self.table(NOTIFICATIONS).upsert_entity(entities[0], mode=UpdateMode.REPLACE)
+        elif entities:
+            self.table(NOTIFICATIONS).submit_transaction(
+                [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in entities]
+            )
 
     def queue_customer_messages(self, customer_id: str, rows: Mapping[str, dict[str, Any]]) -> None:
         """The bank's SMS and push rows in one entity-group transaction (one customer partition, one

@@ -295,25 +295,32 @@ class TableAppointmentRepository(TableAdapter):
         *,
         revision: int | None = None,
         attention: str | None = None,
-    ) -> None:
+        current: Appointment | None = None,
+    ) -> Appointment:
         """Record the orchestration's phase. Idempotent; a terminal phase is never overwritten
-        by a non-terminal one, and a stale revision never overwrites a newer one."""
+        by a non-terminal one, and a stale revision never overwrites a newer one. ``current`` (the
+        record as the caller just read it) saves the first read: the write is conditional on its
+        ETag, so a record changed since is read again. Returns the record as it now stands."""
         for _ in range(5):
-            current = self.get_by_code(booking_code)
+            if current is None:
+                current = self.get_by_code(booking_code)
             if current is None:
                 raise KeyError(booking_code)
             if current.phase.is_terminal and not phase.is_terminal:
-                return
+                return current
             if revision is not None and revision < current.revision:
-                return
+                return current
             if current.phase is phase and current.attention == attention:
-                return
+                return current
             fields = {"Phase": phase.value, "PhaseSince": iso(since), "Attention": attention or ""}
             try:
-                self._merge_if_match(current, fields)
-                return
+                answer = self._merge_if_match(current, fields)
             except StaleRecord:
+                current = None
                 continue
+            return current.with_changes(
+                phase=phase, phase_since=since, attention=attention or None, etag=answer.get("etag")
+            )
         raise StaleRecord(f"could not record phase {phase} for {booking_code}")
 
     def advance_phase(self, appointment: Appointment, phase: Phase, since: datetime) -> bool:
@@ -324,9 +331,11 @@ class TableAppointmentRepository(TableAdapter):
             return False
         return True
 
-    def _merge_if_match(self, current: Appointment, fields: dict[str, Any]) -> None:
+    def _merge_if_match(self, current: Appointment, fields: dict[str, Any]) -> dict[str, Any]:
         entity = {"PartitionKey": current.customer_id, "RowKey": current.booking_code, **fields}
-        self.store.update_if_match(APPOINTMENTS, entity, current.etag, "the appointment", UpdateMode.MERGE)
+        return self.store.update_if_match(
+            APPOINTMENTS, entity, current.etag, "the appointment", UpdateMode.MERGE
+        )
 
     def set_meeting(self, booking_code: str, meeting_id: str, join_url: str) -> None:
         self._merge(booking_code, {"MeetingId": meeting_id, "JoinUrl": join_url})

@@ -95,7 +95,7 @@ def test_a_whole_lifecycle_logs_no_personal_data(json_stack: Stack) -> None:
 
     mine = [r for r in records(output) if r.get("booking_code") == code]
     operations = {r["operation"] for r in mine}
-    assert {"trigger.book_appointment", "activity.create_meeting", "activity.record_phase"} <= operations
+    assert {"trigger.book_appointment", "activity.create_meeting", "activity.apply_phase"} <= operations
     assert {
         "trigger.verify_identity",
         "trigger.issue_identification_code",

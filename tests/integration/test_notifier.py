@@ -12,6 +12,7 @@ from adapters.notifier import Notifier
 from adapters.tables import TableRepository
 from appointments.catalogue import Channel
 from appointments.model import Appointment, Expert
+from appointments.ports import MailMessage, TransientGatewayError
 from appointments.settings import Settings
 from tests.fakes import FakeClock, RecordingMailer
 
@@ -142,3 +143,34 @@ def test_the_expert_gets_a_calendar_entry_that_moves_and_cancels(repo: TableRepo
     assert "METHOD:CANCEL" in cancel and "STATUS:CANCELLED" in cancel and "SEQUENCE:1" in cancel
     assert send(n, a.booking_code, "code_locked", "expert", "locked")
     assert mailer.sent[-1].attachments == ()  # only bookings, moves and cancels touch the calendar
+
+
+def test_a_failed_mail_among_a_decisions_notifications_is_returned_and_the_rest_are_sent(
+    repo: TableRepository,
+) -> None:
+    """``deliver``: the expert's mail fails, the customer's goes out and is marked sent; the failure
+    comes back as the exception (not raised), its key stays at ``sending``, and ``send`` (the
+    retry) sends only that mail."""
+    from adapters.notifier import SENT, Request
+    from adapters.tables.mappers import NOTIFICATIONS
+
+    a = setup(repo, "fi")
+    n, mailer = notifier(repo)
+    recorded = mailer.send
+
+    async def refuse_the_expert(message: MailMessage) -> None:
+        if message.to == "maija@pankki.example":
+            raise TransientGatewayError("503 from Graph")
+        await recorded(message)
+
+    mailer.send = refuse_the_expert  # type: ignore[method-assign]
+    requests = [Request("join_open", "customer", "k-c"), Request("join_open", "expert", "k-e")]
+    outcomes = asyncio.run(n.deliver(a.booking_code, requests))
+    assert outcomes["k-c"] is SENT and isinstance(outcomes["k-e"], TransientGatewayError)
+    assert [m.to for m in mailer.sent] == ["asiakas@example.fi"]
+    rows = repo.table(NOTIFICATIONS).query_entities("PartitionKey eq @pk", parameters={"pk": a.booking_code})
+    assert sorted(r["State"] for r in rows) == ["sending", "sent"]
+    mailer.send = recorded  # type: ignore[method-assign]
+    assert send(n, a.booking_code, "join_open", "expert", "k-e")
+    assert not send(n, a.booking_code, "join_open", "customer", "k-c")
+    assert [m.to for m in mailer.sent] == ["asiakas@example.fi", "maija@pankki.example"]

@@ -407,3 +407,44 @@ def test_a_notification_reads_its_key_and_the_record_and_writes_as_little_as_it_
     assert len(mailer.sent) == 1
     rows = repo.table(CUSTOMER_OUTBOX).query_entities("PartitionKey eq @pk", parameters={"pk": a.customer_id})
     assert sorted(r["Channel"] for r in rows) == ["push", "sms"]
+
+
+def test_one_decisions_notifications_share_their_reads_and_writes(
+    counted: tuple[TableRepository, RoundTrips],
+) -> None:
+    """``Notifier.deliver`` with the record already read (as ``apply_phase`` passes it): the keys'
+    states in one query, the customer's SMS and push rows in one transaction, the expert's
+    ``sending``, and both ``sent`` in one transaction. A repeat reads the states and stops."""
+    import asyncio
+
+    from adapters.notifier import SENT, SKIPPED, Notifier, Request
+    from adapters.tables.mappers import CUSTOMER_OUTBOX, NOTIFICATIONS
+    from tests.fakes import RecordingMailer
+    from tests.integration.test_notifier import setup
+
+    repo, counter = counted
+    a = setup(repo, "fi", email=None)
+    directory = ExpertDirectory(repo)
+    mailer = RecordingMailer()
+    notifier = Notifier(
+        repo, mailer, Settings.from_env({"DEV_MODE": "true"}), FakeClock(), directory=directory
+    )
+    directory.all()
+    repo.table(NOTIFICATIONS), repo.table(CUSTOMER_OUTBOX)  # created on first use: not counted
+    requests = [Request("join_open", "customer", "k-c"), Request("join_open", "expert", "k-e")]
+    a = a.with_changes(join_url="https://teams.example/join")
+
+    counter.reset()
+    with kind("first"):
+        assert asyncio.run(notifier.deliver(a.booking_code, requests, a)) == {"k-c": SENT, "k-e": SENT}
+    with kind("again"):
+        assert asyncio.run(notifier.deliver(a.booking_code, requests, a)) == {"k-c": SKIPPED, "k-e": SKIPPED}
+    assert counter.snapshot() == {
+        "first": Counter(
+            {f"query {NOTIFICATIONS}": 1, "transaction": 2, f"replace/upsert {NOTIFICATIONS}": 1}
+        ),
+        "again": Counter({f"query {NOTIFICATIONS}": 1}),
+    }
+    assert [m.to for m in mailer.sent] == ["maija@pankki.example"]  # the customer gave no address
+    rows = repo.table(NOTIFICATIONS).query_entities("PartitionKey eq @pk", parameters={"pk": a.booking_code})
+    assert sorted(r["State"] for r in rows) == ["sent", "sent"]

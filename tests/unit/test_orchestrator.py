@@ -146,14 +146,23 @@ class Replay:
         return {s: a for s, a in self.pending.items() if a["actionType"] in (0, 1)}
 
     def complete_all(self, results: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Complete every pending activity (result by function name) in one episode."""
+        """Complete every pending activity (result by function name) in one episode. An
+        ``apply_phase`` that was asked to look answers with ``load_schedule``'s result."""
         results = {
             "load_schedule": RECORD,
             "create_meeting": {"ok": True, "meetingId": "m1"},
             **(results or {}),
         }
+
+        def result(action: dict[str, Any]) -> Any:
+            name = action["functionName"]
+            if name == "apply_phase" and name not in results:
+                look = json.loads(action["input"]).get("look")
+                return {"failed": [], **({"schedule": results["load_schedule"]} if look else {})}
+            return results.get(name)
+
         events = [
-            self.event(T.TASK_COMPLETED, TaskScheduledId=s, Result=json.dumps(results.get(a["functionName"])))
+            self.event(T.TASK_COMPLETED, TaskScheduledId=s, Result=json.dumps(result(a)))
             for s, a in self.activities().items()
         ]
         for s in list(self.activities()):
@@ -192,6 +201,19 @@ class Replay:
         return [a.get("functionName") or str(a["actionType"]) for a in actions]
 
 
+def parts(action: dict[str, Any]) -> dict[str, Any]:
+    """An ``apply_phase``'s parts: the phase recorded, the entries acknowledged, the
+    notifications' (kind, recipient) and whether it looks."""
+    assert action["functionName"] == "apply_phase", action["functionName"]
+    payload = json.loads(action["input"])
+    return {
+        "phase": (payload.get("record") or {}).get("phase"),
+        "ack": payload.get("ack", []),
+        "told": [(n["kind"], n["recipient"]) for n in payload.get("notifications", [])],
+        "look": bool(payload.get("look")),
+    }
+
+
 def in_the_lobby() -> Replay:
     """An online appointment whose customer waits in the lobby (join window open, CustomerJoined)."""
     r = Replay(now=START - timedelta(minutes=15))
@@ -210,13 +232,16 @@ def test_first_episode_records_the_phase_confirms_the_booking_and_looks_at_the_r
     wait); status carries no personal data."""
     r = Replay()
     first = r.start()
-    assert r.names(first) == ["load_schedule", "record_phase", "send_notification", "send_notification"]
+    assert r.names(first) == ["apply_phase"]  # one activity: record, confirmations and the look
+    assert parts(first[0]) == {
+        "phase": "booked",
+        "ack": [],
+        "told": [("booking_confirmation", "customer"), ("new_booking", "expert")],
+        "look": True,
+    }
     assert r.status["phase"] == "booked" and r.status["joinWindowOpensAt"] == "2026-12-07T10:15:00Z"
-    notify = json.loads(first[2]["input"])
-    assert notify["kind"] == "booking_confirmation" and notify["recipient"] == "customer"
-    assert json.loads(first[3]["input"])["kind"] == "new_booking"
-    assert set(notify) >= {"bookingCode", "key"} and "phone" not in json.dumps(notify)
-    assert "ack" not in json.loads(first[1]["input"])
+    notify = json.loads(first[0]["input"])["notifications"][0]
+    assert set(notify) >= {"bookingCode", "key"} and "phone" not in first[0]["input"]
     assert r.names([a for a in r.complete_all() if a["actionType"] in (0, 1)]) == []
     assert [a["actionType"] for a in r.pending.values()] == [5]  # now it waits for the next deadline
 
@@ -236,7 +261,7 @@ def test_a_long_wait_is_cut_into_legs_by_the_sdk_and_reminders_come_first() -> N
     new = r.fire_timer()
     assert r.names(new) == ["load_schedule"]  # before acting on a deadline, check the record
     new = r.complete_all()
-    reminder = json.loads(new[0]["input"])
+    [reminder] = json.loads(new[0]["input"])["notifications"]
     assert reminder["kind"] == "reminder" and reminder["reminder"] == "day_before"
 
 
@@ -251,9 +276,9 @@ def test_the_join_window_creates_the_meeting_before_recording_the_phase() -> Non
     assert r.names(new) == ["load_schedule"]
     assert r.names(r.complete_all()) == ["create_meeting"]
     new = r.complete_all()  # the phase and its notifications together, once the meeting exists
-    assert r.names(new) == ["record_phase", "send_notification", "send_notification"]
-    assert r.status["phase"] == "join_open"
-    assert sorted(json.loads(a["input"])["recipient"] for a in new[1:]) == ["customer", "expert"]
+    assert r.names(new) == ["apply_phase"]
+    assert parts(new[0])["phase"] == "join_open" and r.status["phase"] == "join_open"
+    assert sorted(recipient for _, recipient in parts(new[0])["told"]) == ["customer", "expert"]
 
 
 def test_events_drive_the_meeting_to_the_end() -> None:
@@ -276,8 +301,8 @@ def test_an_illegal_event_is_ignored_not_fatal() -> None:
     r.start()
     r.settle()
     new = r.raise_event("CodeVerified")
-    assert r.names([a for a in new if a["actionType"] in (0, 1)]) == ["record_phase"]
-    assert json.loads(new[0]["input"])["phase"] == "booked"
+    assert r.names([a for a in new if a["actionType"] in (0, 1)]) == ["apply_phase"]
+    assert parts(new[0]) == {"phase": "booked", "ack": [], "told": [], "look": False}
     assert r.status["phase"] == "booked" and not r.result["isDone"]
 
 
@@ -298,17 +323,16 @@ def test_reschedule_continues_as_new_with_the_new_times() -> None:
 
 def test_an_applied_event_from_the_outbox_is_acknowledged() -> None:
     """A raised event naming its outbox entry is applied and acknowledged by the activity that
-    records its phase (so no poll applies it again); one that changes no phase by ``ack_events``."""
+    records its phase (so no poll applies it again); one that changes no phase is only acknowledged."""
     r = in_the_lobby()
     new = r.raise_event("CodeIssued", {"expiresAt": "2026-12-07T10:25:00Z", "outboxId": "e1"})
-    assert r.names(new) == ["record_phase"]
-    assert json.loads(new[0]["input"])["phase"] == "code_issued"
-    assert json.loads(new[0]["input"])["ack"] == ["e1"]
+    assert r.names(new) == ["apply_phase"]
+    assert parts(new[0]) == {"phase": "code_issued", "ack": ["e1"], "told": [], "look": False}
     r.settle()
     assert r.status["phase"] == "code_issued"
     new = r.raise_event("CodeIssued", {"expiresAt": "2026-12-07T10:28:00Z", "outboxId": "e2"})  # a new code
-    assert r.names(new) == ["ack_events"]
-    assert json.loads(new[0]["input"]) == {"bookingCode": "2KMEVE6X", "ids": ["e2"]}
+    assert r.names(new) == ["apply_phase"]
+    assert json.loads(new[0]["input"]) == {"bookingCode": "2KMEVE6X", "ack": ["e2"]}
     r.settle()
     assert r.status["codeExpiresAt"] == "2026-12-07T10:28:00Z"
 
@@ -322,7 +346,7 @@ def test_a_committed_event_that_was_never_raised_is_applied_at_the_next_poll() -
     assert r.names(new) == ["load_schedule"]
     pending = [{"id": "e7", "event": "CodeIssued", "payload": {"expiresAt": "2026-12-07T10:25:00Z"}}]
     new = r.complete_all({"load_schedule": {**RECORD, "phase": "lobby", "pending": pending}})
-    assert r.names(new) == ["record_phase"] and json.loads(new[0]["input"])["ack"] == ["e7"]
+    assert r.names(new) == ["apply_phase"] and parts(new[0])["ack"] == ["e7"]
     r.settle()
     assert r.status["phase"] == "code_issued" and r.status["codeExpiresAt"] == "2026-12-07T10:25:00Z"
 
@@ -331,7 +355,8 @@ def test_an_event_raised_before_its_predecessor_waits_in_the_outbox_for_order() 
     """CodeVerified raised while the lost CodeIssued waits in the outbox: the poll applies both in order."""
     r = in_the_lobby()
     new = r.raise_event("CodeVerified", {"outboxId": "e9"})
-    assert r.names([a for a in new if a["actionType"] in (0, 1)]) == ["record_phase"]  # not acknowledged
+    assert r.names([a for a in new if a["actionType"] in (0, 1)]) == ["apply_phase"]
+    assert parts(new[0])["ack"] == []  # not acknowledged
     r.settle()
     assert r.status["phase"] == "lobby"
     r.fire_timer()
@@ -350,7 +375,7 @@ def test_event_data_that_arrives_as_json_text_is_read_as_the_object() -> None:
     r.pending = {s: a for s, a in r.pending.items() if a["actionType"] != 5}
     text = json.dumps({"expiresAt": "2026-12-07T10:25:00Z", "outboxId": "e3"})
     new = r.episode(r.event(T.EVENT_RAISED, Name="CodeIssued", Input=json.dumps(text)))
-    assert r.names(new) == ["record_phase"] and json.loads(new[0]["input"])["ack"] == ["e3"]
+    assert r.names(new) == ["apply_phase"] and parts(new[0])["ack"] == ["e3"]
     r.settle()
     assert r.status["phase"] == "code_issued"
 
@@ -375,7 +400,7 @@ def test_graph_down_past_every_retry_leaves_the_appointment_open_with_a_reason()
 def exhaust(r: Replay, seq: int, name: str) -> None:
     """Fail activity ``seq`` on every attempt, as the host runs CallActivityWithRetry: each failure
     is followed by the retry interval's timer and, while attempts remain, the task scheduled again
-    (the SDK waits for the last timer too). The orchestration goes on throughout."""
+    (the SDK waits for the last timer too). The orchestration goes on until the last failure."""
     del r.pending[seq]
     for attempt in range(1, RETRY.max_number_of_attempts + 1):
         events = [r.event(T.TASK_FAILED, TaskScheduledId=seq, Reason="ODataError: 503", Details="down")]
@@ -390,48 +415,53 @@ def exhaust(r: Replay, seq: int, name: str) -> None:
             events.append(r.event(T.TASK_SCHEDULED, EventId=seq, Name=name))
             r.seq += 1
         r.episode(*events)
-        assert not r.result.get("isDone"), r.result
+        if attempt < RETRY.max_number_of_attempts:
+            assert not r.result.get("isDone"), r.result
 
 
-def at_the_join_window() -> tuple[Replay, dict[str, int]]:
-    """The join window has opened and the meeting exists: the phase and both notifications run."""
+def at_the_join_window() -> tuple[Replay, int, dict[str, Any]]:
+    """The join window has opened and the meeting exists: join_open's ``apply_phase`` runs (its
+    sequence number and payload)."""
     r = Replay(now=START - timedelta(minutes=15))
     r.start()
     r.settle()
     r.fire_timer()
     assert r.names(r.complete_all()) == ["create_meeting"]
     r.complete_all()
-    running = {
-        json.loads(a["input"]).get("recipient", a["functionName"]): s for s, a in r.activities().items()
-    }
-    assert set(running) == {"record_phase", "expert", "customer"}
-    return r, running
+    [(seq, action)] = r.activities().items()
+    assert sorted(parts(action)["told"]) == [("join_open", "customer"), ("join_open", "expert")]
+    return r, seq, json.loads(action["input"])
 
 
-def test_a_notification_that_fails_for_good_does_not_hold_up_the_phase(caplog: Any) -> None:
-    """The expert's mail fails past its retries while the record and the customer's notice still run:
-    the lifecycle waits for those, logs the failure and goes on to wait in join_open."""
-    r, running = at_the_join_window()
+def test_a_notification_whose_mail_failed_is_retried_alone_and_logged_when_it_fails_for_good(
+    caplog: Any,
+) -> None:
+    """apply_phase recorded the phase but the expert's mail failed: after the retry interval that
+    notification alone is sent again, with Durable's retries; failing past them it is logged and
+    the lifecycle goes on (the phase was recorded, the customer told)."""
+    r, seq, payload = at_the_join_window()
+    expert = next(n for n in payload["notifications"] if n["recipient"] == "expert")
+    del r.pending[seq]
+    r.episode(r.event(T.TASK_COMPLETED, TaskScheduledId=seq, Result=json.dumps({"failed": [expert["key"]]})))
+    assert not r.activities()
+    _seq, fire_at = r.timer()  # the pause before the retry, not the next deadline
+    assert fire_at == r.now + timedelta(milliseconds=RETRY.first_retry_interval_in_milliseconds)
+    new = r.fire_timer()
+    assert r.names(new) == ["send_notification"] and json.loads(new[0]["input"]) == expert
+    [retry] = list(r.activities())
     with caplog.at_level("ERROR"):
-        exhaust(r, running["expert"], "send_notification")
-    assert not r.result.get("isDone") and set(r.activities()) == {
-        running["record_phase"],
-        running["customer"],
-    }
-    r.settle()
+        exhaust(r, retry, "send_notification")
     assert "notification(s) failed" in caplog.text
-    assert r.status["phase"] == "join_open" and not r.result.get("isDone")
-    assert [a["actionType"] for a in r.pending.values()] == [5]  # the next poll, no new activity
+    assert r.continued is not None and r.continued["phase"] == "join_open"  # on to the meeting
+    assert r.names(r.next_execution()) == ["load_schedule"]
 
 
-def test_a_record_that_fails_for_good_fails_the_orchestration_after_the_rest_has_run() -> None:
-    """Table Storage down past every retry of record_phase: as before, the orchestration fails (ops
-    rewind it); it does so once the notifications running beside it have finished."""
-    r, running = at_the_join_window()
-    exhaust(r, running["record_phase"], "record_phase")
-    assert not r.result.get("isDone") and set(r.activities()) == {running["expert"], running["customer"]}
+def test_a_record_that_fails_for_good_fails_the_orchestration() -> None:
+    """Table Storage down past every retry of apply_phase: as before, the orchestration fails (ops
+    rewind it)."""
+    r, seq, _payload = at_the_join_window()
     with pytest.raises(Exception, match="ODataError: 503"):
-        r.settle()
+        exhaust(r, seq, "apply_phase")
 
 
 # --- continue-as-new when the join window opens ------------------------------------------------
@@ -440,6 +470,16 @@ def test_a_record_that_fails_for_good_fails_the_orchestration_after_the_rest_has
 def sent(r: Replay, name: str) -> list[dict[str, Any]]:
     """The inputs of every ``name`` activity any execution of ``r`` scheduled, in order."""
     return [json.loads(a["input"]) for a in r.scheduled if a["functionName"] == name]
+
+
+def applied(r: Replay) -> list[dict[str, Any]]:
+    """The parts of every ``apply_phase`` any execution of ``r`` scheduled, in order."""
+    return [parts(a) for a in r.scheduled if a["functionName"] == "apply_phase"]
+
+
+def notified(r: Replay) -> list[dict[str, Any]]:
+    """Every notification any execution of ``r`` asked for, in order."""
+    return [n for p in sent(r, "apply_phase") for n in p.get("notifications", [])]
 
 
 def opening_the_window(create_meeting: dict[str, Any] | None = None) -> Replay:
@@ -451,7 +491,7 @@ def opening_the_window(create_meeting: dict[str, Any] | None = None) -> Replay:
     assert r.names(r.fire_timer()) == ["load_schedule"]
     assert r.names(r.complete_all()) == ["create_meeting"]
     results = {"create_meeting": create_meeting} if create_meeting else None
-    assert r.names(r.complete_all(results)) == ["record_phase", "send_notification", "send_notification"]
+    assert r.names(r.complete_all(results)) == ["apply_phase"]
     return r
 
 
@@ -499,15 +539,17 @@ def test_a_meeting_after_the_restart_is_created_once_and_nobody_is_told_twice() 
     r.settle()
     assert r.result["isDone"] and r.result["output"] == {"phase": "ended"}
     assert len(sent(r, "create_meeting")) == 1
-    phases = [p["phase"] for p in sent(r, "record_phase")]
+    phases = [p["phase"] for p in applied(r) if p["phase"]]
     assert phases == ["booked", "join_open", "lobby", "code_issued", "verified", "ended"]
-    told = [(n["kind"], n["recipient"]) for n in sent(r, "send_notification")]
+    told = [(n["kind"], n["recipient"]) for n in notified(r)]
     assert len(told) == len(set(told))
     assert told.count(("join_open", "customer")) == told.count(("join_open", "expert")) == 1
     # Unique keys, although this driver's clock never moves: ``new_guid`` alone would repeat the
     # first execution's GUIDs in the second, and the notifier would take those mails for sent.
-    keys = [n["key"] for n in sent(r, "send_notification")]
+    keys = [n["key"] for n in notified(r)]
     assert len(keys) == len(set(keys))
+    # One activity per decision: create_meeting and the looks aside, nothing else was scheduled.
+    assert {a["functionName"] for a in r.scheduled} == {"apply_phase", "create_meeting", "load_schedule"}
     # The meeting's episodes replay only the meeting's events.
     meeting = [e.get("Name") for e in r.history if e["EventType"] == T.TASK_SCHEDULED.value]
     assert "create_meeting" not in meeting and meeting[0] == "load_schedule"
@@ -529,9 +571,9 @@ def test_what_creating_the_meeting_reported_is_decided_before_the_restart(
     r = opening_the_window(answer)
     new = r.complete_all()
     assert r.continued is None and not r.result.get("isDone")
-    assert r.names(new) == ["record_phase"] + ["send_notification"] * len(expert_told)
-    assert json.loads(new[0]["input"])["attention"] == attention
-    assert [json.loads(a["input"])["kind"] for a in new[1:]] == expert_told
+    assert r.names(new) == ["apply_phase"]
+    assert json.loads(new[0]["input"])["record"]["attention"] == attention
+    assert [(kind, who) for kind, who in parts(new[0])["told"]] == [(k, "expert") for k in expert_told]
     r.complete_all()
     assert r.continued is not None and r.continued["attention"] == attention
     assert r.names(r.next_execution()) == ["load_schedule"]
@@ -557,25 +599,32 @@ def test_an_event_raised_while_the_execution_restarts_is_applied_from_the_outbox
         ]
         r.pending = {}
         r.episode(*events, joined)
-        events = [r.event(T.TASK_COMPLETED, TaskScheduledId=s, Result="null") for s in r.activities()]
     else:
-        r.complete_all()  # create_meeting -> record_phase, both notifications
-        events = [r.event(T.TASK_COMPLETED, TaskScheduledId=s, Result="null") for s in r.activities()]
+        r.complete_all()  # create_meeting -> apply_phase (the phase, both notifications)
+    events = [
+        r.event(T.TASK_COMPLETED, TaskScheduledId=s, Result=json.dumps({"failed": []}))
+        for s in r.activities()
+    ]
     r.pending = {}
     r.episode(*events, *([joined] if when == "with the notifications" else []))
     assert r.continued is not None and r.continued["phase"] == "join_open"  # left undecided
     assert r.names(r.next_execution()) == ["load_schedule"]
     pending = [{"id": "e1", "event": "CustomerJoined", "payload": {}}]
     new = r.complete_all({"load_schedule": {**RECORD, "phase": "lobby", "pending": pending}})
-    assert r.names(new) == ["record_phase", "send_notification"]
-    assert json.loads(new[0]["input"])["phase"] == "lobby" and json.loads(new[0]["input"])["ack"] == ["e1"]
-    assert json.loads(new[1]["input"])["kind"] == "customer_in_lobby"
+    assert r.names(new) == ["apply_phase"]
+    assert parts(new[0]) == {
+        "phase": "lobby",
+        "ack": ["e1"],
+        "told": [("customer_in_lobby", "expert")],
+        "look": False,
+    }
     r.settle()
     assert r.status["phase"] == "lobby"
     new = r.raise_event("CustomerJoined", {"outboxId": "e1"})  # the same event, delivered as well
-    assert r.names(new) == ["record_phase"]  # refused: the phase recorded again, nothing sent
+    assert r.names(new) == ["apply_phase"]  # refused: the phase recorded again, nothing sent
+    assert parts(new[0])["told"] == []
     r.settle()
-    assert [n["kind"] for n in sent(r, "send_notification")].count("customer_in_lobby") == 1
+    assert [n["kind"] for n in notified(r)].count("customer_in_lobby") == 1
 
 
 def test_a_reschedule_in_the_join_window_after_the_restart_starts_afresh_with_the_new_times() -> None:
@@ -588,16 +637,16 @@ def test_a_reschedule_in_the_join_window_after_the_restart_starts_afresh_with_th
     new = r.raise_event("Rescheduled", moved)
     assert r.names(new) == ["update_meeting"]
     new = r.complete_all()
-    assert r.names(new) == ["record_phase", "send_notification", "send_notification"]
-    assert {json.loads(a["input"])["kind"] for a in new[1:]} == {"rescheduled"}
+    assert r.names(new) == ["apply_phase"]
+    assert sorted(parts(new[0])["told"]) == [("rescheduled", "customer"), ("rescheduled", "expert")]
     r.complete_all()
     assert r.result["isDone"] and r.continued is not None
     can = r.continued
     assert (can["phase"], can["start"], can["end"], can["revision"]) == ("booked", *moved.values())
     assert "remindersDone" not in can and "attention" not in can
     first = r.next_execution()
-    assert r.names(first) == ["load_schedule", "record_phase"]  # no booking confirmation again
-    assert json.loads(first[1]["input"])["phase"] == "booked"
+    assert r.names(first) == ["apply_phase"]
+    assert parts(first[0]) == {"phase": "booked", "ack": [], "told": [], "look": True}  # no confirmation
     r.complete_all({"load_schedule": {**RECORD, **moved, "phase": "booked"}})
     assert r.timer()[1] == datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # the new day-before reminder
     assert len(sent(r, "create_meeting")) == 1
@@ -643,10 +692,9 @@ def test_the_meeting_raised_while_the_new_execution_starts_is_applied_once_each_
     r.complete_all({"load_schedule": {**RECORD, "phase": "join_open"}})
     bounded_settle(r)
     assert r.result["isDone"] and r.result["output"] == {"phase": "ended"}
-    phases = [p["phase"] for p in sent(r, "record_phase")]
+    phases = [p["phase"] for p in applied(r) if p["phase"]]
     assert phases[-4:] == ["lobby", "code_issued", "verified", "ended"]
-    acked = [i for p in sent(r, "record_phase") for i in p.get("ack", [])]
-    assert acked + [i for p in sent(r, "ack_events") for i in p["ids"]] == ["e1", "e2", "e3", "e4"]
+    assert [i for p in applied(r) for i in p["ack"]] == ["e1", "e2", "e3", "e4"]
 
 
 def test_an_event_raised_before_the_first_wait_is_applied_once() -> None:
@@ -657,7 +705,7 @@ def test_an_event_raised_before_the_first_wait_is_applied_once() -> None:
     r.episode(r.event(T.EVENT_RAISED, Name="CodeVerified", Input=json.dumps({"outboxId": "e5"})))
     bounded_settle(r)
     assert r.status["phase"] == "booked" and not r.result.get("isDone")
-    refused = [p for p in sent(r, "record_phase") if p["phase"] == "booked"]
+    refused = [p for p in applied(r) if p["phase"] == "booked"]
     assert len(refused) == 2, refused  # the first phase, and once more for the refused event
 
 
@@ -674,4 +722,4 @@ def test_a_second_event_of_a_name_raised_while_the_first_is_applied_comes_once()
     )
     bounded_settle(r)
     assert r.status["phase"] == "code_issued" and r.status["codeExpiresAt"] == "2026-12-07T10:28:00Z"
-    assert [p["ids"] for p in sent(r, "ack_events")] == [["e2"]]
+    assert [p["ack"] for p in applied(r) if not p["phase"]] == [["e2"]]
