@@ -841,7 +841,7 @@ def render_markdown() -> str:
         'print(render_markdown(), end="")\' > docs/LIFECYCLE.md',
         "```",
         "",
-        "Every phase also records itself (`record_phase`) when it changes. An event the table does",
+        "Every phase also records itself (`apply_phase`) when it changes. An event the table does",
         "not list for a phase is refused by the API (409) and ignored by the orchestration; a meeting",
         "event it ignores records the phase again, undoing what the trigger predicted on the record.",
         "",
