@@ -362,6 +362,21 @@ def test_a_netrc_entry_for_the_storage_host_does_not_replace_the_signature(
     assert repo.read(table, "nobody", "") is None
 
 
+def test_a_proxy_in_the_environment_still_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transport skips requests' per-call look at the environment only when it holds nothing
+    for it: with HTTPS_PROXY set, requests still reads it (and NO_PROXY) per URL."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    assert table_transport().session.trust_env is False  # type: ignore[attr-defined]
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.bank.example:3128")
+    session = table_transport().session  # type: ignore[attr-defined]
+    assert session.trust_env is True
+    url = "https://account.table.core.windows.net/Appointments"
+    settings = session.merge_environment_settings(url, {}, None, None, None)
+    assert settings["proxies"]["https"] == "http://proxy.bank.example:3128"
+
+
 def test_a_notification_reads_its_key_and_the_record_and_writes_as_little_as_it_can(
     counted: tuple[TableRepository, RoundTrips],
 ) -> None:
