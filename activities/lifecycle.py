@@ -15,6 +15,7 @@ import azure.durable_functions as df
 import bootstrap
 from adapters.notifier import Request
 from adapters.telemetry import traced_activity
+from appointments import lifecycle
 from appointments.catalogue import topic_label
 from appointments.model import Appointment, Phase
 from appointments.ports import MeetingRequest, PermanentGatewayError
@@ -47,6 +48,9 @@ async def apply_phase(payload: Payload) -> dict[str, Any]:
     services = bootstrap.services()
     code = payload["bookingCode"]
     a = await asyncio.to_thread(services.repo.get_by_code, code)
+    missed = await _missed_since(payload.get("guard"), a)
+    if missed is not None:
+        return missed
     record = payload.get("record")
     if record is not None:
         log.info("phase of %s: %s", code, record["phase"])  # the phase change, for ops
@@ -78,6 +82,21 @@ async def apply_phase(payload: Payload) -> dict[str, Any]:
     return result
 
 
+async def _missed_since(guard: Payload | None, a: Appointment | None) -> dict[str, Any] | None:
+    """A due deadline's check (``guard``: the lifecycle's phase and revision, and whether to read
+    the outbox): if the record or the outbox shows what the lifecycle missed (``lifecycle.missed``,
+    the orchestrator's own test), the answer that says so, with what was read; None to go on."""
+    if guard is None or a is None:
+        return None
+    schedule = await asyncio.to_thread(_schedule, a, bool(guard.get("outbox")))
+    now = bootstrap.services().clock.now()
+    found = lifecycle.missed(schedule, Phase(guard["phase"]), int(guard["revision"]), now)
+    if not found.events:
+        return None
+    log.info("deadline of %s not acted on: the record or the outbox shows what came first", a.booking_code)
+    return {"missed": True, "schedule": schedule, "failed": []}
+
+
 def _notify_request(payload: Payload) -> Request:
     return Request(
         kind=payload["kind"],
@@ -89,11 +108,12 @@ def _notify_request(payload: Payload) -> Request:
     )
 
 
-def _schedule(a: Appointment) -> dict[str, Any]:
-    """The record's times, revision and phase, and the outbox's pending events (commit order)."""
+def _schedule(a: Appointment, outbox: bool = True) -> dict[str, Any]:
+    """The record's times, revision and phase, and the outbox's pending events (commit order;
+    not read with ``outbox=False``, for a phase in which no trigger writes there)."""
     pending = [
         {"id": e.entry_id, "event": e.event, "payload": e.payload}
-        for e in bootstrap.services().appointments.outbox.pending(a.booking_code)
+        for e in (bootstrap.services().appointments.outbox.pending(a.booking_code) if outbox else ())
     ]
     return {
         "start": iso(a.start),
@@ -127,6 +147,9 @@ async def create_meeting(payload: Payload) -> dict[str, Any]:
     services = bootstrap.services()
     code = payload["bookingCode"]
     a = await asyncio.to_thread(services.repo.get_by_code, code)
+    missed = await _missed_since(payload.get("guard"), a)
+    if missed is not None:
+        return missed
     if a is None:
         return {"ok": False, "reason": "appointment_missing"}
     gateway = await bootstrap.meetings_ready()

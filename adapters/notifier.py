@@ -13,9 +13,10 @@ only what is not there. What is left: Sent Items shows a sent mail a few seconds
 sendMail's 202; a retry inside that lag resends. A retry comes at least 5 s after the
 failure (a failed ``apply_phase`` by Durable's retry, a mail it reported failed by the
 orchestrator's pause before sending it alone: ``orchestrators.appointment_lifecycle.RETRY``), so
-that needs a crash and a Sent Items lag over 5 s together. The key also travels as ``X-Idempotency-Key``, so such a
-duplicate is still recognisable downstream. A notification without mail (a customer who gave
-no address: only the SMS and push rows, which a retry overwrites) needs no ``sending``.
+that needs a crash and a Sent Items lag over 5 s together. The key also travels as
+``X-Idempotency-Key``, so such a duplicate is still recognisable downstream. A notification
+without mail (a customer who gave no address: only the SMS and push rows, which a retry
+overwrites) needs no ``sending``.
 """
 
 from __future__ import annotations

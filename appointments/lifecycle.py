@@ -223,6 +223,39 @@ def event_from_payload(name: str, payload: object, at: datetime) -> Event:
     return EVENT_TYPES[kind](at)
 
 
+@dataclass(frozen=True)
+class Missed:
+    """What a look at the record and the outbox (``load_schedule``'s answer) brings that the
+    lifecycle's state does not know: events (with the outbox entry each stands for), and how many
+    outbox entries were malformed (skipped: nothing can apply them)."""
+
+    events: tuple[tuple[Event, str | None], ...] = ()
+    malformed: int = 0
+
+
+def missed(schedule: Mapping[str, Any] | None, phase: Phase, revision: int, at: datetime) -> Missed:
+    """The events a lifecycle in ``phase`` at ``revision`` missed, from a look at its record and
+    outbox: a cancellation or reschedule the record shows (an event lost by a crashed client, or
+    raised while the orchestration continued as new), and the meeting events a trigger committed
+    to the outbox but may never have raised, in commit order. The orchestrator applies them; the
+    activity that carries out a deadline checks with the same function that there are none."""
+    if schedule is None:
+        return Missed()
+    events: list[tuple[Event, str | None]] = []
+    if schedule["phase"] == Phase.CANCELLED.value and not phase.is_terminal:
+        events.append((Cancelled(at), None))
+    elif int(schedule["revision"]) > revision:
+        start, end = parse_utc(schedule["start"]), parse_utc(schedule["end"])
+        events.append((Rescheduled(at, start, end, int(schedule["revision"])), None))
+    malformed = 0
+    for entry in schedule.get("pending", []):
+        try:
+            events.append((event_from_payload(entry["event"], entry["payload"], at), str(entry["id"])))
+        except (KeyError, ValueError, TypeError):
+            malformed += 1
+    return Missed(tuple(events), malformed)
+
+
 # --- actions: one small type per kind ------------------------------------------------------------
 
 

@@ -69,7 +69,6 @@ from appointments.lifecycle import (
     EXTERNAL_EVENTS,
     TIMER_EVENTS,
     Action,
-    Cancelled,
     ContinueAsNew,
     CreateMeeting,
     Decision,
@@ -81,12 +80,11 @@ from appointments.lifecycle import (
     MeetingFailed,
     Notify,
     RecordPhase,
-    Rescheduled,
     UpdateMeeting,
     event_from_payload,
 )
 from appointments.model import Phase
-from appointments.timerules import iso, parse_utc
+from appointments.timerules import iso
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -125,6 +123,17 @@ class Incoming:
     entry: str | None = None
     polled: bool = False  # read from the outbox, not raised: acknowledged even if illegal now
     follow_up: bool = False  # an activity's outcome: held by no store, so decided before a restart
+    deadline: bool = False  # a due timer, not yet checked against the record and the outbox
+
+
+@dataclass(frozen=True)
+class CarriedOut:
+    """What carrying out a decision brought: the events its outcomes raise, what the look read,
+    and whether a deadline's check found something missed (then nothing was done)."""
+
+    follow_ups: list[Incoming]
+    schedule: Any = None
+    missed: bool = False
 
 
 def instance_id(booking_code: str) -> str:
@@ -192,9 +201,14 @@ def _carry_out(
     *,
     execution: int,
     look: bool = False,
-) -> Generator[Any, Any, tuple[list[Incoming], Any]]:
+    guard: dict[str, Any] | None = None,
+) -> Generator[Any, Any, CarriedOut]:
     """Carry out the decision's actions; returns the events their outcomes raise, and with
     ``look`` what ``load_schedule`` returns (read in the same activity).
+
+    ``guard`` (a due deadline's decision, see ``_deadline_guard``): the decision's first activity
+    first checks the record and the outbox, as ``_reconcile`` would, and does nothing if they
+    show something missed; then the result says ``missed``, with what it read.
 
     The meeting steps run first, one after the other, in the decision's order (``decide`` puts
     them before the phase: the record never says join_open before the join link exists). Then one
@@ -210,15 +224,18 @@ def _carry_out(
     for action in decision.actions:
         match action:
             case CreateMeeting():
+                request: dict[str, Any] = {"bookingCode": code}
+                if guard is not None:
+                    request["guard"], guard = guard, None
                 try:
                     result = yield from _listening(
-                        context,
-                        context.call_activity_with_retry(create_meeting, RETRY, {"bookingCode": code}),
-                        ears,
+                        context, context.call_activity_with_retry(create_meeting, RETRY, request), ears
                     )
                 except Exception as err:  # Graph down past every retry: the appointment goes on
                     _log(context, logging.ERROR, "create_meeting failed for %s: %s", context.instance_id, err)
                     result = {"ok": False, "reason": "meeting_creation_failed"}
+                if result.get("missed"):
+                    return CarriedOut([], result.get("schedule"), missed=True)
                 now = context.current_utc_datetime
                 if not result.get("ok"):
                     reason = str(result.get("reason") or "meeting_creation_failed")
@@ -234,8 +251,6 @@ def _carry_out(
                 notifications.append(_notify_payload(context, code, before, action, execution))
             case ContinueAsNew():
                 pass  # the loop's one exit carries it out, after the notifications
-    if decision.state != before:  # e.g. a new code's expiry, with or without a new phase
-        context.set_custom_status(decision.state.custom_status())
     payload: dict[str, Any] = {"bookingCode": code}
     if record is not None:
         payload["record"] = _record_payload(record)
@@ -244,17 +259,41 @@ def _carry_out(
     if notifications:
         payload["notifications"] = notifications
     if len(payload) == 1:  # nothing to apply: at most a look
+        assert guard is None, "a guarded decision has work to carry the check"
+        _set_status(context, before, decision)
         schedule = (yield from _listening(context, _load(context, before), ears)) if look else None
-        return follow_ups, schedule
+        return CarriedOut(follow_ups, schedule)
     if look:
         payload["look"] = True
-    applied = yield from _listening(
-        context, context.call_activity_with_retry(apply_phase, RETRY, payload), ears
-    )
+    if guard is not None:
+        payload["guard"] = guard
+    _set_status(context, before, decision)
+    task = context.call_activity_with_retry(apply_phase, RETRY, payload)
+    applied = yield from _listening(context, task, ears)
+    if applied.get("missed"):
+        context.set_custom_status(before.custom_status())  # nothing was done
+        return CarriedOut([], applied.get("schedule"), missed=True)
     failed = set(applied.get("failed") or ())
     if failed:
         yield from _retry_notifications(context, ears, [n for n in notifications if n["key"] in failed])
-    return follow_ups, applied.get("schedule")
+    return CarriedOut(follow_ups, applied.get("schedule"))
+
+
+def _set_status(context: df.DurableOrchestrationContext, before: LifecycleState, decision: Decision) -> None:
+    if decision.state != before:  # e.g. a new code's expiry, with or without a new phase
+        context.set_custom_status(decision.state.custom_status())
+
+
+def _deadline_guard(state: LifecycleState, decision: Decision) -> dict[str, Any] | None:
+    """What a due deadline's decision asks its first activity to check before acting: the state's
+    phase and revision, and whether that phase takes trigger events (then the outbox is read too).
+    None when no activity of the decision can carry the check: it has none, or a meeting change
+    other than creating the meeting comes first (then the orchestrator looks first instead)."""
+    steps = [a for a in decision.actions if not isinstance(a, ContinueAsNew)]
+    meeting = [a for a in steps if isinstance(a, CreateMeeting | UpdateMeeting | DeleteMeeting)]
+    if not steps or (meeting and not isinstance(meeting[0], CreateMeeting)):
+        return None
+    return {"phase": state.phase.value, "revision": state.revision, "outbox": state.phase in POLLED_PHASES}
 
 
 def _retry_notifications(
@@ -342,28 +381,16 @@ def _reconcile(context: df.DurableOrchestrationContext, ears: Ears, state: Lifec
 
 
 def _missed(context: df.DurableOrchestrationContext, state: LifecycleState, record: Any) -> list[Incoming]:
-    """The events the lifecycle missed, from ``load_schedule``'s answer.
+    """The events the lifecycle missed, from ``load_schedule``'s answer (``lifecycle.missed``).
 
     The record is the customer's truth for times and cancellation (an event lost by a crashed
     client, or one that arrived while the orchestration continued as new); the outbox holds the
     meeting events a trigger committed but may never have raised.
     """
-    now = context.current_utc_datetime
-    if record is None:
-        return []
-    missed: list[Incoming] = []
-    if record["phase"] == Phase.CANCELLED.value and not state.phase.is_terminal:
-        missed.append(Incoming(Cancelled(now)))
-    elif int(record["revision"]) > state.revision:
-        start, end = parse_utc(record["start"]), parse_utc(record["end"])
-        missed.append(Incoming(Rescheduled(now, start, end, int(record["revision"]))))
-    for entry in record.get("pending", []):
-        try:
-            event = event_from_payload(entry["event"], entry["payload"], now)
-            missed.append(Incoming(event, str(entry["id"]), polled=True))
-        except (KeyError, ValueError, TypeError):
-            _log(context, logging.WARNING, "ignoring a malformed outbox entry for %s", context.instance_id)
-    return missed
+    found = lifecycle.missed(record, state.phase, state.revision, context.current_utc_datetime)
+    if found.malformed:
+        _log(context, logging.WARNING, "ignoring a malformed outbox entry for %s", context.instance_id)
+    return [Incoming(event, entry, polled=entry is not None) for event, entry in found.events]
 
 
 def _event_data(raw: Any) -> Any:
@@ -389,14 +416,14 @@ def _next_events(context: df.DurableOrchestrationContext, state: LifecycleState,
     winner = yield context.task_any([*ears.waits.values(), *([timer] if timer is not None else [])])
     now = context.current_utc_datetime
     if timer is not None and winner is timer:
-        # Before acting on a deadline (or on a poll), make sure nothing was missed.
+        if deadline is not None and now >= deadline[0]:
+            # The deadline has come, whether this was its timer or a poll that woke late: act on
+            # it now, rather than set a timer in the past. Its decision's first activity checks
+            # first that nothing was missed (``_deadline_guard``).
+            return [Incoming(TIMER_EVENTS[deadline[1]](now), deadline=True)]
+        # A poll: make sure nothing was missed.
         missed: list[Incoming] = yield from _reconcile(context, ears, state)
-        missed += ears.drain()
-        if missed or deadline is None or now < deadline[0]:
-            return missed
-        # The deadline has come, whether this was its timer or a poll that woke late: act on it
-        # now, rather than set a timer in the past.
-        return [Incoming(TIMER_EVENTS[deadline[1]](now))]
+        return missed + ears.drain()
     if timer is not None and not timer.is_completed:
         timer.cancel()
     return ears.take(winner)
@@ -419,9 +446,10 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
     # renewed only once consumed: events that arrive in the same batch as the winner stay
     # completed and win next time.
     ears = Ears(context)
-    queue, schedule = yield from _carry_out(context, ears, state, decision, execution=execution, look=True)
+    first = yield from _carry_out(context, ears, state, decision, execution=execution, look=True)
+    queue = first.follow_ups
     state = decision.state
-    queue += _missed(context, state, schedule)
+    queue += _missed(context, state, first.schedule)
     queue += ears.drain()
     restart: ContinueAsNew | None = None
     while not state.phase.is_terminal:
@@ -448,8 +476,17 @@ def appointment_lifecycle(context: df.DurableOrchestrationContext) -> Work:
                 incoming = Incoming(incoming.event)
         # Applied (or moot): the outbox need not deliver it again; acknowledged with the phase.
         ack = (incoming.entry,) if incoming.entry is not None else ()
-        follow_ups, _ = yield from _carry_out(context, ears, state, decision, ack, execution=execution)
-        queue += follow_ups
+        guard = _deadline_guard(state, decision) if incoming.deadline else None
+        if incoming.deadline and guard is None:  # nothing to carry the check: look first
+            missed = yield from _reconcile(context, ears, state)
+            if missed:
+                queue += missed + ears.drain()
+                continue  # the deadline comes back (already due) once these are decided
+        done = yield from _carry_out(context, ears, state, decision, ack, execution=execution, guard=guard)
+        if done.missed:  # nothing was done: decide what was missed first
+            queue += _missed(context, state, done.schedule) + ears.drain()
+            continue
+        queue += done.follow_ups
         queue += ears.drain()
         state = decision.state
         restart = restart or decision.continue_as_new

@@ -520,3 +520,31 @@ def test_a_meeting_whose_call_events_were_refused_stays_open_with_attention() ->
     d = decide(state(Phase.JOIN_OPEN), MeetingAttention(T0, "call_events_refused"))
     assert d.state.phase is Phase.JOIN_OPEN and d.state.attention == "call_events_refused"
     assert d.actions == (RecordPhase(Phase.JOIN_OPEN, NOW, 0, "call_events_refused"),)
+
+
+def test_missed_reads_a_cancellation_a_reschedule_and_the_outbox_in_commit_order() -> None:
+    """``missed``: what the orchestrator applies after a look, and what a deadline's check tests."""
+    from appointments.lifecycle import Cancelled, CodeIssued, CustomerJoined, Rescheduled, missed
+
+    at = datetime(2026, 12, 7, 10, 20, tzinfo=UTC)
+    record = {
+        "start": "2026-12-07T10:30:00Z",
+        "end": "2026-12-07T11:15:00Z",
+        "revision": 0,
+        "phase": "join_open",
+    }
+    assert missed(record, Phase.JOIN_OPEN, 0, at).events == ()
+    assert missed(None, Phase.JOIN_OPEN, 0, at).events == ()
+    [(event, entry)] = missed({**record, "phase": "cancelled"}, Phase.JOIN_OPEN, 0, at).events
+    assert isinstance(event, Cancelled) and entry is None
+    assert missed({**record, "phase": "cancelled"}, Phase.CANCELLED, 0, at).events == ()
+    [(event, _)] = missed({**record, "revision": 2}, Phase.JOIN_OPEN, 1, at).events
+    assert isinstance(event, Rescheduled) and event.revision == 2
+    pending = [
+        {"id": "e1", "event": "CustomerJoined", "payload": {}},
+        {"id": "e2", "event": "CodeIssued", "payload": {}},  # no expiry: malformed
+        {"id": "e3", "event": "CodeIssued", "payload": {"expiresAt": "2026-12-07T10:25:00Z"}},
+    ]
+    found = missed({**record, "pending": pending}, Phase.JOIN_OPEN, 0, at)
+    assert [(type(e), entry) for e, entry in found.events] == [(CustomerJoined, "e1"), (CodeIssued, "e3")]
+    assert found.malformed == 1

@@ -259,9 +259,10 @@ def test_a_long_wait_is_cut_into_legs_by_the_sdk_and_reminders_come_first() -> N
         assert not r.activities()  # a leg only re-arms
     assert legs == [booked_at + timedelta(days=3 * n) for n in (1, 2, 3)]
     new = r.fire_timer()
-    assert r.names(new) == ["load_schedule"]  # before acting on a deadline, check the record
-    new = r.complete_all()
-    [reminder] = json.loads(new[0]["input"])["notifications"]
+    assert r.names(new) == ["apply_phase"]  # it checks the record before it sends the reminder
+    payload = json.loads(new[0]["input"])
+    assert payload["guard"] == {"phase": "booked", "revision": 0, "outbox": False}
+    [reminder] = payload["notifications"]
     assert reminder["kind"] == "reminder" and reminder["reminder"] == "day_before"
 
 
@@ -272,9 +273,9 @@ def test_the_join_window_creates_the_meeting_before_recording_the_phase() -> Non
     r.settle()
     r.fire_timer()  # hour-before reminder
     r.settle()
-    new = r.fire_timer()  # the join window
-    assert r.names(new) == ["load_schedule"]
-    assert r.names(r.complete_all()) == ["create_meeting"]
+    new = r.fire_timer()  # the join window: the meeting first, checking the record before
+    assert r.names(new) == ["create_meeting"]
+    assert json.loads(new[0]["input"])["guard"] == {"phase": "booked", "revision": 0, "outbox": False}
     new = r.complete_all()  # the phase and its notifications together, once the meeting exists
     assert r.names(new) == ["apply_phase"]
     assert parts(new[0])["phase"] == "join_open" and r.status["phase"] == "join_open"
@@ -387,8 +388,7 @@ def test_graph_down_past_every_retry_leaves_the_appointment_open_with_a_reason()
     r.settle()
     r.fire_timer()  # hour-before reminder
     r.settle()
-    r.fire_timer()  # the join window
-    assert r.names(r.complete_all()) == ["create_meeting"]
+    assert r.names(r.fire_timer()) == ["create_meeting"]  # the join window
     [seq] = list(r.activities())
     exhaust(r, seq, "create_meeting")
     assert not r.result.get("isDone"), r.result
@@ -425,8 +425,7 @@ def at_the_join_window() -> tuple[Replay, int, dict[str, Any]]:
     r = Replay(now=START - timedelta(minutes=15))
     r.start()
     r.settle()
-    r.fire_timer()
-    assert r.names(r.complete_all()) == ["create_meeting"]
+    assert r.names(r.fire_timer()) == ["create_meeting"]
     r.complete_all()
     [(seq, action)] = r.activities().items()
     assert sorted(parts(action)["told"]) == [("join_open", "customer"), ("join_open", "expert")]
@@ -488,8 +487,7 @@ def opening_the_window(create_meeting: dict[str, Any] | None = None) -> Replay:
     r = Replay(now=START - timedelta(minutes=15))
     r.start()
     r.settle()
-    assert r.names(r.fire_timer()) == ["load_schedule"]
-    assert r.names(r.complete_all()) == ["create_meeting"]
+    assert r.names(r.fire_timer()) == ["create_meeting"]
     results = {"create_meeting": create_meeting} if create_meeting else None
     assert r.names(r.complete_all(results)) == ["apply_phase"]
     return r
@@ -589,8 +587,7 @@ def test_an_event_raised_while_the_execution_restarts_is_applied_from_the_outbox
     r = Replay(now=START - timedelta(minutes=15))
     r.start()
     r.settle()
-    r.fire_timer()
-    r.complete_all()  # load_schedule -> create_meeting
+    r.fire_timer()  # -> create_meeting
     joined = r.event(T.EVENT_RAISED, Name="CustomerJoined", Input=json.dumps({"outboxId": "e1"}))
     if when == "with the meeting":
         events = [
@@ -723,3 +720,72 @@ def test_a_second_event_of_a_name_raised_while_the_first_is_applied_comes_once()
     bounded_settle(r)
     assert r.status["phase"] == "code_issued" and r.status["codeExpiresAt"] == "2026-12-07T10:28:00Z"
     assert [p["ack"] for p in applied(r) if not p["phase"]] == [["e2"]]
+
+
+# --- a due deadline checks the record and the outbox in its own first activity -----------------
+
+
+def test_a_join_window_whose_check_finds_the_booking_cancelled_makes_no_meeting_and_cancels() -> None:
+    """The customer cancelled, but the event never came: create_meeting's check finds the record
+    cancelled and does nothing; the lifecycle decides the cancellation (its phase, both told), never
+    records join_open, and does not continue as new into the meeting."""
+    r = Replay(now=START - timedelta(minutes=15))
+    r.start()
+    r.settle()
+    assert r.names(r.fire_timer()) == ["create_meeting"]
+    answer = {"missed": True, "schedule": {**RECORD, "phase": "cancelled"}, "failed": []}
+    new = r.complete_all({"create_meeting": answer})
+    assert r.names(new) == ["apply_phase"]
+    assert parts(new[0]) == {
+        "phase": "cancelled",
+        "ack": [],
+        "told": [("cancelled", "expert"), ("cancelled", "customer")],
+        "look": False,
+    }
+    r.settle()
+    assert r.result["isDone"] and r.result["output"] == {"phase": "cancelled"} and r.continued is None
+    assert [p["phase"] for p in applied(r) if p["phase"]] == ["booked", "cancelled"]
+    assert len(sent(r, "create_meeting")) == 1
+
+
+def test_a_no_show_deadline_whose_check_finds_the_customers_join_applies_the_join() -> None:
+    """The no-show deadline comes, but the outbox holds the customer's CustomerJoined (the trigger
+    died before raising it): apply_phase's check finds it and records nothing; the join is applied
+    (and acknowledged) instead, and the status never says no_show."""
+    r = opening_the_window()
+    r.settle({"load_schedule": {**RECORD, "phase": "join_open"}})
+    while True:  # the outbox polls until the deadline (the appointment's end)
+        new = r.fire_timer()
+        if r.names(new) != ["load_schedule"]:
+            break
+        r.complete_all({"load_schedule": {**RECORD, "phase": "join_open"}})
+    assert r.names(new) == ["apply_phase"] and parts(new[0])["phase"] == "no_show"
+    assert json.loads(new[0]["input"])["guard"] == {"phase": "join_open", "revision": 0, "outbox": True}
+    assert r.status["phase"] == "no_show"  # what it is about to record, unless the check finds more
+    pending = [{"id": "e1", "event": "CustomerJoined", "payload": {}}]
+    schedule = {**RECORD, "phase": "join_open", "pending": pending}
+    new = r.complete_all({"apply_phase": {"missed": True, "schedule": schedule, "failed": []}})
+    assert r.names(new) == ["apply_phase"]  # no_show was not recorded: the join is, instead
+    assert parts(new[0]) == {
+        "phase": "lobby",
+        "ack": ["e1"],
+        "told": [("customer_in_lobby", "expert")],
+        "look": False,
+    }
+    r.complete_all()
+    assert r.status["phase"] == "lobby" and not r.result.get("isDone")
+
+
+def test_only_a_decision_with_an_activity_to_carry_it_gets_the_check() -> None:
+    """A deadline that decides nothing has no activity to check the record in (the orchestrator
+    looks first, as for a poll); one that starts with the meeting's creation checks there."""
+    from appointments.lifecycle import CreateMeeting, Decision, DeleteMeeting, LifecycleState, RecordPhase
+    from appointments.model import Phase
+    from orchestrators.appointment_lifecycle import _deadline_guard
+
+    state = LifecycleState.from_input(INPUT)
+    assert _deadline_guard(state, Decision(state)) is None
+    record = RecordPhase(Phase.JOIN_OPEN, START, 0)
+    guard = {"phase": "booked", "revision": 0, "outbox": False}
+    assert _deadline_guard(state, Decision(state, (CreateMeeting(), record))) == guard
+    assert _deadline_guard(state, Decision(state, (DeleteMeeting(), record))) is None
