@@ -14,9 +14,11 @@ sendMail's 202; a retry inside that lag resends. A retry comes at least 5 s afte
 failure (a failed ``apply_phase`` by Durable's retry, a mail it reported failed by the
 orchestrator's pause before sending it alone: ``orchestrators.appointment_lifecycle.RETRY``), so
 that needs a crash and a Sent Items lag over 5 s together. The key also travels as
-``X-Idempotency-Key``, so such a duplicate is still recognisable downstream. A notification
-without mail (a customer who gave no address: only the SMS and push rows, which a retry
-overwrites) needs no ``sending``.
+``X-Idempotency-Key``, so such a duplicate is still recognisable downstream.
+
+A notification without mail (a customer who gave no address) keeps no row at all: its SMS and
+push rows are inserted, never overwritten, and a retry that finds them knows it was delivered
+(and leaves the state the bank's senders gave them alone: an SMS sent is not queued again).
 """
 
 from __future__ import annotations
@@ -194,11 +196,13 @@ class Notifier:
         """Deliver each request unless its key was delivered before: ``SENT``, ``SKIPPED`` (done
         before, or nothing to send) or the exception its mail raised, by key.
 
-        The requests of one decision share their reads and writes: one read of their keys' states,
-        one of the record (none if the caller passes ``appointment``, just read), one transaction
-        of the customer's SMS and push rows, one write of ``sending`` and one of ``sent``. A mail
-        that fails leaves its key at ``sending`` for a retry (``send``) and does not stop the
-        others; a failed storage write raises."""
+        The requests of one decision share their reads and writes: the record (none if the caller
+        passes ``appointment``, just read), one read of the states of the keys that send mail, one
+        transaction of the customer's SMS and push rows, one write of ``sending`` and one of
+        ``sent``. A notification without mail keeps no state: its SMS and push rows are inserted,
+        and rows that exist already mean it was delivered. A mail that fails leaves its key at
+        ``sending`` for a retry (``send``) and does not stop the others; a failed storage write
+        raises."""
         outcomes: dict[str, Outcome] = dict.fromkeys((r.key for r in requests), SKIPPED)
         prepared = await asyncio.to_thread(self._prepare, booking_code, requests, appointment)
         if not prepared:
@@ -214,7 +218,8 @@ class Notifier:
             elif isinstance(result, BaseException):
                 raise result
             else:
-                done.append(p)
+                if p.mails:  # one without mail keeps no state: its rows are its record
+                    done.append(p)
                 outcomes[p.key] = SENT
         if done:
             await asyncio.to_thread(self._mark, booking_code, done, "sent")
@@ -232,17 +237,18 @@ class Notifier:
     ) -> list[_Prepared]:
         """Blocking part before delivery: de-duplicate, load, render, write the outbox rows.
 
-        Round trips: the keys' states, the record (unless passed), and for customers the SMS and
-        push rows (one transaction); the expert comes from the directory.
+        Round trips: the record (unless passed), the states of the keys that send mail, and for
+        customers the SMS and push rows (one transaction); the expert comes from the directory.
         """
-        hashes = {r.key: _key_hash(r.key) for r in requests}
-        states = self.sent_log.states(booking_code, list(dict.fromkeys(hashes.values())))
-        todo = [r for r in requests if states.get(hashes[r.key]) != "sent"]
-        if not todo:
-            return []
         a = appointment or self.repo.get_by_code(booking_code)
         if a is None:
             log.warning("notifications for unknown booking %s skipped", booking_code)
+            return []
+        hashes = {r.key: _key_hash(r.key) for r in requests}
+        mailed = [hashes[r.key] for r in requests if r.recipient == Recipient.EXPERT.value or a.email]
+        states = self.sent_log.states(booking_code, list(dict.fromkeys(mailed))) if mailed else {}
+        todo = [r for r in requests if states.get(hashes[r.key]) != "sent"]
+        if not todo:
             return []
         expert = self.directory.get(a.expert_id)
         domain = self.settings.graph_sender_mailbox.rpartition("@")[2] or "localhost"
@@ -290,8 +296,10 @@ class Notifier:
                 customer_rows |= self._outbox(a, n, rendered.subject, rendered.text, row_key)
                 mails = [mail(a.email)] if a.email else []
             prepared.append(_Prepared(r.key, row_key, n, mails, resumed))
-        if customer_rows:  # SMS and push for the bank's own channels, in one write
-            self.sent_log.queue_customer_messages(a.customer_id, customer_rows)
+        # SMS and push for the bank's own channels, in one write; rows that exist already were
+        # written by an earlier attempt of the same notifications (they are written together).
+        if customer_rows and not self.sent_log.queue_customer_messages(a.customer_id, customer_rows):
+            prepared = [p for p in prepared if p.mails]  # the rest was delivered before
         return prepared
 
     def _calendar(self, a: Appointment, n: Notification, attendee: str) -> tuple[tuple[str, str, bytes], ...]:

@@ -328,9 +328,10 @@ class NotificationLog(Protocol):
         """Set ``(key hash, kind, recipient)`` rows to ``state`` in one write."""
         ...
 
-    def queue_customer_messages(self, customer_id: str, rows: Mapping[str, dict[str, Any]]) -> None:
-        """Rows (by row key) for the bank's own SMS and push senders, written together in one
-        transaction (they share the customer's partition); writing a row key again overwrites."""
+    def queue_customer_messages(self, customer_id: str, rows: Mapping[str, dict[str, Any]]) -> bool:
+        """Rows (by row key) for the bank's own SMS and push senders, inserted together in one
+        transaction (they share the customer's partition). False, and nothing written, if they
+        exist already."""
         ...
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from adapters.tables.mappers import CUSTOMER_OUTBOX, NOTIFICATIONS
 from adapters.tables.store import TableAdapter
@@ -59,16 +59,21 @@ class TableNotificationLog(TableAdapter):
                 [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in entities]
             )
 
-    def queue_customer_messages(self, customer_id: str, rows: Mapping[str, dict[str, Any]]) -> None:
-        """The bank's SMS and push rows in one entity-group transaction (one customer partition, one
-        round trip); the row keys make a retry overwrite, not add."""
+    def queue_customer_messages(self, customer_id: str, rows: Mapping[str, dict[str, Any]]) -> bool:
+        """The bank's SMS and push rows, inserted in one entity-group transaction (one customer
+        partition, one round trip). False if they exist already: an earlier attempt wrote them
+        (the transaction is all or nothing, so then all of them), and they are left as the bank's
+        senders may have updated them."""
         operations: list[Any] = [
-            (
-                "upsert",
-                {"PartitionKey": customer_id, "RowKey": row_key, **fields},
-                {"mode": UpdateMode.REPLACE},
-            )
+            ("create", {"PartitionKey": customer_id, "RowKey": row_key, **fields})
             for row_key, fields in rows.items()
         ]
-        if operations:
+        if not operations:
+            return True
+        try:
             self.table(CUSTOMER_OUTBOX).submit_transaction(operations)
+        except TableTransactionError as exc:
+            if exc.status_code == 409:  # EntityAlreadyExists
+                return False
+            raise
+        return True

@@ -174,3 +174,22 @@ def test_a_failed_mail_among_a_decisions_notifications_is_returned_and_the_rest_
     assert send(n, a.booking_code, "join_open", "expert", "k-e")
     assert not send(n, a.booking_code, "join_open", "customer", "k-c")
     assert [m.to for m in mailer.sent] == ["asiakas@example.fi", "maija@pankki.example"]
+
+
+def test_a_retry_never_queues_an_sms_the_bank_has_sent_again(repo: TableRepository) -> None:
+    """No mail address: the SMS and push rows are the notification's only record. The bank's sender
+    marks the SMS sent; the activity runs again (a Durable retry) and leaves the row as it is."""
+    a = setup(repo, "fi", email=None, channel=Channel.PHONE)
+    n, mailer = notifier(repo)
+    assert send(n, a.booking_code, "booking_confirmation", "customer", "k")
+    outbox = repo.table("Outbox")
+    [sms] = [
+        r
+        for r in outbox.query_entities("PartitionKey eq @pk", parameters={"pk": a.customer_id})
+        if r["Channel"] == "sms"
+    ]
+    outbox.update_entity({"PartitionKey": a.customer_id, "RowKey": sms["RowKey"], "State": "sent"})
+    assert not send(n, a.booking_code, "booking_confirmation", "customer", "k")
+    rows = outbox.query_entities("PartitionKey eq @pk", parameters={"pk": a.customer_id})
+    assert sorted((r["Channel"], r["State"]) for r in rows) == [("push", "pending"), ("sms", "sent")]
+    assert mailer.sent == []
