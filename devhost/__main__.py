@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import importlib.util
 import logging
@@ -159,6 +160,7 @@ async def serve(args: argparse.Namespace) -> None:
             # Refused at load, as the host refuses a function it cannot index; nothing runs.
             print(f"devhost: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(3) from None
+        gc.freeze()  # the host's own long-lived objects, out of the cyclic collector's way
         print(
             f"devhost: serving {app_dir / script} through the Python worker "
             f"(azure-functions-runtime {runtime_version()}) on {host.base_url}/api/ "
