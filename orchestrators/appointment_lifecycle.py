@@ -49,7 +49,7 @@ import json
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -154,10 +154,6 @@ class Ears:
             name: context.wait_for_external_event(name.value) for name in EXTERNAL_EVENTS
         }
         self.heard: list[Incoming] = []
-        # The timer of the last wait and when it fires: kept, not cancelled, when an event wins,
-        # and reused by the next wait that it wakes early enough (see ``_next_events``).
-        self.alarm: Any = None
-        self.alarm_at: datetime | None = None
 
     def take(self, winner: Any) -> list[Incoming]:
         """The event of the completed wait ``winner``; a new wait of its name takes its place."""
@@ -416,21 +412,10 @@ def _next_events(context: df.DurableOrchestrationContext, state: LifecycleState,
     wake = deadline[0] if deadline else None
     if state.phase in POLLED_PHASES:
         wake = min(wake, now + OUTBOX_POLL) if wake else now + OUTBOX_POLL
-    timer = None
-    if wake is not None:
-        # A timer cannot be taken back: the orchestrator's cancel only stops waiting for it, and
-        # it fires all the same, costing the instance an episode (and a replay) on Azure. So the
-        # last wait's timer is kept and reused while it wakes no later than this wait must (it
-        # may have fired already: then it wins at once); a new one only when it would be late.
-        if ears.alarm is not None and ears.alarm_at is not None and ears.alarm_at <= wake:
-            timer = ears.alarm
-        else:
-            timer = ears.alarm = context.create_timer(wake)
-            ears.alarm_at = wake
+    timer = context.create_timer(wake) if wake is not None else None
     winner = yield context.task_any([*ears.waits.values(), *([timer] if timer is not None else [])])
     now = context.current_utc_datetime
     if timer is not None and winner is timer:
-        ears.alarm = ears.alarm_at = None
         if deadline is not None and now >= deadline[0]:
             # The deadline has come, whether this was its timer or a poll that woke late: act on
             # it now, rather than set a timer in the past. Its decision's first activity checks
@@ -439,6 +424,8 @@ def _next_events(context: df.DurableOrchestrationContext, state: LifecycleState,
         # A poll: make sure nothing was missed.
         missed: list[Incoming] = yield from _reconcile(context, ears, state)
         return missed + ears.drain()
+    if timer is not None and not timer.is_completed:
+        timer.cancel()
     return ears.take(winner)
 
 
