@@ -314,13 +314,14 @@ class Engine:
     async def _resume_work(self, rt: Runtime) -> None:
         """After a reload: run again what was scheduled and has no result yet, re-arm timers."""
         pending_results = {m.task_key for m in rt.inbox if m.task_key is not None}
+        cancelled = set(rt.state.cancelled)
         for ev in rt.history:
             kind, eid = ev["EventType"], ev.get("EventId", -1)
             if eid in rt.done_ids or eid in pending_results:
                 continue
             if kind == T.TASK_SCHEDULED:
                 self._dispatch_activity(rt, eid, ev["Name"], ev.get("Input"))
-            elif kind == T.TIMER_CREATED:  # a cancelled one too: see ``_commit``
+            elif kind == T.TIMER_CREATED and eid not in cancelled:
                 self._arm(rt, eid, h.parse_ts(ev["FireAt"]))
             elif kind == T.SUB_ORCHESTRATION_INSTANCE_CREATED:
                 await self._ensure_child(rt, eid, ev)
@@ -779,6 +780,8 @@ class Engine:
             return
         rt.history.extend(episode.events)
         self._index_history(rt, episode.events)
+        for seq in episode.cancelled:
+            rt.armed.discard(seq)
         if status in TERMINAL:
             rt.gone = True
             rt.armed.clear()
@@ -790,14 +793,8 @@ class Engine:
             if isinstance(work, RunActivity):
                 self._dispatch_activity(rt, work.id, work.name, work.input)
             elif isinstance(work, ArmTimer):
-                # Armed even if the orchestrator cancelled it (``timer.cancel()``): it fires all
-                # the same, as on Azure. The extension's OutOfProcOrchestrationShim.
-                # InvokeAPIFromAction creates the timer and only then cancels its token, and
-                # DurableTask.Core's TaskOrchestrationContext.CreateTimer has added the
-                # CreateTimerOrchestratorAction by then (the token only removes the open task), so
-                # TimerFired still comes, and an episode runs for it in which the SDK finds
-                # nothing to do (unless the instance has ended or continued as new meanwhile).
-                self._arm(rt, work.id, work.fire_at)
+                if work.id not in state.cancelled:
+                    self._arm(rt, work.id, work.fire_at)
             elif isinstance(work, StartChild):
                 await self._start_child(rt, work.id, work.name, work.instance_id, work.input)
 

@@ -86,6 +86,7 @@ class Episode:
     error: str | None = None
     can_input: str | None = None
     work: list[Work] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
     instance_execution: str = ""  # the execution id, for ids the engine makes up
 
     @property
@@ -214,6 +215,7 @@ def decide(
         if problem is not None:
             return fail(instance, episode, failure_text(instance.name, problem), now)
     state.actions = len(flat)
+    collect_cancelled(episode, flat)
     if answer.get("isDone") and not episode.continue_as_new:
         episode.status, episode.output = S.Completed, answer.get("output")
         episode.events.append(
@@ -425,6 +427,19 @@ def _retry_record(action: dict[str, Any], name: str, inp: str | None, child: str
         "backoff": float(opts.get("backoffCoefficient", 1.0)),
         "maxInterval": opts.get("maxRetryIntervalInMilliseconds"),
     }
+
+
+def collect_cancelled(episode: Episode, flat: list[dict[str, Any]]) -> None:
+    """Timers the orchestrator cancelled (``timer.cancel()`` after ``task_any``) never fire."""
+    ids = episode.state.leaf_ids
+    cancelled = set(episode.state.cancelled)
+    for index, leaf in enumerate(leaves(flat)):
+        if action_type(leaf) is A.CREATE_TIMER and leaf.get("isCanceled") and index < len(ids):
+            seq = ids[index]
+            if seq is not None and seq not in cancelled:
+                cancelled.add(seq)
+                episode.cancelled.append(seq)
+    episode.state.cancelled = sorted(cancelled)
 
 
 # -- non-determinism -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -108,17 +108,14 @@ class EngineState:
     actions: int = 0  # top-level actions already turned into history
     leaf_ids: list[int | None] = field(default_factory=list)  # sequence number per leaf action
     retries: dict[str, dict[str, Any]] = field(default_factory=dict)  # by current task/timer id
+    cancelled: list[int] = field(default_factory=list)
     history_count: int = 0
     consumed: list[str] = field(default_factory=list)  # message row keys the last commit applied
     parent: dict[str, Any] | None = None  # {"instanceId", "executionId", "taskId", "name"}
 
     @classmethod
     def loads(cls, text: str | None) -> EngineState:
-        """From the instance row; a field an older build wrote and this one dropped is ignored."""
-        if not text:
-            return cls()
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in json.loads(text).items() if k in names})
+        return cls(**json.loads(text)) if text else cls()
 
     def dumps(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

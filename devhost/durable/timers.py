@@ -85,7 +85,7 @@ class TimerService(ClockLoop):
         return self._heap[0][0] if self._heap else None
 
     def fire_due(self) -> int:
-        """Fire every timer that is due now (the engine ignores those of an ended or earlier execution)."""
+        """Fire every timer that is due now (the engine ignores cancelled or obsolete ones)."""
         now, fired = self.clock.now(), 0
         while self._heap and self._heap[0][0] <= now:
             fire_at, _, instance_id, execution_id, timer_id = heapq.heappop(self._heap)

@@ -67,26 +67,6 @@ def test_event_wins_over_the_timer(devhost: DevhostProcess) -> None:
     assert status["customStatus"] == "approved"
 
 
-def test_a_cancelled_timer_still_fires_and_its_episode_changes_nothing(devhost: DevhostProcess) -> None:
-    """As on Azure: the extension schedules a timer the orchestrator cancels (OutOfProcOrchestration
-    Shim creates it, then cancels its token), so its TimerFired comes at its time and costs an
-    episode, in which the SDK finds nothing to do."""
-    instance = start_via_app(devhost, "two_steps")
-    devhost.wait_idle()
-    assert devhost.raise_event(instance, "First", 1).status_code == 202
-    devhost.wait_idle()
-    assert devhost.status(instance)["customStatus"] == "second"
-    devhost.advance(hours=1, minutes=1)
-    devhost.wait_idle()
-    status = devhost.status(instance, show_history=True)
-    assert status["runtimeStatus"] == "Running"
-    kinds = [e["EventType"] for e in status["historyEvents"]]
-    assert kinds == ["ExecutionStarted", "TimerCreated", "EventRaised", "TimerFired"]
-    assert devhost.raise_event(instance, "Second", 2).status_code == 202
-    devhost.wait_idle()
-    assert devhost.status(instance)["output"] == {"first": 1, "second": 2}
-
-
 def test_timer_wins_when_the_clock_passes_the_deadline(devhost: DevhostProcess) -> None:
     """Human interaction: nobody approves; advancing the frozen clock an hour fires the timeout."""
     instance = start_via_app(devhost, "approval")

@@ -106,19 +106,6 @@ def approval(context: df.DurableOrchestrationContext):  # type: ignore[no-untype
 
 
 @app.orchestration_trigger(context_name="context")
-def two_steps(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
-    """An event wins over an hour's timer, which is cancelled; then it waits for a second event."""
-    timer = context.create_timer(context.current_utc_datetime + timedelta(hours=1))
-    first = context.wait_for_external_event("First")
-    winner = yield context.task_any([first, timer])
-    if winner == first:
-        timer.cancel()
-    context.set_custom_status("second")
-    second = yield context.wait_for_external_event("Second")
-    return {"first": first.result if winner == first else None, "second": second}
-
-
-@app.orchestration_trigger(context_name="context")
 def counter(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
     state = context.get_input()
     added = yield context.wait_for_external_event("Add")
