@@ -28,7 +28,7 @@ import enum
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -197,15 +197,19 @@ class Notifier:
         before, or nothing to send) or the exception its mail raised, by key.
 
         The requests of one decision share their reads and writes: the record (none if the caller
-        passes ``appointment``, just read), one transaction of the customer's SMS and push rows, one
-        insert of the mails' ``sending`` rows and one write of ``sent``. A notification without
-        mail keeps no state: its SMS and push rows are inserted, and rows that exist already mean
-        it was delivered. A mail that fails leaves its key at ``sending`` for a retry (``send``)
-        and does not stop the others; a failed storage write raises."""
+        passes ``appointment``, just read), one read of the states of the keys that send mail, one
+        transaction of the customer's SMS and push rows, one write of ``sending`` and one of
+        ``sent``. A notification without mail keeps no state: its SMS and push rows are inserted,
+        and rows that exist already mean it was delivered. A mail that fails leaves its key at
+        ``sending`` for a retry (``send``) and does not stop the others; a failed storage write
+        raises."""
         outcomes: dict[str, Outcome] = dict.fromkeys((r.key for r in requests), SKIPPED)
         prepared = await asyncio.to_thread(self._prepare, booking_code, requests, appointment)
         if not prepared:
             return outcomes
+        fresh = [p for p in prepared if p.mails and not p.resumed]
+        if fresh:  # the intent, before the first mail leaves; with no mail there is nothing to resume
+            await asyncio.to_thread(self._mark, booking_code, fresh, "sending")
         results = await asyncio.gather(*(self._send_mails(p) for p in prepared), return_exceptions=True)
         done = []
         for p, result in zip(prepared, results, strict=True):
@@ -233,17 +237,19 @@ class Notifier:
     ) -> list[_Prepared]:
         """Blocking part before delivery: de-duplicate, load, render, write the outbox rows.
 
-        Round trips: the record (unless passed); for customers the SMS and push rows (one
-        transaction); for the mails, the insert of their ``sending`` rows (the intent, before the
-        first mail leaves), which refuses a key that an earlier attempt got to: only then are the
-        keys' states read. The expert comes from the directory.
+        Round trips: the record (unless passed), the states of the keys that send mail, and for
+        customers the SMS and push rows (one transaction); the expert comes from the directory.
         """
         a = appointment or self.repo.get_by_code(booking_code)
         if a is None:
             log.warning("notifications for unknown booking %s skipped", booking_code)
             return []
         hashes = {r.key: _key_hash(r.key) for r in requests}
-        todo = list({r.key: r for r in requests}.values())
+        mailed = [hashes[r.key] for r in requests if r.recipient == Recipient.EXPERT.value or a.email]
+        states = self.sent_log.states(booking_code, list(dict.fromkeys(mailed))) if mailed else {}
+        todo = [r for r in requests if states.get(hashes[r.key]) != "sent"]
+        if not todo:
+            return []
         expert = self.directory.get(a.expert_id)
         domain = self.settings.graph_sender_mailbox.rpartition("@")[2] or "localhost"
         prepared: list[_Prepared] = []
@@ -280,6 +286,7 @@ class Notifier:
                     attachments=attachments,
                 )
 
+            resumed = states.get(row_key) == "sending"
             if n.recipient is Recipient.EXPERT:
                 if expert is None or not expert.email:
                     log.warning("expert of %s has no mail address; %s not sent", booking_code, r.kind)
@@ -288,24 +295,12 @@ class Notifier:
             else:
                 customer_rows |= self._outbox(a, n, rendered.subject, rendered.text, row_key)
                 mails = [mail(a.email)] if a.email else []
-            prepared.append(_Prepared(r.key, row_key, n, mails, resumed=False))
+            prepared.append(_Prepared(r.key, row_key, n, mails, resumed))
         # SMS and push for the bank's own channels, in one write; rows that exist already were
         # written by an earlier attempt of the same notifications (they are written together).
         if customer_rows and not self.sent_log.queue_customer_messages(a.customer_id, customer_rows):
             prepared = [p for p in prepared if p.mails]  # the rest was delivered before
-        mailing = [p for p in prepared if p.mails]
-        if not mailing or self.sent_log.claim(booking_code, self._marks(mailing), self.clock.now()):
-            return prepared  # the usual case: no attempt before this one got as far as a mail
-        # An earlier attempt claimed some of these keys: go by how far each got.
-        states = self.sent_log.states(booking_code, [p.row_key for p in mailing])
-        fresh = [p for p in mailing if p.row_key not in states]
-        if fresh:
-            self._mark(booking_code, fresh, "sending")
-        return [
-            replace(p, resumed=states.get(p.row_key) == "sending")
-            for p in prepared
-            if not p.mails or states.get(p.row_key) != "sent"
-        ]
+        return prepared
 
     def _calendar(self, a: Appointment, n: Notification, attendee: str) -> tuple[tuple[str, str, bytes], ...]:
         """The expert's calendar entry: booked and moved update it, cancelled removes it."""
@@ -334,13 +329,10 @@ class Notifier:
             ),
         )
 
-    @staticmethod
-    def _marks(prepared: Sequence[_Prepared]) -> list[tuple[str, str, str]]:
-        return [(p.row_key, str(p.notification.kind), str(p.notification.recipient)) for p in prepared]
-
     def _mark(self, booking_code: str, prepared: Sequence[_Prepared], state: str) -> None:
         """``sending`` before the first mail leaves (the intent), ``sent`` after the last."""
-        self.sent_log.mark_all(booking_code, self._marks(prepared), state, self.clock.now())
+        marks = [(p.row_key, str(p.notification.kind), str(p.notification.recipient)) for p in prepared]
+        self.sent_log.mark_all(booking_code, marks, state, self.clock.now())
 
     def _outbox(
         self, a: Appointment, n: Notification, subject: str, text: str, row_key: str

@@ -322,11 +322,6 @@ class NotificationLog(Protocol):
         One round trip."""
         ...
 
-    def claim(self, booking_code: str, marks: Sequence[tuple[str, str, str]], at: datetime) -> bool:
-        """Insert ``sending`` rows for ``(key hash, kind, recipient)`` in one write, all or none:
-        False, and nothing written, if any of these keys has a row already."""
-        ...
-
     def mark_all(
         self, booking_code: str, marks: Sequence[tuple[str, str, str]], state: str, at: datetime
     ) -> None:

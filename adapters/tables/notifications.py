@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from adapters.tables.mappers import CUSTOMER_OUTBOX, NOTIFICATIONS
@@ -37,33 +36,21 @@ class TableNotificationLog(TableAdapter):
             )
         return {str(r["RowKey"]): str(r.get("State") or "") for r in rows if r.get("State")}
 
-    def claim(self, booking_code: str, marks: Sequence[tuple[str, str, str]], at: datetime) -> bool:
-        """Insert ``sending`` rows for ``(key hash, kind, recipient)``: one insert, or one
-        transaction for more (all or none). False, and nothing written, if any of them exists."""
-        entities = [
-            _marker(booking_code, key_hash, "sending", kind, recipient, at)
-            for key_hash, kind, recipient in marks
-        ]
-        try:
-            if len(entities) == 1:
-                self.table(NOTIFICATIONS).create_entity(entities[0])
-            elif entities:
-                self.table(NOTIFICATIONS).submit_transaction([("create", entity) for entity in entities])
-        except ResourceExistsError:
-            return False
-        except TableTransactionError as exc:
-            if exc.status_code == 409:  # EntityAlreadyExists
-                return False
-            raise
-        return True
-
     def mark_all(
         self, booking_code: str, marks: Sequence[tuple[str, str, str]], state: str, at: datetime
     ) -> None:
         """``(key hash, kind, recipient)`` rows to ``state``: one upsert, or one transaction for more
         (they share the booking's partition)."""
         entities = [
-            _marker(booking_code, key_hash, state, kind, recipient, at) for key_hash, kind, recipient in marks
+            {
+                "PartitionKey": booking_code,
+                "RowKey": key_hash,
+                "State": state,
+                "Kind": kind,
+                "Recipient": recipient,
+                ("SentAt" if state == "sent" else "SendingAt"): iso(at),
+            }
+            for key_hash, kind, recipient in marks
         ]
         if len(entities) == 1:
             self.table(NOTIFICATIONS).upsert_entity(entities[0], mode=UpdateMode.REPLACE)
@@ -90,16 +77,3 @@ class TableNotificationLog(TableAdapter):
                 return False
             raise
         return True
-
-
-def _marker(
-    booking_code: str, key_hash: str, state: str, kind: str, recipient: str, at: datetime
-) -> dict[str, Any]:
-    return {
-        "PartitionKey": booking_code,
-        "RowKey": key_hash,
-        "State": state,
-        "Kind": kind,
-        "Recipient": recipient,
-        ("SentAt" if state == "sent" else "SendingAt"): iso(at),
-    }

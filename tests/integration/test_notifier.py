@@ -193,18 +193,3 @@ def test_a_retry_never_queues_an_sms_the_bank_has_sent_again(repo: TableReposito
     rows = outbox.query_entities("PartitionKey eq @pk", parameters={"pk": a.customer_id})
     assert sorted((r["Channel"], r["State"]) for r in rows) == [("push", "pending"), ("sms", "sent")]
     assert mailer.sent == []
-
-
-def test_a_decision_whose_keys_an_earlier_attempt_partly_claimed_sends_only_the_rest(
-    repo: TableRepository,
-) -> None:
-    """The expert's mail went out in an earlier attempt; the customer's did not. The insert of both
-    ``sending`` rows is refused whole, the states say which is which: only the customer's goes."""
-    from adapters.notifier import SENT, SKIPPED, Request
-
-    a = setup(repo, "fi")  # the customer gave an address: both notifications mail
-    n, mailer = notifier(repo)
-    assert send(n, a.booking_code, "join_open", "expert", "k-e")
-    requests = [Request("join_open", "customer", "k-c"), Request("join_open", "expert", "k-e")]
-    assert asyncio.run(n.deliver(a.booking_code, requests)) == {"k-c": SENT, "k-e": SKIPPED}
-    assert [m.to for m in mailer.sent] == ["maija@pankki.example", "asiakas@example.fi"]
