@@ -34,6 +34,11 @@ def check(o: Outcome, one: Outcome) -> list[str]:
         wrong.append(f"{o.meetings} meetings for {o.n} bookings")
     if o.mails != o.n * one.mails or o.duplicate_mails:
         wrong.append(f"{o.mails} mails, expected {o.n * one.mails}; {o.duplicate_mails} keys sent twice")
+        per = one.mails
+        for code, mails in sorted(o.mails_by_code.items()):
+            if len(mails) != per:  # which bookings, and which mails: the evidence to find why
+                listed = "; ".join(f"{subject!r} {key}" for subject, key in mails)
+                wrong.append(f"{code}: {len(mails)} mails: {listed}")
     if o.audit_rows != o.n * one.audit_rows:
         wrong.append(f"{o.audit_rows} audit rows, expected {o.n * one.audit_rows}")
     return wrong

@@ -346,6 +346,8 @@ class Outcome:
     azurite_cpu_s: float
     # This process: the 10 clients and the Graph emulator's thread (on Azure, Graph is not ours).
     bench_cpu_s: float
+    # Mails per booking code (from their idempotency keys, ``code/execution/guid``), with subject and key.
+    mails_by_code: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -372,6 +374,16 @@ def wait_completed(host: DevhostProcess, codes: list[str], timeout: float = 180)
         if pending:
             time.sleep(0.5)
     return len(codes) - len(pending)
+
+
+def _mails_by_code(mails: list[dict[str, Any]], codes: set[str]) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for mail in mails:
+        key = str(mail.get("idempotencyKey") or "")
+        code = key.split("/", 1)[0]
+        if code in codes:
+            out.setdefault(code, []).append((str(mail["message"].get("subject")), key))
+    return out
 
 
 def run_load(s: Stack, n: int, clients: int, *, first: int = 0) -> Outcome:
@@ -428,6 +440,7 @@ def run_load(s: Stack, n: int, clients: int, *, first: int = 0) -> Outcome:
         devhost_cpu_s=cpu_seconds(s.host.process.pid) - devhost_cpu,
         azurite_cpu_s=cpu_seconds(s.azurite_pid) - azurite_cpu,
         bench_cpu_s=time.process_time() - bench_cpu,
+        mails_by_code=_mails_by_code(s.graph.state.mail[mails_before:], codes),
         phases=phases,
     )
 
