@@ -13,7 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 
 import bootstrap
-from adapters.notifier import Request
+from adapters.notifier import SENT, Request
 from adapters.telemetry import traced_activity
 from appointments import lifecycle
 from appointments.catalogue import topic_label
@@ -220,13 +220,7 @@ async def send_notification(payload: Payload) -> dict[str, Any]:
     """Send one notification, once per key: the retry of one that ``apply_phase`` reported failed
     (a failed mail raises, and Durable retries)."""
     r = _notify_request(payload)
-    sent = await bootstrap.notifier().send(
-        booking_code=payload["bookingCode"],
-        kind=r.kind,
-        recipient=r.recipient,
-        key=r.key,
-        previous_start=r.previous_start,
-        previous_end=r.previous_end,
-        reminder=r.reminder,
-    )
-    return {"sent": sent}
+    outcome = (await bootstrap.notifier().deliver(payload["bookingCode"], [r]))[r.key]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return {"sent": outcome is SENT}
