@@ -18,7 +18,7 @@ from adapters.telemetry import traced_activity
 from appointments import lifecycle
 from appointments.catalogue import topic_label
 from appointments.model import Appointment, Phase
-from appointments.ports import MeetingRequest, PermanentGatewayError
+from appointments.ports import Meeting, MeetingRequest, PermanentGatewayError, TransientGatewayError
 from appointments.timerules import iso, parse_utc
 
 bp = df.Blueprint()
@@ -170,11 +170,33 @@ async def create_meeting(payload: Payload) -> dict[str, Any]:
         log.error("creating the meeting for %s failed: %s", code, exc)
         return {"ok": False, "reason": "meeting_creation_failed"}
     await asyncio.to_thread(services.repo.set_meeting, code, meeting.meeting_id, meeting.join_url)
-    attention = await bootstrap.call_events().subscribe(a, meeting)
     result: dict[str, Any] = {"ok": True, "meetingId": meeting.meeting_id, "created": meeting.created}
+    try:
+        attention = await bootstrap.call_events().subscribe(a, meeting)
+    except TransientGatewayError as exc:
+        # The meeting stands and its link is stored: a retry of this whole activity would ask
+        # Graph for the meeting again, each time with its own chance to fail. The lifecycle
+        # subscribes on its own instead (``subscribe_call_events``, with its own retries).
+        log.warning("subscribing to %s's call events failed, the lifecycle retries: %s", code, exc)
+        result["subscribe"] = True
+        return result
     if attention:
         result["attention"] = attention
     return result
+
+
+@bp.activity_trigger(input_name="payload")
+@traced_activity
+async def subscribe_call_events(payload: Payload) -> dict[str, Any]:
+    """Subscribe to the stored meeting's call events, when ``create_meeting`` could not (a
+    transient failure raises, and Durable retries); ``attention`` when Graph refuses."""
+    a = await asyncio.to_thread(bootstrap.services().repo.get_by_code, payload["bookingCode"])
+    if a is None or not a.meeting_id or not a.join_url:
+        return {"ok": True, "skipped": True}
+    await bootstrap.meetings_ready()
+    meeting = Meeting(a.meeting_id, a.join_url, created=False)
+    attention = await bootstrap.call_events().subscribe(a, meeting)
+    return {"ok": True, "attention": attention} if attention else {"ok": True}
 
 
 @bp.activity_trigger(input_name="payload")

@@ -41,6 +41,8 @@ from appointments.ports import (
 log = logging.getLogger(__name__)
 
 CALL_EVENTS_REFUSED = "call_events_refused"  # attention reason: Graph refused the subscription
+# attention reason: Graph failed transiently past the lifecycle's retries (``subscribe_call_events``)
+CALL_EVENTS_UNAVAILABLE = "call_events_unavailable"
 RENEW_AHEAD = timedelta(hours=24)  # the timer runs every 6 h: four chances before expiry
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
 

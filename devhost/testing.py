@@ -128,6 +128,9 @@ class DevhostProcess:
         self.stop()
         self.http.close()
         self._log.close()
+        if os.environ.get("DEVHOST_KEEP_LOG"):  # e.g. a benchmark's run, to read afterwards
+            print(f"devhost log kept: {self.log_path}", file=sys.stderr)
+            return
         with contextlib.suppress(OSError):
             self.log_path.unlink()
 

@@ -61,9 +61,11 @@ from activities.lifecycle import (
     delete_meeting,
     load_schedule,
     send_notification,
+    subscribe_call_events,
     update_meeting,
 )
 from appointments import lifecycle
+from appointments.call_events import CALL_EVENTS_UNAVAILABLE
 from appointments.errors import IllegalTransition
 from appointments.lifecycle import (
     EXTERNAL_EVENTS,
@@ -236,6 +238,8 @@ def _carry_out(
                     result = {"ok": False, "reason": "meeting_creation_failed"}
                 if result.get("missed"):
                     return CarriedOut([], result.get("schedule"), missed=True)
+                if result.get("ok") and result.get("subscribe"):  # the meeting stands, unsubscribed
+                    result = yield from _subscribe(context, ears, code)
                 now = context.current_utc_datetime
                 if not result.get("ok"):
                     reason = str(result.get("reason") or "meeting_creation_failed")
@@ -367,6 +371,18 @@ def _meeting_change(context: df.DurableOrchestrationContext, ears: Ears, code: s
         yield from _listening(context, context.call_activity_with_retry(activity, RETRY, payload), ears)
     except Exception as err:  # retries exhausted: the appointment goes on; ops see the log
         _log(context, logging.ERROR, "%s failed for %s after retries: %s", activity, context.instance_id, err)
+
+
+def _subscribe(context: df.DurableOrchestrationContext, ears: Ears, code: str) -> Work:
+    """Subscribe to a created meeting's call events after ``create_meeting`` could not (Graph
+    failed transiently). Past its retries the meeting still works, without Teams' call-ended
+    (the expert's End and the timers close it): the attention ``call_events_unavailable``."""
+    task = context.call_activity_with_retry(subscribe_call_events, RETRY, {"bookingCode": code})
+    try:
+        return (yield from _listening(context, task, ears))
+    except Exception as err:
+        _log(context, logging.ERROR, "subscribe_call_events failed for %s: %s", context.instance_id, err)
+        return {"ok": True, "attention": CALL_EVENTS_UNAVAILABLE}
 
 
 def _load(context: df.DurableOrchestrationContext, state: LifecycleState) -> Any:

@@ -282,15 +282,3 @@ def _with_middleware(http_client: httpx.AsyncClient, policy: RetryPolicy) -> htt
         if inner is not None:
             transport.aclose = inner.aclose
     return client  # type: ignore[no-any-return]  # msgraph-core's factory is untyped; it is an httpx client
-
-
-def no_transport_retry() -> Any:
-    """Request options that switch kiota's retry off for one call, 429s included (a POST
-    that the caller settles by looking up what exists, such as a subscription's create)."""
-    from kiota_abstractions.base_request_configuration import RequestConfiguration
-    from kiota_http.middleware.options import RetryHandlerOption
-
-    config: RequestConfiguration[Any] = RequestConfiguration(
-        options=[RetryHandlerOption(max_retries=0, should_retry=False)]
-    )
-    return config

@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from adapters.graph.client import load_sdk, no_transport_retry
+from adapters.graph.client import load_sdk
 from adapters.graph.errors import graph_call, raise_for_native
 from adapters.graph.schedule import CACHE_SECONDS, ScheduleReader
 from adapters.graph_webhook import meeting_call_events_resource
@@ -289,12 +289,12 @@ class GraphMeetingGateway:
             **rich,
         )
         subscriptions = self._client.subscriptions.with_url(f"{self._beta}/subscriptions")
-        # Not resent by the transport: a lost answer is settled by the lookup below.
-        config = no_transport_retry()
-        config.options += native().options
+        # The transport resends it only after a 429, which Graph answers before acting on it
+        # (``BoundedRetryHandler``); a 503 or a lost answer goes back to the caller, whose next
+        # attempt looks first (``look_first``), and a duplicate's refusal is settled below.
         try:
             async with graph_call("subscribe to call events"):
-                response: Any = await subscriptions.post(body, request_configuration=config)
+                response: Any = await subscriptions.post(body, request_configuration=native())
             raise_for_native("subscribe to call events", response)
         except PermanentGatewayError:
             existing = await self._find_subscription(resource)

@@ -126,6 +126,51 @@ def test_a_refused_call_event_subscription_leaves_a_working_meeting_with_a_reaso
     assert stack.phase(code) == "ended"
 
 
+def subscriptions_of(stack: Stack, code: str) -> list[dict[str, object]]:
+    subscriptions = stack.graph.state.subscriptions.values()
+    return [s for s in subscriptions if f"appointment={code}" in str(s["notificationUrl"])]
+
+
+def test_a_throttled_subscription_is_resent_at_once(stack: Stack) -> None:
+    """Graph refuses a throttled request before acting on it: the subscription's 429 is resent by
+    the transport within the same attempt, so the meeting is made once and subscribed once."""
+    _, expert, booked, code = own_booking(stack)
+    fault(stack, path=r"/subscriptions$", method="POST", status=429, count=1, retryAfter="1")
+    to_window(stack, booked)
+    assert stack.phase(code) == "join_open"
+    assert [r.status for r in stack.graph.state.received("POST", r"/subscriptions$")][-2:] == [429, 201]
+    assert len(subscriptions_of(stack, code)) == 1
+    assert len(stack.graph.state.received("POST", f"{expert.expert_id}/onlineMeetings/createOrGet")) == 1
+    assert not stack.host.status(f"appt-{code}")["customStatus"].get("attention")
+
+
+def test_a_subscription_that_fails_transiently_is_retried_without_making_the_meeting_again(
+    stack: Stack,
+) -> None:
+    """The meeting is made, then Graph answers the subscription with 503s (which the transport
+    never resends: Graph may have acted). The lifecycle subscribes on its own until Graph answers:
+    createOrGet ran once, one subscription, no attention, and the expert got no meeting_failed."""
+    who, expert, booked, code = own_booking(stack)
+    mails_before = len(stack.graph.state.mail)
+    fault(stack, path=r"/subscriptions$", method="POST", status=503, count=2)
+    to_window(stack, booked)
+    for _ in range(4):  # Durable's retry interval, until the subscription is made
+        if subscriptions_of(stack, code):
+            break
+        stack.host.advance(seconds=5)
+    assert len(subscriptions_of(stack, code)) == 1
+    assert stack.phase(code) == "join_open"
+    assert len(stack.graph.state.received("POST", f"{expert.expert_id}/onlineMeetings/createOrGet")) == 1
+    assert not stack.host.status(f"appt-{code}")["customStatus"].get("attention")
+    expert_subjects = [
+        m["message"]["subject"]
+        for m in stack.graph.state.mail[mails_before:]
+        if any(t["emailAddress"]["address"] == expert.email for t in m["message"]["toRecipients"])
+    ]
+    assert expert_subjects and not any("Vaatii toimenpiteitä" in s for s in expert_subjects)
+    assert stack.as_customer(who, "POST", f"/api/appointments/{code}/join").status_code == 200
+
+
 def test_every_refusal_at_once_still_ends_the_appointment_and_sends_no_mail_twice(stack: Stack) -> None:
     """Subscription 403, sendMail 503 after commit, a slow Graph: the appointment reaches a terminal phase."""
     _who, expert, booked, code = own_booking(stack)

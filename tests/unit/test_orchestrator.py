@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as T
 
+from appointments.call_events import CALL_EVENTS_UNAVAILABLE
 from orchestrators.appointment_lifecycle import (
     LIFECYCLE_ORCHESTRATOR,
     OUTBOX_POLL,
@@ -395,6 +396,45 @@ def test_graph_down_past_every_retry_leaves_the_appointment_open_with_a_reason()
     r.settle()
     assert r.status["phase"] == "join_open"
     assert r.status.get("attention") == "meeting_creation_failed"
+
+
+def test_a_meeting_whose_call_events_failed_is_subscribed_on_its_own_not_created_again() -> None:
+    """create_meeting made the meeting but Graph failed the subscription transiently: the lifecycle
+    subscribes with its own activity (create_meeting is not run again) and then opens the window,
+    with no attention and nothing told but join_open."""
+    r = Replay(now=START - timedelta(minutes=15))
+    r.start()
+    r.settle()
+    assert r.names(r.fire_timer()) == ["create_meeting"]
+    answer = {"ok": True, "meetingId": "m1", "created": True, "subscribe": True}
+    new = r.complete_all({"create_meeting": answer})
+    assert r.names(new) == ["subscribe_call_events"]
+    assert json.loads(new[0]["input"]) == {"bookingCode": INPUT["bookingCode"]}
+    [applied] = r.complete_all({"subscribe_call_events": {"ok": True}})
+    assert applied["functionName"] == "apply_phase"
+    record = json.loads(applied["input"])["record"]
+    assert record["phase"] == "join_open" and record.get("attention") is None
+    assert sorted(parts(applied)["told"]) == [("join_open", "customer"), ("join_open", "expert")]
+    assert len(sent(r, "create_meeting")) == 1
+
+
+def test_call_events_failing_past_every_retry_leave_a_working_meeting_with_a_reason() -> None:
+    """The subscription fails on every attempt: the meeting works (join_open, the customer and
+    expert told it opened), the attention says call_events_unavailable, and no meeting_failed."""
+    r = Replay(now=START - timedelta(minutes=15))
+    r.start()
+    r.settle()
+    r.fire_timer()
+    r.complete_all({"create_meeting": {"ok": True, "meetingId": "m1", "created": True, "subscribe": True}})
+    [seq] = list(r.activities())
+    exhaust(r, seq, "subscribe_call_events")
+    r.settle()
+    told = [n["kind"] for p in sent(r, "apply_phase") for n in p.get("notifications", [])]
+    # Booking and join window, each to both; no meeting_failed.
+    assert sorted(told) == ["booking_confirmation", "join_open", "join_open", "new_booking"]
+    records = [p["record"] for p in sent(r, "apply_phase") if "record" in p]
+    assert records[-1]["attention"] == CALL_EVENTS_UNAVAILABLE and records[-1]["phase"] == "join_open"
+    assert len(sent(r, "create_meeting")) == 1
 
 
 def exhaust(r: Replay, seq: int, name: str) -> None:
