@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from aiohttp import web
 
 from .clock import Clock, ClockError, ClockMode, PersistedClock
 from .durable.api import ManagementApi
-from .durable.engine import Engine
+from .durable.engine import DEFAULT_CONCURRENCY, Engine
 from .durable.registry import FunctionFailed, WorkerCrashed
 from .durable.store import TaskHubStore
 from .worker import FunctionInfo, HttpAnswer, Worker
@@ -49,23 +49,64 @@ def problem(
 
 @dataclass(frozen=True)
 class HostSettings:
-    """What host.json says about us (route prefix, task hub name)."""
+    """What host.json says about us (route prefix, task hub name, Durable's concurrency limits)."""
 
     route_prefix: str = "api"
     hub: str = DEFAULT_HUB
+    max_activities: int = DEFAULT_CONCURRENCY
+    max_orchestrators: int = DEFAULT_CONCURRENCY
 
     @classmethod
-    def from_host_json(cls, path: Path) -> HostSettings:
-        if not path.exists():
-            return cls()
-        data = json.loads(path.read_text(encoding="utf-8"))
+    def from_host_json(cls, path: Path, environ: Mapping[str, str] | None = None) -> HostSettings:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        data = with_app_setting_overrides(data, os.environ if environ is None else environ)
         ext = data.get("extensions", {})
         prefix = ext.get("http", {}).get("routePrefix", "api")
         hub = ext.get("durableTask", {}).get("hubName") or DEFAULT_HUB
         # "%Setting%" names an app setting, as on Azure; unset, the local default applies.
         if m := re.fullmatch(r"%(\w+)%", hub):
             hub = os.environ.get(m.group(1)) or DEFAULT_HUB
-        return cls(route_prefix=prefix.strip("/"), hub=re.sub(r"[^A-Za-z0-9]", "", hub) or DEFAULT_HUB)
+        durable = ext.get("durableTask", {})
+        return cls(
+            route_prefix=prefix.strip("/"),
+            hub=re.sub(r"[^A-Za-z0-9]", "", hub) or DEFAULT_HUB,
+            max_activities=_count(durable, "maxConcurrentActivityFunctions"),
+            max_orchestrators=_count(durable, "maxConcurrentOrchestratorFunctions"),
+        )
+
+
+OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def with_app_setting_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """host.json with the app settings that override it applied, as the Functions host does: a
+    setting ``AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions``
+    replaces that value ("Override host.json values" in the host.json reference; ``__`` is the
+    hierarchy delimiter, and configuration keys match without regard to case)."""
+    out: dict[str, Any] = json.loads(json.dumps(data))
+    for name, value in sorted(environ.items()):
+        if not name.lower().startswith(OVERRIDE_PREFIX.lower()):
+            continue
+        *parents, leaf = name[len(OVERRIDE_PREFIX) :].split("__")
+        node = out
+        for part in parents:
+            key = next((k for k in node if k.lower() == part.lower()), part)
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[next((k for k in node if k.lower() == leaf.lower()), leaf)] = value
+    return out
+
+
+def _count(section: dict[str, Any], name: str) -> int:
+    """A concurrency limit: a JSON number, or an app setting's text (the host binds both); the
+    engine refuses one that is not positive, as the extension does at start."""
+    value = next((v for k, v in section.items() if k.lower() == name.lower()), DEFAULT_CONCURRENCY)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"{name} must be a positive integer value, not {value!r}.")
 
 
 @dataclass
@@ -132,7 +173,13 @@ class Host:
         self.functions: list[HttpFunction] = []
         if self.clock.adjustable:
             PersistedClock(self.clock, storage, self.hub).restore()  # before the engine reads the time
-        self.engine = Engine(TaskHubStore(storage, self.hub), worker, self.clock)
+        self.engine = Engine(
+            TaskHubStore(storage, self.hub),
+            worker,
+            self.clock,
+            max_activities=self.settings.max_activities,
+            max_orchestrators=self.settings.max_orchestrators,
+        )
         self.management = ManagementApi(self.engine, self.hub, system_key=self.function_key)
         worker.client_binding = lambda: self.management.binding_json(self.base_url)  # timers' clients
         self._table = RouteTable()

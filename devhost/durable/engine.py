@@ -28,9 +28,9 @@ import contextlib
 import copy
 import json
 import logging
+import os
 import uuid
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,9 @@ log = logging.getLogger("devhost.durable")
 warnings.filterwarnings("ignore", message="Potential duplicate Task completion")
 
 MAX_BATCH_MESSAGES = 200
+# host.json's concurrency limits when it sets none: the extension's default outside the (legacy)
+# Consumption plan, 10 × the processor count (AzureStorageDurabilityProviderFactory).
+DEFAULT_CONCURRENCY = 10 * (os.cpu_count() or 1)
 MAX_PENDING_DELETES = 50  # applied messages deleted together (one transaction holds 100)
 STATUS_CONTAINER = "azure-webjobs-hosts"
 # Back-off before a failed episode is retried from storage (DurableTask waits for the lease).
@@ -168,13 +171,35 @@ class Engine:
     """Runs the app's orchestrations and activities; the management API calls its methods."""
 
     def __init__(
-        self, store: TaskHubStore, registry: FunctionRunner, clock: Clock, *, activity_threads: int = 16
+        self,
+        store: TaskHubStore,
+        registry: FunctionRunner,
+        clock: Clock,
+        *,
+        max_activities: int = DEFAULT_CONCURRENCY,
+        max_orchestrators: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
         self.runtimes: dict[str, Runtime] = {}
-        self._pool = ThreadPoolExecutor(max_workers=activity_threads, thread_name_prefix="activity")
+        # host.json's durableTask.maxConcurrentActivityFunctions / maxConcurrentOrchestratorFunctions:
+        # the work items one host instance processes at once; the rest wait in their queues. The
+        # extension hands them to DurableTask as MaxConcurrentTaskActivityWorkItems and
+        # MaxConcurrentTaskOrchestrationWorkItems (AzureStorageDurabilityProviderFactory), and
+        # refuses a value that is not positive (DurableTaskOptions.Validate).
+        for name, value in (
+            ("maxConcurrentActivityFunctions", max_activities),
+            ("maxConcurrentOrchestratorFunctions", max_orchestrators),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer value.")
+        self.max_activities = max_activities
+        self.max_orchestrators = max_orchestrators
+        self._activity_slots = asyncio.Semaphore(max_activities)
+        self._orchestrator_slots = asyncio.Semaphore(max_orchestrators)
+        self.peak_activities = 0  # the most activities that ran at once (a test's and an operator's check)
+        self._running_activities = 0
         self._busy = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._load_lock = asyncio.Lock()
@@ -215,7 +240,6 @@ class Engine:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
-        self._pool.shutdown(wait=False, cancel_futures=True)
         await self.store.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -584,12 +608,14 @@ class Engine:
     async def _pump(self, rt: Runtime) -> None:
         try:
             while not rt.gone:
-                batch = self._take_batch(rt)
-                if not batch and rt.state.history_count > 0 and not rt.replay:
-                    self._flush_deletes(rt)
-                    break
-                rt.replay = False
-                await self._episode(rt, batch)
+                # An orchestration work item is fetched (its messages batched) when a slot is free.
+                async with self._orchestrator_slots:
+                    batch = self._take_batch(rt)
+                    if not batch and rt.state.history_count > 0 and not rt.replay:
+                        self._flush_deletes(rt)
+                        break
+                    rt.replay = False
+                    await self._episode(rt, batch)
                 rt.failures = 0
         except asyncio.CancelledError:
             raise
@@ -808,6 +834,17 @@ class Engine:
         self._spawn(self._run_activity(rt.instance_id, rt.execution_id, task_id, name, input_json))
 
     async def _run_activity(
+        self, instance_id: str, execution_id: str, task_id: int, name: str, input_json: str | None
+    ) -> None:
+        async with self._activity_slots:  # the work item waits in its queue until a slot is free
+            self._running_activities += 1
+            self.peak_activities = max(self.peak_activities, self._running_activities)
+            try:
+                await self._activity_work_item(instance_id, execution_id, task_id, name, input_json)
+            finally:
+                self._running_activities -= 1
+
+    async def _activity_work_item(
         self, instance_id: str, execution_id: str, task_id: int, name: str, input_json: str | None
     ) -> None:
         canonical = self.registry.canonical(name)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from devhost.testing import DevhostProcess
-from tests.integration.durable_samples.helpers import side_effects
+from tests.integration.durable_samples.helpers import SAMPLE_APP, side_effects
 
 API = "/runtime/webhooks/durabletask"
 
@@ -52,6 +54,35 @@ def test_fan_out_runs_activities_concurrently(
     assert sorted(r["Step"] for r in rows) == [f"s{i}" for i in range(5)]
     finished = sorted(r["Finished"] for r in rows)
     assert finished[-1] - finished[0] < 0.4, "the activities ran one after another"
+
+
+def test_host_json_limits_the_activities_that_run_at_once(storage_connection_string: str) -> None:
+    """durableTask.maxConcurrentActivityFunctions holds, as on Azure: overridden to 2 by an app
+    setting (AzureFunctionsJobHost__…), five 0.5 s activities run in three waves, not together;
+    the rest wait in the queue and every one still runs once."""
+    limit = {"AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions": "2"}
+    with DevhostProcess(SAMPLE_APP, storage=storage_connection_string, clock="frozen", env=limit) as host:
+        instance = start_via_app(host, "fan_out", 5)
+        host.wait_idle()
+        assert host.status(instance)["runtimeStatus"] == "Completed"
+    rows = side_effects(storage_connection_string, instance)
+    assert sorted(r["Step"] for r in rows) == [f"s{i}" for i in range(5)]
+    finished = sorted(r["Finished"] for r in rows)
+    assert finished[-1] - finished[0] >= 0.9, "more than two activities ran at once"
+
+
+def test_a_limit_that_is_not_positive_stops_the_host_at_start(storage_connection_string: str) -> None:
+    """The extension refuses maxConcurrentActivityFunctions <= 0 when the host starts
+    (DurableTaskOptions.Validate); so does the devhost, naming the setting."""
+    bad = {"AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions": "0"}
+    host = DevhostProcess(SAMPLE_APP, storage=storage_connection_string, clock="frozen", env=bad)
+    try:
+        with pytest.raises(
+            RuntimeError, match="maxConcurrentActivityFunctions must be a positive integer value"
+        ):
+            host.start()
+    finally:
+        host.close()
 
 
 def test_event_wins_over_the_timer(devhost: DevhostProcess) -> None:
