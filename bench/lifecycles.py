@@ -60,14 +60,14 @@ class FlakyGraph(EmulatorState):
         self._rng = random.Random(seed)
         self.injected = 0
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
+    def take_fault(self, method: str, path: str, body: str = "") -> Fault | None:
         with self.lock:
             if self._rng.random() < self.rate:
                 self.injected += 1
                 if self._rng.random() < 0.5:
                     return Fault(path=".*", status=429, retry_after="1")
                 return Fault(path=".*", status=503)
-        return super().take_fault(method, path)
+        return super().take_fault(method, path, body)
 
 
 def bench_experts(n: int) -> list[Expert]:

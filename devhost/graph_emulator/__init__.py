@@ -13,7 +13,8 @@ Retry-After, 5xx, latency) can be injected per path. Graph routes require a bear
 
 Control API (no token): ``GET /_emulator/meetings|mail|subscriptions|requests``,
 ``PUT /_emulator/busy/{user}`` (a list of ``{start, end, status}``),
-``POST /_emulator/faults`` (``{path, count, status, retryAfter, delayMs, method, code}``),
+``POST /_emulator/faults`` (``{path, count, status, retryAfter, delayMs, method, code, body}``;
+``body`` a regex the request body must match),
 ``POST /_emulator/meetings/{id}/end|start|admit`` (end/start take ``{"at": time}``),
 ``POST /_emulator/subscriptions/{id}/lifecycle`` (``{"event": …}``), ``GET /_emulator/keys``
 (the test JWKS for validationTokens), ``POST /_emulator/unreadable/{user}``,

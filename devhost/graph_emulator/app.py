@@ -169,7 +169,9 @@ async def _dispatch(
 ) -> web.StreamResponse:
     if not is_graph:
         return await handler(request)
-    fault = state.take_fault(request.method, request.path)
+    # aiohttp keeps the body it read, so the handler reads it again.
+    text = (await request.text()) if request.body_exists else ""
+    fault = state.take_fault(request.method, request.path, text)
     if fault is not None and not fault.after:
         if fault.delay:
             await asyncio.sleep(fault.delay)
@@ -858,7 +860,9 @@ async def control_faults(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     body = await _json_body(request)
     if not isinstance(body, dict) or not body.get("path"):
-        raise web.HTTPBadRequest(text='expected {"path": regex, "count", "status", "retryAfter", "delayMs"}')
+        raise web.HTTPBadRequest(
+            text='expected {"path": regex, "count", "status", "retryAfter", "delayMs", "body": regex}'
+        )
     retry_after = body.get("retryAfter")
     state.add_fault(
         Fault(
@@ -870,6 +874,7 @@ async def control_faults(request: web.Request) -> web.Response:
             method=body.get("method"),
             code=body.get("code"),
             after=bool(body.get("after", False)),
+            body=None if body.get("body") is None else str(body["body"]),
         )
     )
     return web.json_response({"faults": len(state.faults)}, status=201)

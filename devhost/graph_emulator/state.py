@@ -40,7 +40,8 @@ def parse_time(value: str) -> datetime:
 
 @dataclass
 class Fault:
-    """The next ``count`` requests whose path matches ``path`` (a regex) misbehave."""
+    """The next ``count`` requests whose path matches ``path`` (a regex), and whose body matches
+    ``body`` (a regex) when one is given, misbehave."""
 
     path: str
     count: int = 1
@@ -50,9 +51,12 @@ class Fault:
     method: str | None = None
     code: str | None = None  # Graph error code in the body
     after: bool = False  # do the work first, then answer the fault (a 503 after commit)
+    body: str | None = None  # e.g. one appointment's booking code: a shared emulator's other calls pass
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: str = "") -> bool:
         if self.count <= 0 or (self.method and self.method.upper() != method.upper()):
+            return False
+        if self.body is not None and re.search(self.body, body) is None:
             return False
         return re.search(self.path, path) is not None
 
@@ -98,10 +102,10 @@ class EmulatorState:
         with self.lock:
             self.faults.append(fault)
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
+    def take_fault(self, method: str, path: str, body: str = "") -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, body):
                     fault.count -= 1
                     return fault
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 
@@ -100,7 +101,7 @@ def helsinki_day(booked: dict[str, object]) -> str:
 def test_a_refused_call_event_subscription_leaves_a_working_meeting_with_a_reason(stack: Stack) -> None:
     """403 on the subscription: the customer still joins, expert and ops see why, and End closes it."""
     who, expert, booked, code = own_booking(stack)
-    fault(stack, path=r"/subscriptions$", method="POST", status=403, count=1, code="Forbidden")
+    fault(stack, path=r"/subscriptions$", method="POST", status=403, count=1, code="Forbidden", body=code)
     to_window(stack, booked)
 
     assert stack.phase(code) == "join_open"
@@ -135,10 +136,11 @@ def test_a_throttled_subscription_is_resent_at_once(stack: Stack) -> None:
     """Graph refuses a throttled request before acting on it: the subscription's 429 is resent by
     the transport within the same attempt, so the meeting is made once and subscribed once."""
     _, expert, booked, code = own_booking(stack)
-    fault(stack, path=r"/subscriptions$", method="POST", status=429, count=1, retryAfter="1")
+    fault(stack, path=r"/subscriptions$", method="POST", status=429, count=1, retryAfter="1", body=code)
     to_window(stack, booked)
     assert stack.phase(code) == "join_open"
-    assert [r.status for r in stack.graph.state.received("POST", r"/subscriptions$")][-2:] == [429, 201]
+    posts = stack.graph.state.received("POST", r"/subscriptions$")
+    assert [r.status for r in posts if code in json.dumps(r.body)] == [429, 201]
     assert len(subscriptions_of(stack, code)) == 1
     assert len(stack.graph.state.received("POST", f"{expert.expert_id}/onlineMeetings/createOrGet")) == 1
     assert not stack.host.status(f"appt-{code}")["customStatus"].get("attention")
@@ -152,7 +154,7 @@ def test_a_subscription_that_fails_transiently_is_retried_without_making_the_mee
     createOrGet ran once, one subscription, no attention, and the expert got no meeting_failed."""
     who, expert, booked, code = own_booking(stack)
     mails_before = len(stack.graph.state.mail)
-    fault(stack, path=r"/subscriptions$", method="POST", status=503, count=2)
+    fault(stack, path=r"/subscriptions$", method="POST", status=503, count=2, body=code)
     to_window(stack, booked)
     for _ in range(4):  # Durable's retry interval, until the subscription is made
         if subscriptions_of(stack, code):
@@ -174,7 +176,7 @@ def test_a_subscription_that_fails_transiently_is_retried_without_making_the_mee
 def test_every_refusal_at_once_still_ends_the_appointment_and_sends_no_mail_twice(stack: Stack) -> None:
     """Subscription 403, sendMail 503 after commit, a slow Graph: the appointment reaches a terminal phase."""
     _who, expert, booked, code = own_booking(stack)
-    fault(stack, path=r"/subscriptions$", method="POST", status=403, count=1, code="Forbidden")
+    fault(stack, path=r"/subscriptions$", method="POST", status=403, count=1, code="Forbidden", body=code)
     fault(stack, path=r"/sendMail$", status=503, count=2, after=True)
     fault(stack, path=f"{expert.expert_id}/onlineMeetings", delayMs=1500, count=1)
     to_window(stack, booked)
