@@ -194,12 +194,8 @@ class Engine:
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer value.")
-        self.max_activities = max_activities
-        self.max_orchestrators = max_orchestrators
         self._activity_slots = asyncio.Semaphore(max_activities)
         self._orchestrator_slots = asyncio.Semaphore(max_orchestrators)
-        self.peak_activities = 0  # the most activities that ran at once (a test's and an operator's check)
-        self._running_activities = 0
         self._busy = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._load_lock = asyncio.Lock()
@@ -837,12 +833,7 @@ class Engine:
         self, instance_id: str, execution_id: str, task_id: int, name: str, input_json: str | None
     ) -> None:
         async with self._activity_slots:  # the work item waits in its queue until a slot is free
-            self._running_activities += 1
-            self.peak_activities = max(self.peak_activities, self._running_activities)
-            try:
-                await self._activity_work_item(instance_id, execution_id, task_id, name, input_json)
-            finally:
-                self._running_activities -= 1
+            await self._activity_work_item(instance_id, execution_id, task_id, name, input_json)
 
     async def _activity_work_item(
         self, instance_id: str, execution_id: str, task_id: int, name: str, input_json: str | None
