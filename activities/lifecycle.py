@@ -18,7 +18,7 @@ from adapters.telemetry import traced_activity
 from appointments import lifecycle
 from appointments.catalogue import topic_label
 from appointments.model import Appointment, Phase
-from appointments.ports import Meeting, MeetingRequest, PermanentGatewayError, TransientGatewayError
+from appointments.ports import MeetingRequest, PermanentGatewayError, TransientGatewayError
 from appointments.timerules import iso, parse_utc
 
 bp = df.Blueprint()
@@ -190,13 +190,12 @@ async def create_meeting(payload: Payload) -> dict[str, Any]:
 async def subscribe_call_events(payload: Payload) -> dict[str, Any]:
     """Subscribe to the stored meeting's call events, when ``create_meeting`` could not (a
     transient failure raises, and Durable retries); ``attention`` when Graph refuses."""
-    a = await asyncio.to_thread(bootstrap.services().repo.get_by_code, payload["bookingCode"])
-    if a is None or not a.meeting_id or not a.join_url:
-        return {"ok": True, "skipped": True}
     await bootstrap.meetings_ready()
-    meeting = Meeting(a.meeting_id, a.join_url, created=False)
-    attention = await bootstrap.call_events().subscribe(a, meeting)
-    return {"ok": True, "attention": attention} if attention else {"ok": True}
+    now = bootstrap.services().clock.now()
+    outcome = await bootstrap.call_events().resubscribe(payload["bookingCode"], now)
+    if outcome == "not needed":  # no meeting stored, or the appointment is over
+        return {"ok": True, "skipped": True}
+    return {"ok": True} if outcome == "recreated" else {"ok": True, "attention": outcome}
 
 
 @bp.activity_trigger(input_name="payload")

@@ -110,7 +110,10 @@ class CallEventSubscriptions:
             and now < appointment.end + self._end_grace
         )
 
-    async def _recreate(self, code: str, now: datetime) -> str:
+    async def resubscribe(self, code: str, now: datetime) -> str:
+        """Subscribe the stored meeting again while the appointment needs its call events: a
+        removed subscription, or one the lifecycle makes after ``create_meeting`` could not.
+        ``recreated``, ``not needed``, or the attention reason when Graph refuses."""
         appointment = await asyncio.to_thread(self._repo.get_by_code, code)
         if appointment is None or not self._needs_events(appointment, now):
             return "not needed"
@@ -128,12 +131,12 @@ class CallEventSubscriptions:
             except PermanentGatewayError as exc:
                 if exc.status != 404:
                     raise
-                outcome = await self._recreate(code, now)
+                outcome = await self.resubscribe(code, now)
         elif event == "subscriptionRemoved":
-            outcome = await self._recreate(code, now)
+            outcome = await self.resubscribe(code, now)
         elif event == "missed":
             if await self._gateway.get_subscription(subscription_id) is None:
-                outcome = await self._recreate(code, now)
+                outcome = await self.resubscribe(code, now)
             else:
                 outcome = "still subscribed"
         else:

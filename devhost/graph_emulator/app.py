@@ -169,8 +169,9 @@ async def _dispatch(
 ) -> web.StreamResponse:
     if not is_graph:
         return await handler(request)
-    # aiohttp keeps the body it read, so the handler reads it again.
-    text = (await request.text()) if request.body_exists else ""
+    # Read only for a fault that looks at it (aiohttp keeps the body, so the handler reads it again).
+    wants_body = request.body_exists and any(f.body is not None for f in state.faults)
+    text = (await request.text()) if wants_body else ""
     fault = state.take_fault(request.method, request.path, text)
     if fault is not None and not fault.after:
         if fault.delay:
