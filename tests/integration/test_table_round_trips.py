@@ -465,3 +465,50 @@ def test_one_decisions_notifications_share_their_reads_and_writes(
     assert [m.to for m in mailer.sent] == ["maija@pankki.example"]  # the customer gave no address
     rows = repo.table(NOTIFICATIONS).query_entities("PartitionKey eq @pk", parameters={"pk": a.booking_code})
     assert [r["State"] for r in rows] == ["sent"]  # the expert's; the customer's rows are its record
+
+
+def test_a_transaction_starts_no_thread(
+    storage_connection_string: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """azure-core would start seven threads for a transaction of three rows (request and answer);
+    the app's clients handle the parts in turn. Each part still gets its own x-ms-date (the part
+    policy ran), the rows land together, and a conflicting part still fails the whole
+    transaction with the SDK's error."""
+    import threading
+
+    from azure.core.pipeline import Pipeline
+    from azure.data.tables import TableTransactionError
+
+    from adapters.tables.transport import transactions_without_threads
+
+    repo = TableRepository.from_connection_string(storage_connection_string)
+    table = f"Parts{uuid.uuid4().hex[:8]}"
+    client = repo.table(table)
+    assert transactions_without_threads() is True
+    assert transactions_without_threads() is True  # idempotent
+    started: list[str] = []
+    dated: list[str] = []
+    real_start, real_prepare = threading.Thread.start, Pipeline._prepare_multipart_mixed_request
+
+    def start(self: threading.Thread) -> None:
+        started.append(self.name)
+        real_start(self)
+
+    def prepare(request: object) -> None:
+        real_prepare(request)
+        info = request.multipart_mixed_info  # type: ignore[attr-defined]
+        if not info or not info[0][0].multipart_mixed_info:
+            return  # not a transaction's batch (every request passes here)
+        changeset = info[0][0]
+        dated.extend(part.headers.get("x-ms-date", "") for part in changeset.multipart_mixed_info[0])
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    monkeypatch.setattr(Pipeline, "_prepare_multipart_mixed_request", staticmethod(prepare))
+    client.submit_transaction([("create", {"PartitionKey": "p", "RowKey": r, "n": 1}) for r in "abc"])
+    assert started == []
+    assert len(dated) == 3 and all(dated)
+    assert sorted(e["RowKey"] for e in client.query_entities("PartitionKey eq 'p'")) == ["a", "b", "c"]
+    with pytest.raises(TableTransactionError):
+        client.submit_transaction([("create", {"PartitionKey": "p", "RowKey": r}) for r in "da"])
+    assert [e["RowKey"] for e in client.query_entities("RowKey eq 'd'")] == []
+    assert started == []
