@@ -13,6 +13,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -479,13 +480,13 @@ def test_a_transaction_starts_no_thread(
     from azure.core.pipeline import Pipeline
     from azure.data.tables import TableTransactionError
 
-    from adapters.tables.transport import transactions_without_threads
+    from adapters.tables.multipart import lean_transactions
 
     repo = TableRepository.from_connection_string(storage_connection_string)
     table = f"Parts{uuid.uuid4().hex[:8]}"
     client = repo.table(table)
-    assert transactions_without_threads() is True
-    assert transactions_without_threads() is True  # idempotent
+    assert lean_transactions() is True
+    assert lean_transactions() is True  # idempotent
     started: list[str] = []
     dated: list[str] = []
     real_start, real_prepare = threading.Thread.start, Pipeline._prepare_multipart_mixed_request
@@ -512,3 +513,51 @@ def test_a_transaction_starts_no_thread(
         client.submit_transaction([("create", {"PartitionKey": "p", "RowKey": r}) for r in "da"])
     assert [e["RowKey"] for e in client.query_entities("RowKey eq 'd'")] == []
     assert started == []
+
+
+def _batch(boundaries: tuple[str, str], rows: list[tuple[str, str, bytes | None]]) -> Any:
+    """A Table transaction's request as ``TablesBaseClient._batch_send`` builds it: a batch of one
+    changeset of operations, each part's headers given (no policy, so both writers see the same)."""
+    from azure.core.rest import HttpRequest
+
+    parts = [
+        HttpRequest(
+            method,
+            f"http://127.0.0.1:10002/devstoreaccount1/Appointments(PartitionKey='c',RowKey='{row}')",
+            headers={"Accept": "application/json;odata=minimalmetadata", "If-Match": "*", "x-ms-date": "now"},
+            content=body,
+        )
+        for method, row, body in rows
+    ]
+    changeset = HttpRequest("POST", "")
+    changeset.set_multipart_mixed(*parts, policies=[], boundary=boundaries[0])
+    batch = HttpRequest(
+        "POST", "http://127.0.0.1:10002/devstoreaccount1/$batch", headers={"x-ms-version": "2019-02-02"}
+    )
+    batch.set_multipart_mixed(changeset, policies=[], enforce_https=False, boundary=boundaries[1])
+    return batch
+
+
+def test_a_transactions_body_is_the_bytes_azure_core_would_write() -> None:
+    """The direct writer against azure-core's own (``_prepare_multipart_body_helper``, e-mail
+    based): the same body, Content-Type and Content-Length, a row with non-ASCII text (escaped,
+    as the SDK's ``json.dumps`` writes it: azure-core's writer fails on raw UTF-8 in a part) and
+    a bodiless delete included, and the next Content-ID it returns."""
+    import json
+
+    from azure.core.utils._pipeline_transport_rest_shared import _prepare_multipart_body_helper
+
+    from adapters.tables.multipart import write_body
+
+    name = json.dumps({"PartitionKey": "c", "ExpertName": "Åsa Mäkelä-Öhman"})
+    rows: list[tuple[str, str, bytes | None]] = [
+        ("PATCH", "a", name.encode("ascii")),
+        ("PUT", "b", json.dumps({"n": 1, "text": "rivi\\nkaksi"}).encode("ascii")),
+        ("DELETE", "c", None),
+    ]
+    for _ in range(3):
+        boundaries = (f"changeset_{uuid.uuid4()}", f"batch_{uuid.uuid4()}")
+        theirs, ours = _batch(boundaries, rows), _batch(boundaries, rows)
+        assert write_body(ours, 5) == _prepare_multipart_body_helper(theirs, 5) == 8
+        assert ours.content == theirs.content
+        assert dict(ours.headers) == dict(theirs.headers)
