@@ -38,6 +38,8 @@ from azure.core.rest._http_response_impl import HttpResponseBackcompatMixin
 log = logging.getLogger(__name__)
 
 CRLF = b"\r\n"
+# azure-core's own writer, taken before anything replaces it: what a boundary it must invent uses.
+_SDK_WRITE_BODY: Any = HttpRequestBackcompatMixin.__dict__.get("_prepare_multipart_body")
 
 
 def prepare_parts_in_turn(request: Any) -> None:
@@ -67,7 +69,7 @@ def write_body(request: Any, content_index: int = 0) -> int:
     parts, boundary = info[0], info[2]
     if not boundary or not parts:
         # azure-core invents the boundary (or writes an empty body): left to it.
-        return int(_sdk_write_body(request, content_index))
+        return int(_SDK_WRITE_BODY(request, content_index))
     delimiter = b"--" + boundary.encode("ascii")
     chunks: list[bytes] = []
     for part in parts:
@@ -117,13 +119,11 @@ def _sync(policy: object, result: object) -> None:
 
 
 _lock = threading.Lock()
-_sdk_write_body: Any = None
 
 
 def lean_transactions() -> bool:
     """Put the three replacements in (idempotent); False, changing nothing, if azure-core's
     multipart handling is no longer where it was."""
-    global _sdk_write_body
     with _lock:
         prepare = Pipeline.__dict__.get("_prepare_multipart_mixed_request")
         body = HttpRequestBackcompatMixin.__dict__.get("_prepare_multipart_body")
@@ -134,7 +134,6 @@ def lean_transactions() -> bool:
         if prepare.__func__ is not prepare_parts_in_turn:
             Pipeline._prepare_multipart_mixed_request = staticmethod(prepare_parts_in_turn)  # type: ignore[method-assign]
         if body is not write_body:
-            _sdk_write_body = body
             HttpRequestBackcompatMixin._prepare_multipart_body = write_body  # type: ignore[method-assign]
         if parts is not parts_in_turn:
             HttpResponseBackcompatMixin.parts = parts_in_turn  # type: ignore[method-assign]
