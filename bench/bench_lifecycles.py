@@ -2,7 +2,7 @@
 answering 30% of its calls with 429 or 503; every outcome checked exactly.
 
     .venv/bin/python bench/bench_lifecycles.py [--n 1000] [--faulty 500] [--clients 10]
-                                               [--baseline 100] [--workers 2]
+                                               [--issue-build 50] [--baseline 0] [--workers 2]
 
 500 under faults, not 1,000: that run's wall time is mostly Graph's Retry-After and backoff
 (real seconds, even on the virtual clock), and at 1,000 it alone made ``make bench`` take 16
@@ -12,15 +12,29 @@ one found under faults did, still shows in 500 with 86% odds per run.
 The devhost runs as a deployment would: the app in ``--workers`` worker processes
 (FUNCTIONS_WORKER_PROCESS_COUNT; 2 = this machine's cores), the host's engine and HTTP front
 end in their own. Each stack first drives one lifecycle alone (the source of the per-lifecycle
-mail and audit counts that the N must match exactly), then the N at once. The baseline of the
-same run is ``--baseline`` lifecycles with the app in the host's own process (one process for
-everything: the devhost's shape before worker processes), on the same machine and load.
+mail and audit counts that the N must match exactly), then the N at once.
+
+The baseline of the same run is the issue's own build: ``--issue-build`` lifecycles through the
+devhost and app of ``ISSUE_BUILD``, the commit main stood at when the scale issue measured its
+0.53 lifecycles/s (1.8 CPU-s of the devhost each), taken out of this repository's history with
+``git archive`` and driven by this build's driver, Azurite and Graph emulator, with the same
+clients, minutes before the N. This machine's speed drifts by half within an hour, so the 0.53
+of another day is no yardstick; the same work on the old build, in the same run, is. Without the
+history (a shallow clone) the run says so and measures the rest. ``--baseline`` lifecycles with
+the app in the host's own process (the devhost's one-process shape) is the older, optional
+baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import subprocess
 import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,6 +42,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.lifecycles import Outcome, run_load, stack
 
 ISSUE_RATE = 0.53  # lifecycles/s the scale issue measured end to end before this work
+# The last commit before the scale issue's work: the build that measured ISSUE_RATE.
+ISSUE_BUILD = "20d86c23b7d897ad6d33133c15aac5471a22ddc0"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def checkout(rev: str) -> Iterator[Path | None]:
+    """The tree of ``rev`` in a temporary directory, or None if this clone does not have it."""
+    try:
+        archive = subprocess.run(  # noqa: S603 - git on our own repository
+            ["git", "-C", str(ROOT), "archive", "--format=tar", rev],  # noqa: S607
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="issue-build-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp)
 
 
 def check(o: Outcome, one: Outcome) -> list[str]:
@@ -49,9 +84,11 @@ def check(o: Outcome, one: Outcome) -> list[str]:
     return wrong
 
 
-def measure(n: int, clients: int, fault_rate: float, workers: int) -> tuple[Outcome, Outcome]:
+def measure(
+    n: int, clients: int, fault_rate: float, workers: int, build: Path | None = None
+) -> tuple[Outcome, Outcome]:
     env = {"FUNCTIONS_WORKER_PROCESS_COUNT": str(workers)}
-    with stack(n + 1, fault_rate=fault_rate, env=env) as s:
+    with stack(n + 1, fault_rate=fault_rate, env=env, build=build) as s:
         one = run_load(s, 1, 1)
         many = run_load(s, n, clients, first=1)
     return one, many
@@ -98,11 +135,24 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--faulty", type=int, default=500)
     parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--baseline", type=int, default=100)
+    parser.add_argument("--issue-build", type=int, default=50)
+    parser.add_argument("--baseline", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     ok = True
-    base = None
+    issue = base = None
+    if args.issue_build:
+        with checkout(ISSUE_BUILD) as tree:
+            if tree is None:
+                print(f"\nThe issue's build ({ISSUE_BUILD[:7]}) is not in this clone: not measured.")
+            else:
+                i_one, issue = measure(args.issue_build, args.clients, 0.0, args.workers, build=tree)
+                ok &= report(
+                    f"Baseline: the issue's build ({ISSUE_BUILD[:7]}), {args.issue_build} lifecycles",
+                    i_one,
+                    issue,
+                    args.clients,
+                )
     if args.baseline:
         b_one, base = measure(args.baseline, args.clients, 0.0, 1)
         ok &= report(
@@ -113,11 +163,14 @@ def main() -> int:
         one, many = measure(args.n, args.clients, 0.0, args.workers)
         ok &= report(f"{args.n} lifecycles, {args.workers} worker processes", one, many, args.clients)
         print()
+        if issue is not None:
+            print(f"**Throughput against the issue's build, same run: {many.rate / issue.rate:.2f}×**  ")
         if base is not None:
             print(f"Throughput against the same run's one-process baseline: {many.rate / base.rate:.2f}×  ")
         print(
             f"Throughput against the issue's measured 0.53 lifecycles/s: {many.rate / ISSUE_RATE:.1f}× "
-            f"(a figure of another run and machine state: the ratio above is the like-for-like one)."
+            f"(a figure of another run and machine state: the ratio against the issue's build is the "
+            f"like-for-like one)."
         )
     if args.faulty:
         f_one, f_many = measure(args.faulty, args.clients, 0.3, args.workers)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -134,8 +135,18 @@ def app_settings(graph: GraphEmulator, port: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def stack(experts: int, *, fault_rate: float = 0.0, env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """Azurite (in memory), the Graph emulator and the devhost on a virtual clock."""
+def stack(
+    experts: int,
+    *,
+    fault_rate: float = 0.0,
+    env: dict[str, str] | None = None,
+    build: Path | None = None,
+) -> Iterator[Stack]:
+    """Azurite (in memory), the Graph emulator and the devhost on a virtual clock.
+
+    ``build``: a checkout of another build of this project whose devhost and app to run (its
+    ``python -m devhost``, with its own app); Azurite, the emulator and the experts are this
+    build's, as is the driver."""
     with azurite.running() as az:
         repo = TableRepository.from_connection_string(az.connection_string)
         people = bench_experts(experts)
@@ -150,7 +161,12 @@ def stack(experts: int, *, fault_rate: float = 0.0, env: dict[str, str] | None =
                 **(env or {}),
             }
             with DevhostProcess(
-                storage=az.connection_string, port=port, clock="virtual", env=settings, startup_timeout=60
+                storage=az.connection_string,
+                port=port,
+                clock="virtual",
+                env=settings,
+                startup_timeout=60,
+                cwd=build or azurite.PROJECT_ROOT,
             ) as host:
                 assert az.process is not None
                 yield Stack(host, graph, az.connection_string, people, az.process.pid)

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
@@ -126,14 +127,22 @@ class TaskHubStore:
 
     def __init__(self, connection_string: str, hub: str) -> None:
         self.hub = hub
-        self._service = TableServiceClient.from_connection_string(connection_string)
+        # The SDK's aiohttp transport trusts the environment by default: then every request looks
+        # up ~/.netrc and the proxy for its URL on a thread of the loop's executor (two thread
+        # hops per read, a few per cent of the host's CPU under load), and a .netrc entry would
+        # replace SharedKey. The task hub's writes (TableWriter) already go without; so do these.
+        self._service = TableServiceClient.from_connection_string(
+            connection_string, transport=AioHttpTransport(use_env_settings=False)
+        )
         self.instances: TableClient = self._service.get_table_client(f"{hub}Instances")
         self.history: TableClient = self._service.get_table_client(f"{hub}History")
         self.messages: TableClient = self._service.get_table_client(f"{hub}Messages")
         # The per-episode writes go over the REST API directly (table_writer.py); reads, queries
         # and the rare writes stay on the SDK.
         self.writer = TableWriter(connection_string)
-        self._blob_service = BlobServiceClient.from_connection_string(connection_string)
+        self._blob_service = BlobServiceClient.from_connection_string(
+            connection_string, transport=AioHttpTransport(use_env_settings=False)
+        )
         # AzureStorageOrchestrationService: "{TaskHubName.ToLowerInvariant()}-largemessages".
         self.blobs: ContainerClient = self._blob_service.get_container_client(f"{hub.lower()}-largemessages")
         # Blobs of large messages not yet deleted, by (instance id, message row key).
