@@ -798,7 +798,7 @@ class Engine:
             rt.history, rt.done_ids = [], set()
             rt.armed.clear()
             # Awaited, not spawned: the new execution's rows reuse the same row keys.
-            await self._delete_old_executions(rt.instance_id, rt.execution_id)
+            await self._delete_old_execution(rt.instance_id, start + len(episode.events))
             return
         rt.history.extend(episode.events)
         self._index_history(rt, episode.events)
@@ -820,9 +820,16 @@ class Engine:
             elif isinstance(work, StartChild):
                 await self._start_child(rt, work.id, work.name, work.instance_id, work.input)
 
-    async def _delete_old_executions(self, instance_id: str, execution_id: str) -> None:
-        keys = await self.store.history_keys(instance_id)
-        rows = [r for r in keys if r["ExecutionId"] != execution_id]
+    async def _delete_old_execution(self, instance_id: str, count: int) -> None:
+        """The finished execution's event rows, by key: positions 0 to ``count`` - 1.
+
+        No query needed: those are the rows its commits wrote, and the only ones. What else an
+        execution can leave (an episode's rows written before a commit that failed, rows of an
+        execution whose deletion the host died before) is deleted when the instance is loaded
+        from storage (``_load_locked``), which is what follows either. A partition query here
+        cost Azurite a scan of the whole History table (its LokiJS store filters every row),
+        which grows with every instance the hub keeps."""
+        rows = [{"PartitionKey": instance_id, "RowKey": f"{i:016X}"} for i in range(count)]
         await self.store.delete_rows(self.store.history, rows)
 
     # -- activities ------------------------------------------------------------------------

@@ -269,19 +269,6 @@ class TaskHubStore:
         rows.sort(key=lambda r: r["RowKey"])
         return rows
 
-    async def history_keys(self, instance_id: str) -> list[Entity]:
-        """The event rows' keys and execution ids only (no payloads, nothing fetched back):
-        what deleting an execution's rows needs."""
-        return [
-            {"PartitionKey": instance_id, "RowKey": row["RowKey"], "ExecutionId": row.get("ExecutionId")}
-            async for row in self.history.query_entities(
-                "PartitionKey eq @pk",
-                parameters={"pk": escape_key(instance_id)},
-                select=["RowKey", "ExecutionId"],
-            )
-            if row["RowKey"] != SENTINEL
-        ]
-
     async def write_history(self, instance_id: str, execution_id: str, rows: list[Entity]) -> None:
         """UploadHistoryBatch: upserts of up to 99 events plus the sentinel row per transaction."""
         cleaned = [await self.compress(clean(row), LARGE_PROPERTIES) for row in rows]

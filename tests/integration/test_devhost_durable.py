@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+from azure.data.tables import TableServiceClient
 
 from devhost.testing import DevhostProcess
 from tests.integration.durable_samples.helpers import SAMPLE_APP, side_effects
@@ -133,6 +134,30 @@ def test_continue_as_new_carries_input_and_resets_history(devhost: DevhostProces
     devhost.raise_event(instance, "Add", 3)
     devhost.wait_idle()
     assert devhost.status(instance)["output"] == {"total": 6, "rounds": 3}
+
+
+def test_continue_as_new_leaves_only_the_new_executions_rows_in_the_history_table(
+    devhost: DevhostProcess, storage_connection_string: str
+) -> None:
+    """The finished execution's event rows are deleted (by their keys), whatever their number:
+    the History partition holds the current execution's rows and the sentinel, nothing else."""
+    instance = start_via_app(devhost, "counter", {"total": 0, "rounds": 0})
+    devhost.wait_idle()
+    for n in (1, 2):
+        devhost.raise_event(instance, "Add", n)
+        devhost.wait_idle()
+    table = TableServiceClient.from_connection_string(storage_connection_string).get_table_client(
+        f"{devhost.task_hub}History"
+    )
+    rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": instance}))
+    events = [r for r in rows if r["RowKey"] != "sentinel"]
+    instances = TableServiceClient.from_connection_string(storage_connection_string).get_table_client(
+        f"{devhost.task_hub}Instances"
+    )
+    current = instances.get_entity(instance, "")["ExecutionId"]
+    assert events
+    assert {r["ExecutionId"] for r in rows} == {current}
+    assert [r["RowKey"] for r in events] == [f"{i:016X}" for i in range(len(events))]
 
 
 def test_events_after_continue_as_new_go_to_the_new_execution(devhost: DevhostProcess) -> None:
