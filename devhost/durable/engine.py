@@ -289,14 +289,14 @@ class Engine:
         state = EngineState.loads(row.get("DevhostState"))
         execution_id = row["ExecutionId"]
         rows = await self.store.read_history(instance_id)
-        stale = [
-            r
-            for r in rows
-            if r.get("ExecutionId") != execution_id or int(r["RowKey"], 16) >= state.history_count
-        ]
-        events = [h.from_row(r) for r in rows if r not in stale]
+        current = [r for r in rows if r.get("ExecutionId") == execution_id]
+        stale = [r for r in current if int(r["RowKey"], 16) >= state.history_count]
+        # Rows of earlier executions (continued as new) are skipped and left, as on Azure
+        # (GetHistoryEventsAsync); the new execution's writes replace them position by position.
+        events = [h.from_row(r) for r in current if r not in stale]
         if stale:
-            # Leftovers of an episode that failed before its commit, or of a finished execution.
+            # Leftovers of an episode that failed before its commit (Azure's retried episode
+            # overwrites them at the same sequence numbers; here they go before it runs again).
             await self.store.delete_rows(self.store.history, stale)
         rt = Runtime(instance_id, row, str(row["etag"]), state, events)
         rt.input_text = await self.store.fetch_if_url(row.get("Input"))
@@ -797,8 +797,11 @@ class Engine:
         if status is S.ContinuedAsNew:
             rt.history, rt.done_ids = [], set()
             rt.armed.clear()
-            # Awaited, not spawned: the new execution's rows reuse the same row keys.
-            await self._delete_old_execution(rt.instance_id, start + len(episode.events))
+            # The finished execution's History rows stay, as on Azure: AzureTableTrackingStore.
+            # UpdateStateAsync writes each execution's events at their sequence numbers
+            # (UpsertReplace over the older generation's rows) and deletes only the old
+            # execution's large-message blobs; GetHistoryEventsAsync stops at the first row of a
+            # previous generation. Every reader here takes the current ExecutionId's rows only.
             return
         rt.history.extend(episode.events)
         self._index_history(rt, episode.events)
@@ -819,18 +822,6 @@ class Engine:
                     self._arm(rt, work.id, work.fire_at)
             elif isinstance(work, StartChild):
                 await self._start_child(rt, work.id, work.name, work.instance_id, work.input)
-
-    async def _delete_old_execution(self, instance_id: str, count: int) -> None:
-        """The finished execution's event rows, by key: positions 0 to ``count`` - 1.
-
-        No query needed: those are the rows its commits wrote, and the only ones. What else an
-        execution can leave (an episode's rows written before a commit that failed, rows of an
-        execution whose deletion the host died before) is deleted when the instance is loaded
-        from storage (``_load_locked``), which is what follows either. A partition query here
-        cost Azurite a scan of the whole History table (its LokiJS store filters every row),
-        which grows with every instance the hub keeps."""
-        rows = [{"PartitionKey": instance_id, "RowKey": f"{i:016X}"} for i in range(count)]
-        await self.store.delete_rows(self.store.history, rows)
 
     # -- activities ------------------------------------------------------------------------
     def _dispatch_activity(self, rt: Runtime, task_id: int, name: str, input_json: str | None) -> None:

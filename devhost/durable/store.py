@@ -10,6 +10,10 @@ episode.
 ``<hub>History``: PartitionKey = the escaped instance id, RowKey = the event's position as 16 hex
 digits (``X16``), one row per history event of the current execution, and the ``sentinel`` row
 (ExecutionId, IsCheckpointComplete, CheckpointCompletedTimestamp) that UploadHistoryBatch writes.
+An execution that continued as new leaves its rows beyond the new one's length, as
+``Tracking/AzureTableTrackingStore.cs`` does (UpdateStateAsync overwrites by sequence number, and
+GetHistoryEventsAsync skips the rows of a previous generation); readers take the current
+ExecutionId's rows.
 ``<hub>Messages``: persisted, not yet applied messages (raised events, activity results,
 terminate requests). The provider keeps these in control queues; a table is what we have here.
 ``<hub>-largemessages`` (blob container): any variable-size property over 60 KB of UTF-16 goes

@@ -136,28 +136,34 @@ def test_continue_as_new_carries_input_and_resets_history(devhost: DevhostProces
     assert devhost.status(instance)["output"] == {"total": 6, "rounds": 3}
 
 
-def test_continue_as_new_leaves_only_the_new_executions_rows_in_the_history_table(
+def test_continue_as_new_keeps_the_history_rows_as_the_storage_provider_does(
     devhost: DevhostProcess, storage_connection_string: str
 ) -> None:
-    """The finished execution's event rows are deleted (by their keys), whatever their number:
-    the History partition holds the current execution's rows and the sentinel, nothing else."""
+    """As DurableTask.AzureStorage: each execution writes its events at their positions over the
+    previous one's rows, and a previous execution's rows beyond the new one's length stay (its
+    readers skip them). The status shows the current execution's history only."""
     instance = start_via_app(devhost, "counter", {"total": 0, "rounds": 0})
     devhost.wait_idle()
-    for n in (1, 2):
-        devhost.raise_event(instance, "Add", n)
-        devhost.wait_idle()
-    table = TableServiceClient.from_connection_string(storage_connection_string).get_table_client(
-        f"{devhost.task_hub}History"
-    )
-    rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": instance}))
-    events = [r for r in rows if r["RowKey"] != "sentinel"]
-    instances = TableServiceClient.from_connection_string(storage_connection_string).get_table_client(
-        f"{devhost.task_hub}Instances"
-    )
+    service = TableServiceClient.from_connection_string(storage_connection_string)
+    history = service.get_table_client(f"{devhost.task_hub}History")
+    instances = service.get_table_client(f"{devhost.task_hub}Instances")
+    first = instances.get_entity(instance, "")["ExecutionId"]
+    devhost.raise_event(instance, "Add", 1)
+    devhost.wait_idle()
     current = instances.get_entity(instance, "")["ExecutionId"]
-    assert events
-    assert {r["ExecutionId"] for r in rows} == {current}
-    assert [r["RowKey"] for r in events] == [f"{i:016X}" for i in range(len(events))]
+    assert current != first
+    rows = sorted(
+        history.query_entities("PartitionKey eq @pk", parameters={"pk": instance}), key=lambda r: r["RowKey"]
+    )
+    events = [r for r in rows if r["RowKey"] != "sentinel"]
+    ours = [r for r in events if r["ExecutionId"] == current]
+    older = [r for r in events if r["ExecutionId"] != current]
+    assert [r["RowKey"] for r in ours] == [f"{i:016X}" for i in range(len(ours))]
+    assert older, "the first execution was longer: its last rows stay"
+    assert {r["ExecutionId"] for r in older} == {first}
+    assert min(int(r["RowKey"], 16) for r in older) == len(ours)
+    kinds = [e["EventType"] for e in devhost.status(instance, show_history=True)["historyEvents"]]
+    assert kinds == ["ExecutionStarted"]
 
 
 def test_events_after_continue_as_new_go_to_the_new_execution(devhost: DevhostProcess) -> None:
