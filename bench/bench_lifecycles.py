@@ -94,6 +94,11 @@ def measure(
     return one, many
 
 
+def cpu_per(o: Outcome) -> float:
+    """CPU-seconds per lifecycle of every process of the stack: devhost, Azurite, the benchmark."""
+    return (o.devhost_cpu_s + o.azurite_cpu_s + o.bench_cpu_s) / o.n
+
+
 def report(title: str, one: Outcome, many: Outcome, clients: int) -> bool:
     wrong = check(many, one) + [f"(alone) {w}" for w in check(one, one)]
     print(f"\n#### {title}\n")
@@ -165,6 +170,12 @@ def main() -> int:
         print()
         if issue is not None:
             print(f"**Throughput against the issue's build, same run: {many.rate / issue.rate:.2f}×**  ")
+            # The work itself, whatever the waits: every process of the stack, per lifecycle.
+            print(
+                f"CPU per lifecycle, devhost + Azurite + this benchmark: {cpu_per(issue):.2f} s for the "
+                f"issue's build, {cpu_per(many):.2f} s for this one ({cpu_per(issue) / cpu_per(many):.2f}× "
+                f"less)  "
+            )
         if base is not None:
             print(f"Throughput against the same run's one-process baseline: {many.rate / base.rate:.2f}×  ")
         print(
