@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import subprocess
 import sys
 import tarfile
@@ -39,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cpu_owners
 from bench.lifecycles import Outcome, run_load, stack
 
 ISSUE_RATE = 0.53  # lifecycles/s the scale issue measured end to end before this work
@@ -94,6 +96,52 @@ def measure(
     return one, many
 
 
+def profiled(n: int, clients: int, workers: int) -> tuple[Outcome, Outcome, dict[str, int]] | None:
+    """``n`` lifecycles of this build with py-spy sampling the devhost: samples per owner
+    (``bench.cpu_owners``), or None without py-spy."""
+    if cpu_owners.py_spy() is None:
+        return None
+    env = {"FUNCTIONS_WORKER_PROCESS_COUNT": str(workers)}
+    with stack(n + 1, env=env) as s:
+        one = run_load(s, 1, 1)
+        assert s.host.process is not None
+        with cpu_owners.record(s.host.process.pid) as raw:
+            many = run_load(s, n, clients, first=1)
+    samples = cpu_owners.owners(raw.read_text(encoding="utf-8", errors="replace"))
+    raw.unlink()
+    return one, many, dict(samples)
+
+
+def report_owners(o: Outcome, samples: dict[str, int], issue: Outcome | None, cores: int) -> None:
+    """CPU per lifecycle by whose code runs it, and what 10× the issue's build would leave."""
+    total = sum(samples.values()) or 1
+    devhost = o.devhost_cpu_s / o.n
+    print(f"\n#### Whose code the CPU runs: {o.n} lifecycles under py-spy ({total} samples)\n")
+    print("The devhost's CPU per lifecycle split by its GIL samples' owners; Azurite's is its process's.\n")
+    print("| owner | share of the devhost's samples | CPU-s per lifecycle |")
+    print("|---|---:|---:|")
+    real = o.azurite_cpu_s / o.n
+    print(f"| Azurite (the Table and Blob services; the app's and the engine's requests) | | {real:.3f} |")
+    for name in cpu_owners.REAL_COMPONENTS:
+        share = samples.get(name, 0) / total
+        real += share * devhost
+        print(f"| {name} | {share:.1%} | {share * devhost:.3f} |")
+    print(f"| **the real components together** | | **{real:.3f}** |")
+    for name in (cpu_owners.APP, cpu_owners.DEVHOST):
+        share = samples.get(name, 0) / total
+        print(f"| {name} | {share:.1%} | {share * devhost:.3f} |")
+    print(f"| this benchmark (its clients and the Graph emulator) | | {o.bench_cpu_s / o.n:.3f} |")
+    print(f"| all | | {cpu_per(o):.3f} |")
+    if issue is not None:
+        budget = cores / (10 * issue.rate)
+        print(
+            f"\n10× the issue's build ({issue.rate:.2f}/s, same run) is {10 * issue.rate:.2f} lifecycles/s: "
+            f"on {cores} cores, at most **{budget:.3f} CPU-s per lifecycle**, with every core busy all "
+            f"the time. The real components alone take **{real:.3f}** ({real / budget:.2f}× that), "
+            f"before any of the project's own code runs."
+        )
+
+
 def cpu_per(o: Outcome) -> float:
     """CPU-seconds per lifecycle of every process of the stack: devhost, Azurite, the benchmark."""
     return (o.devhost_cpu_s + o.azurite_cpu_s + o.bench_cpu_s) / o.n
@@ -143,6 +191,7 @@ def main() -> int:
     parser.add_argument("--issue-build", type=int, default=50)
     parser.add_argument("--baseline", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--profile", type=int, default=60, help="lifecycles under py-spy (0: none)")
     args = parser.parse_args()
     ok = True
     issue = base = None
@@ -183,6 +232,14 @@ def main() -> int:
             f"(a figure of another run and machine state: the ratio against the issue's build is the "
             f"like-for-like one)."
         )
+    if args.profile:
+        found = profiled(args.profile, args.clients, args.workers)
+        if found is None:
+            print("\npy-spy is not installed: whose code the CPU runs is not measured.")
+        else:
+            p_one, p_many, samples = found
+            ok &= not check(p_many, p_one)
+            report_owners(p_many, samples, issue, os.cpu_count() or 1)
     if args.faulty:
         f_one, f_many = measure(args.faulty, args.clients, 0.3, args.workers)
         ok &= report(
