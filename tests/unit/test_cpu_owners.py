@@ -18,7 +18,9 @@ WORKER = 'process 12:"python -m devhost.worker_processes /app function_app.py {}
 
 
 def sample(*frames: str, worker: bool = True, count: int = 1) -> str:
-    head = [HOST, WORKER, "thread (12): ThreadPoolExecutor-0_1"] if worker else [HOST, "thread (11): MainThread"]
+    head = (
+        [HOST, WORKER, "thread (12): ThreadPoolExecutor-0_1"] if worker else [HOST, "thread (11): MainThread"]
+    )
     return ";".join([*head, *frames]) + f" {count}"
 
 
@@ -54,7 +56,13 @@ def test_a_sample_is_the_innermost_known_owners_and_the_stdlib_counts_for_its_ca
             sample(WORKER_GLUE, APP_FRAME, frame("send", f"{SITE}/httpx/_client.py"), count=4),
         ]
     )
-    assert cpu_owners.owners(raw) == {TABLE_CLIENT: 5, APP: 3, WORKER_RUNTIME: 2, DURABLE_SDK: 7, GRAPH_CLIENT: 4}
+    assert cpu_owners.owners(raw) == {
+        TABLE_CLIENT: 5,
+        APP: 3,
+        WORKER_RUNTIME: 2,
+        DURABLE_SDK: 7,
+        GRAPH_CLIENT: 4,
+    }
 
 
 def test_what_is_in_doubt_is_the_projects_so_the_real_components_floor_is_a_lower_bound() -> None:
